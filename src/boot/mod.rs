@@ -1,0 +1,9 @@
+//! Turning a chosen entry into a boot: the quote-aware command-line
+//! tokenizer and editor, the handoff parameters for stage 2, the BootPlan,
+//! and the stage-2 cpio writer. Pure code; `sys::kexec` does the syscalls.
+#![forbid(unsafe_code)]
+
+pub mod cmdline;
+pub mod cpio;
+pub mod handoff;
+pub mod plan;

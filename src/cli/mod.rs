@@ -1,0 +1,59 @@
+//! The command-line tool: what vhdboot does on an ordinary Linux. This is
+//! the binary edge, so errors are `anyhow` with context here.
+
+mod image;
+mod menu;
+mod scan;
+mod uki;
+mod vhd;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "vhdboot", version, about = "Boot Linux installed in fixed VHD files on NTFS or exFAT")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Append a fixed-VHD footer to a raw disk image, in place.
+    Raw2vhd(vhd::Raw2VhdArgs),
+    /// Work with VHD footers.
+    #[command(subcommand)]
+    Vhd(vhd::VhdCommand),
+    /// Show the partition table, ESPs and boot entries inside an image.
+    Inspect(image::InspectArgs),
+    /// Work with unified kernel images.
+    #[command(subcommand)]
+    Uki(uki::UkiCommand),
+    /// Probe this machine's NTFS and exFAT volumes for bootable images.
+    Scan(scan::ScanArgs),
+    /// Run the boot menu on this terminal without booting anything.
+    Menu(menu::MenuArgs),
+}
+
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Raw2vhd(a) => vhd::raw2vhd(a),
+        Command::Vhd(c) => vhd::run(c),
+        Command::Inspect(a) => image::inspect(a),
+        Command::Uki(c) => uki::run(c),
+        Command::Scan(a) => scan::run(a),
+        Command::Menu(a) => menu::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("vhdboot: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A path argument, shared by the subcommands.
+pub type FileArg = PathBuf;

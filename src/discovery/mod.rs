@@ -1,0 +1,8 @@
+//! The discovery model (disks, volumes, images, boot entries, problems) and
+//! the decisions made over it. It works from snapshots, so tests feed it
+//! fixtures; the I/O that fills a snapshot lives in `sys` and `scan`.
+#![forbid(unsafe_code)]
+
+pub mod model;
+
+pub use model::*;

@@ -1,0 +1,217 @@
+//! What stage 1 found, as plain data. Built by the scanner, shown by the
+//! TUI, turned into a `BootPlan` by `boot::plan`.
+
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// Everything one scan found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Snapshot {
+    pub volumes: Vec<Volume>,
+    /// Human-readable lines on what the scan did, for the log view.
+    pub log: Vec<String>,
+}
+
+/// The filesystem on a host volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum FsType {
+    Ntfs,
+    Exfat,
+    Other(String),
+}
+
+impl FsType {
+    /// The kernel driver that mounts it (`ntfs3`, `exfat`).
+    pub fn driver(&self) -> &str {
+        match self {
+            FsType::Ntfs => "ntfs3",
+            FsType::Exfat => "exfat",
+            FsType::Other(s) => s,
+        }
+    }
+
+    /// Maps a libblkid TYPE value.
+    pub fn from_blkid(t: &str) -> FsType {
+        match t {
+            "ntfs" | "ntfs3" => FsType::Ntfs,
+            "exfat" => FsType::Exfat,
+            other => FsType::Other(other.to_string()),
+        }
+    }
+}
+
+/// Whether and how stage 1 mounted a volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum MountState {
+    /// Mounted read-only at this path.
+    Mounted { at: PathBuf },
+    /// The kernel refused the mount; `reason` is its message.
+    Refused { reason: String },
+    NotMounted,
+}
+
+/// A warning shown beside a volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum VolumeBadge {
+    /// NTFS says the volume was not cleanly unmounted.
+    Dirty,
+    /// Windows hibernated or Fast Startup left the volume in use.
+    Hibernated,
+    /// The device itself is read-only.
+    ReadOnly,
+}
+
+/// A partition or whole-disk filesystem that may hold images.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Volume {
+    pub device: PathBuf,
+    pub fstype: FsType,
+    pub label: Option<String>,
+    pub uuid: Option<String>,
+    pub partuuid: Option<String>,
+    pub size: u64,
+    pub mount: MountState,
+    pub badges: Vec<VolumeBadge>,
+    pub images: Vec<Image>,
+}
+
+impl Volume {
+    /// The name a person recognises: the label, else the device.
+    pub fn display_name(&self) -> String {
+        match &self.label {
+            Some(l) if !l.is_empty() => l.clone(),
+            _ => self.device.display().to_string(),
+        }
+    }
+}
+
+/// What kind of image file this is, from its footer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum ImageKind {
+    /// A fixed VHD: `data_size` bytes of raw disk, then the 512-byte footer.
+    FixedVhd { data_size: u64 },
+    DynamicVhd,
+    DifferencingVhd,
+    /// A raw disk image with no footer (only where configured).
+    Raw { data_size: u64 },
+    /// Not readable as an image; the problems say why.
+    Unreadable,
+}
+
+impl ImageKind {
+    /// How many bytes of the file are disk data, if it can sit on a loop device.
+    pub fn data_size(&self) -> Option<u64> {
+        match self {
+            ImageKind::FixedVhd { data_size } | ImageKind::Raw { data_size } => Some(*data_size),
+            _ => None,
+        }
+    }
+}
+
+/// One image file on a host volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Image {
+    /// The path on the host filesystem, starting with `/`.
+    pub path: String,
+    pub file_size: u64,
+    pub kind: ImageKind,
+    pub entries: Vec<BootEntry>,
+    pub problems: Vec<Problem>,
+}
+
+impl Image {
+    /// The file name, for lists.
+    pub fn name(&self) -> &str {
+        self.path.rsplit('/').next().unwrap_or(&self.path)
+    }
+
+    /// True when nothing blocks booting one of its entries.
+    pub fn is_bootable(&self) -> bool {
+        !self.entries.is_empty() && !self.problems.iter().any(|p| p.blocks_boot)
+    }
+}
+
+/// A byte range inside the image's data area (a partition).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ByteRange {
+    pub offset: u64,
+    pub len: u64,
+}
+
+/// Where an entry's kernel, initrd and command line come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum EntrySource {
+    /// A unified kernel image at `path` inside the FAT partition `esp`.
+    Uki { esp: ByteRange, path: String },
+    /// A Boot Loader Spec type #1 entry; paths are inside the FAT partition `esp`.
+    Bls {
+        esp: ByteRange,
+        conf: String,
+        linux: String,
+        initrd: Vec<String>,
+    },
+}
+
+/// One thing that can be booted from an image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BootEntry {
+    /// os-release PRETTY_NAME (or the BLS title), plus the kernel version.
+    pub title: String,
+    pub version: Option<String>,
+    /// The entry's own kernel command line.
+    pub cmdline: String,
+    pub source: EntrySource,
+    pub kernel_size: u64,
+    pub initrd_size: u64,
+}
+
+/// Something wrong with an image, volume or entry, with what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// What is wrong, in one line.
+    pub what: String,
+    /// What the user can do next.
+    pub hint: String,
+    /// True when this stops a boot; false for warnings.
+    pub blocks_boot: bool,
+}
+
+impl Problem {
+    pub fn blocking(what: impl Into<String>, hint: impl Into<String>) -> Problem {
+        Problem {
+            what: what.into(),
+            hint: hint.into(),
+            blocks_boot: true,
+        }
+    }
+
+    pub fn warning(what: impl Into<String>, hint: impl Into<String>) -> Problem {
+        Problem {
+            what: what.into(),
+            hint: hint.into(),
+            blocks_boot: false,
+        }
+    }
+}
+
+/// Points at one boot entry in a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct EntryRef {
+    pub volume: usize,
+    pub image: usize,
+    pub entry: usize,
+}
+
+impl Snapshot {
+    pub fn volume(&self, r: EntryRef) -> Option<&Volume> {
+        self.volumes.get(r.volume)
+    }
+
+    pub fn image(&self, r: EntryRef) -> Option<&Image> {
+        self.volume(r)?.images.get(r.image)
+    }
+
+    pub fn entry(&self, r: EntryRef) -> Option<&BootEntry> {
+        self.image(r)?.entries.get(r.entry)
+    }
+}

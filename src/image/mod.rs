@@ -1,0 +1,13 @@
+//! Parsers for what lies on a disk: the VHD footer, the GPT, the FAT ESP,
+//! UKIs (PE), os-release and Boot Loader Spec entries. Everything here reads
+//! untrusted bytes and returns errors; nothing asserts or indexes blindly.
+#![forbid(unsafe_code)]
+
+pub mod bls;
+pub mod esp;
+pub mod inspect;
+pub mod osrelease;
+pub mod partitions;
+pub mod uki;
+pub mod vhd;
+pub mod window;

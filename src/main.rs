@@ -1,0 +1,26 @@
+//! The vhdboot binary. It dispatches on how it was started: as PID 1 it runs
+//! stage 1 (the boot menu), as `/vhdboot/stage2` it runs stage 2 inside the
+//! target's initramfs, and anything else is the command-line tool.
+
+mod cli;
+mod stage1;
+mod stage2;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    let name = std::path::Path::new(&argv0)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if name == "stage2" {
+        // Stage 2 hands over to the target's init and never returns.
+        stage2::run();
+    }
+    if std::process::id() == 1 {
+        // Stage 1 is PID 1 and must never exit.
+        stage1::run();
+    }
+    cli::run()
+}

@@ -1,0 +1,11 @@
+//! The only layer that makes syscalls or holds unsafe code. Every unsafe
+//! block carries a `// SAFETY:` comment. Wrappers are named after the calls
+//! they wrap.
+
+pub mod blkid;
+pub mod console;
+pub mod kexec;
+pub mod loopdev;
+pub mod modules;
+pub mod mount;
+pub mod pid1;

@@ -1,0 +1,56 @@
+//! The boundary between the menu and the machine.
+
+use crate::boot::plan::BootPlan;
+use crate::discovery::{EntryRef, Snapshot};
+
+/// What the menu asks the machine to do. `update()` returns these and never
+/// acts itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Plan, load and exec this entry with this command line.
+    Boot { entry: EntryRef, cmdline: String },
+    /// Restore the terminal, run the rescue shell, come back to the menu.
+    RescueShell,
+    /// Scan the disks again.
+    Rescan,
+    Reboot,
+    PowerOff,
+    /// Leave the menu (demo mode only; PID 1 never exits).
+    Quit,
+}
+
+/// A failure as the user sees it: what failed, where, and what to do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// One line: what failed and where (device, file, section).
+    pub what: String,
+    /// The underlying cause, e.g. the kernel's message.
+    pub cause: String,
+    /// What the user can do next.
+    pub hint: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}. {}", self.what, self.cause, self.hint)
+    }
+}
+
+/// The machine, as the menu's executor sees it. Load never transfers
+/// control; exec either never returns or returns the reason it failed.
+pub trait Host {
+    /// Reads the kernel and initrd the plan names, appends the stage-2
+    /// archive and loads it all with kexec_file_load.
+    fn load(&mut self, plan: &BootPlan) -> Result<(), Failure>;
+    /// Syncs, unmounts, restores the terminal and reboots into the loaded
+    /// kernel. Returns only on failure.
+    fn exec(&mut self) -> Failure;
+    /// Runs the rescue shell on the console and returns when it exits.
+    fn rescue_shell(&mut self) -> Result<(), Failure>;
+    /// Scans the disks again.
+    fn rescan(&mut self) -> Result<Snapshot, Failure>;
+    /// Returns only on failure.
+    fn reboot(&mut self) -> Failure;
+    /// Returns only on failure.
+    fn power_off(&mut self) -> Failure;
+}
