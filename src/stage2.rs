@@ -1,7 +1,169 @@
-//! Stage 2: runs inside the target's initramfs. TODO(skeleton): filled in by the boot engine.
+//! Stage 2: runs as `rdinit=/vhdboot/stage2` inside the target's initramfs.
+//!
+//! It mounts the host volume read-write through the kernel's own driver,
+//! attaches the image to a loop device (direct I/O, partscan, size limit =
+//! data size) and then execs the target's own init. On any failure it says
+//! why on the console and still execs the next init, so the distro's own
+//! emergency shell appears instead of a kernel panic.
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use vhdboot::boot::handoff::Handoff;
+use vhdboot::boot::plan::HostId;
+use vhdboot::sys::{blkid, kmsg, loopdev, modules, mount, pid1};
+
+/// Where stage 2 mounts the host volume. It lies inside our own cpio folder
+/// so that the target's init, which may mount a tmpfs over /run, does not
+/// hide it.
+const HOST_MOUNT: &str = "/vhdboot/host";
+
+/// How long stage 2 waits for the host device to appear.
+const HOST_WAIT: Duration = Duration::from_secs(30);
+
+fn say(line: &str) {
+    kmsg::log(line);
+    eprintln!("vhdboot: {line}");
+}
 
 pub fn run() -> ! {
-    loop {
-        std::thread::sleep(std::time::Duration::from_secs(3600));
+    let started = Instant::now();
+    for w in pid1::mount_pseudo_filesystems() {
+        say(&w);
     }
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let next = match Handoff::parse(&cmdline) {
+        Ok(handoff) => {
+            let next = handoff.next.clone();
+            match attach(&handoff) {
+                Ok(msg) => say(&format!(
+                    "{msg} ({} ms)",
+                    started.elapsed().as_millis()
+                )),
+                Err(e) => say(&format!(
+                    "stage 2 failed: {e}. Handing over to {next} anyway; the distro's emergency shell will follow."
+                )),
+            }
+            next
+        }
+        Err(e) => {
+            say(&format!("stage 2 cannot read its parameters: {e}"));
+            "/init".to_string()
+        }
+    };
+    exec_next(&next)
+}
+
+/// Loads the modules, mounts the host and attaches the loop device.
+/// Returns the line logged on success.
+fn attach(h: &Handoff) -> Result<String, String> {
+    load_modules(h.fstype.driver());
+    let device = wait_for_host(&h.host)?;
+    mount::mount_fs(
+        &device,
+        Path::new(HOST_MOUNT),
+        h.fstype.driver(),
+        mount::MountMode::ReadWrite,
+        "",
+    )
+    .map_err(|e| e.to_string())?;
+    let file = Path::new(HOST_MOUNT).join(h.image.trim_start_matches('/'));
+    let len = std::fs::metadata(&file)
+        .map_err(|e| format!("{} on {}: {e}", h.image, device.display()))?
+        .len();
+    if len != h.size + 512 && len != h.size {
+        return Err(format!(
+            "{} is {len} bytes, but stage 1 planned for {} data bytes; the image changed, refusing to attach it",
+            h.image, h.size
+        ));
+    }
+    let cfg = loopdev::LoopConfig {
+        direct_io: true,
+        partscan: true,
+        size_limit: h.size,
+        ..loopdev::LoopConfig::default()
+    };
+    let lo = loopdev::attach(&file, &cfg).map_err(|e| e.to_string())?;
+    let dio = match lo.direct_io_enabled() {
+        Ok(true) => "direct I/O on",
+        Ok(false) => "direct I/O OFF (the backing filesystem refused it; expect slow disk access)",
+        Err(_) => "direct I/O state unknown",
+    };
+    let parts = loopdev::wait_for_partitions(&lo, Duration::from_secs(5));
+    Ok(format!(
+        "{} on {}, {dio}, {} partition(s)",
+        h.image,
+        lo.path.display(),
+        parts.len()
+    ))
+}
+
+fn load_modules(fs_driver: &str) {
+    let Ok(release) = nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()) else {
+        return;
+    };
+    let root = PathBuf::from("/lib/modules").join(&release);
+    match modules::ModuleIndex::load(&root) {
+        Ok(index) => {
+            let _ = modules::coldplug(Path::new("/sys"), &index);
+            for m in ["loop", fs_driver] {
+                if let Err(e) = index.load(m) {
+                    say(&format!("loading {m}: {e}"));
+                }
+            }
+        }
+        Err(e) => say(&format!(
+            "no module index at {}: {e}; relying on built-in drivers",
+            root.display()
+        )),
+    }
+}
+
+fn wait_for_host(host: &HostId) -> Result<PathBuf, String> {
+    let deadline = Instant::now() + HOST_WAIT;
+    loop {
+        for dev in blkid::probe_block_devices(Path::new("/sys")) {
+            let hit = match host {
+                HostId::Uuid(u) => dev.uuid.as_deref().is_some_and(|d| d.eq_ignore_ascii_case(u)),
+                HostId::PartUuid(u) => dev.partuuid.as_deref().is_some_and(|d| d.eq_ignore_ascii_case(u)),
+            };
+            if hit {
+                return Ok(dev.device);
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "the host volume {host:?} did not appear within {} s; check that the target's initramfs has the disk controller's driver",
+                HOST_WAIT.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Execs the next init with our own argv and environment; never returns.
+fn exec_next(next: &str) -> ! {
+    let args: Vec<CString> = std::env::args_os()
+        .enumerate()
+        .filter_map(|(i, a)| {
+            if i == 0 {
+                CString::new(next).ok()
+            } else {
+                CString::new(a.into_encoded_bytes()).ok()
+            }
+        })
+        .collect();
+    let env: Vec<CString> = std::env::vars_os()
+        .filter_map(|(k, v)| {
+            let mut kv = k.into_encoded_bytes();
+            kv.push(b'=');
+            kv.extend(v.into_encoded_bytes());
+            CString::new(kv).ok()
+        })
+        .collect();
+    let path = CString::new(next).unwrap_or_default();
+    let e = pid1::execve(&path, &args, &env);
+    say(&format!("exec of {next} failed: {e}; starting /bin/sh"));
+    pid1::exec_shell_forever()
 }

@@ -6,3 +6,4 @@
 pub mod model;
 
 pub use model::*;
+pub mod scan;

@@ -1,0 +1,214 @@
+//! Stage 1's discovery: probe block devices, mount NTFS and exFAT volumes
+//! read-only, and describe the images on them. Mounting is the only system
+//! change it makes, and it is always read-only without `force`
+//! (shared/design.md, data-safety invariant 1).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use vhdboot::config::Config;
+use vhdboot::discovery::scan::{describe_image, find_image_files};
+use vhdboot::discovery::{FsType, MountState, Snapshot, Volume, VolumeBadge};
+use vhdboot::sys::{blkid, mount};
+
+/// Where host volumes are mounted, one folder per filesystem UUID.
+pub const HOSTS_DIR: &str = "/run/vhdboot/hosts";
+
+/// The volumes found so far, keyed by device, plus the scan log.
+pub struct Discovery {
+    config: Config,
+    volumes: BTreeMap<PathBuf, Volume>,
+    log: Vec<String>,
+    started: Instant,
+}
+
+impl Discovery {
+    pub fn new(config: Config) -> Discovery {
+        Discovery {
+            config,
+            volumes: BTreeMap::new(),
+            log: Vec::new(),
+            started: Instant::now(),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn note(&mut self, line: String) {
+        let t = self.started.elapsed().as_secs_f64();
+        self.log.push(format!("[{t:7.3}] {line}"));
+    }
+
+    /// Probes the block devices and adds the NTFS and exFAT volumes not seen
+    /// before. Returns how many new volumes were added.
+    pub fn poll(&mut self) -> usize {
+        let devices = blkid::probe_block_devices(Path::new("/sys"));
+        let mut added = 0;
+        for dev in devices {
+            if self.volumes.contains_key(&dev.device) {
+                continue;
+            }
+            let fstype = match dev.fstype.as_deref() {
+                Some(t) => FsType::from_blkid(t),
+                None => continue,
+            };
+            if !matches!(fstype, FsType::Ntfs | FsType::Exfat) {
+                continue;
+            }
+            let mut volume = Volume {
+                device: dev.device.clone(),
+                fstype,
+                label: dev.label.clone(),
+                uuid: dev.uuid.clone(),
+                partuuid: dev.partuuid.clone(),
+                size: dev.size,
+                mount: MountState::NotMounted,
+                badges: Vec::new(),
+                images: Vec::new(),
+            };
+            if dev.read_only {
+                volume.badges.push(VolumeBadge::ReadOnly);
+            }
+            self.mount_and_scan(&mut volume);
+            self.volumes.insert(dev.device, volume);
+            added += 1;
+        }
+        added
+    }
+
+    fn mount_point(volume: &Volume) -> PathBuf {
+        let key = volume
+            .uuid
+            .clone()
+            .unwrap_or_else(|| volume.device.to_string_lossy().replace('/', "_"));
+        Path::new(HOSTS_DIR).join(key)
+    }
+
+    fn mount_and_scan(&mut self, volume: &mut Volume) {
+        let target = Self::mount_point(volume);
+        let driver = volume.fstype.driver().to_string();
+        match mount::mount_fs(
+            &volume.device,
+            &target,
+            &driver,
+            mount::MountMode::ReadOnly,
+            "",
+        ) {
+            Ok(()) => {
+                self.note(format!(
+                    "mounted {} ({}) read-only at {}",
+                    volume.device.display(),
+                    driver,
+                    target.display()
+                ));
+                volume.mount = MountState::Mounted { at: target };
+                self.scan_images(volume);
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                let lower = reason.to_ascii_lowercase();
+                if lower.contains("hibernat") {
+                    volume.badges.push(VolumeBadge::Hibernated);
+                } else if lower.contains("dirty") {
+                    volume.badges.push(VolumeBadge::Dirty);
+                }
+                self.note(format!("not mounting {}: {reason}", volume.device.display()));
+                volume.mount = MountState::Refused { reason };
+            }
+        }
+    }
+
+    fn scan_images(&mut self, volume: &mut Volume) {
+        let MountState::Mounted { at } = &volume.mount else {
+            return;
+        };
+        let root = at.clone();
+        let c = &self.config;
+        let paths = find_image_files(&root, &c.search, c.depth, c.raw_images);
+        let raw = c.raw_images;
+        volume.images = paths
+            .iter()
+            .map(|p| describe_image(&root, p, raw))
+            .collect();
+        let n_entries: usize = volume.images.iter().map(|i| i.entries.len()).sum();
+        self.note(format!(
+            "{}: {} image(s), {} boot entr{}",
+            volume.display_name(),
+            volume.images.len(),
+            n_entries,
+            if n_entries == 1 { "y" } else { "ies" }
+        ));
+        for img in &volume.images {
+            for p in &img.problems {
+                self.note(format!("{}{}: {}", volume.display_name(), img.path, p.what));
+            }
+        }
+    }
+
+    /// Scans every mounted volume again and probes for new devices.
+    pub fn rescan(&mut self) -> Snapshot {
+        let mut volumes = std::mem::take(&mut self.volumes);
+        for v in volumes.values_mut() {
+            if matches!(v.mount, MountState::Mounted { .. }) {
+                self.scan_images(v);
+            }
+        }
+        self.volumes = volumes;
+        self.poll();
+        self.snapshot()
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            volumes: self.volumes.values().cloned().collect(),
+            log: self.log.clone(),
+        }
+    }
+
+    /// Waits for disks: polls until the default entry is found, or, with no
+    /// default configured, until images were found and no new device came
+    /// for a second, or until `settle` runs out.
+    pub fn settle(&mut self, mut between_polls: impl FnMut()) -> Snapshot {
+        let deadline = Instant::now() + self.config.settle;
+        let mut last_change = Instant::now();
+        loop {
+            if self.poll() > 0 {
+                last_change = Instant::now();
+            }
+            let snap = self.snapshot();
+            let now = Instant::now();
+            if self.config.default.is_some() {
+                if vhdboot::discovery::decisions::find_default(&snap, &self.config).is_some() {
+                    self.note("the default image was found; done waiting for disks".into());
+                    return self.snapshot();
+                }
+            } else if snap.volumes.iter().any(|v| !v.images.is_empty())
+                && now.duration_since(last_change) >= Duration::from_secs(1)
+            {
+                return snap;
+            }
+            if now >= deadline {
+                self.note(format!(
+                    "stopped waiting for disks after {} s",
+                    self.config.settle.as_secs()
+                ));
+                return self.snapshot();
+            }
+            between_polls();
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Unmounts everything stage 1 mounted (before kexec or reboot).
+    pub fn unmount_all(&mut self) {
+        for v in self.volumes.values_mut() {
+            if let MountState::Mounted { at } = &v.mount {
+                let _ = mount::umount_fs(at);
+                v.mount = MountState::NotMounted;
+            }
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! The real `Host`: what the menu's effects do on the machine.
+
+use std::fs::File;
+
+use vhdboot::boot::plan::BootPlan;
+use vhdboot::discovery::Snapshot;
+use vhdboot::image::inspect;
+use vhdboot::sys::{kexec, pid1};
+use vhdboot::tui::host::{Failure, Host};
+
+use super::discover::Discovery;
+
+pub struct RealHost {
+    pub discovery: Discovery,
+}
+
+fn failure(what: impl Into<String>, cause: impl ToString, hint: impl Into<String>) -> Failure {
+    Failure {
+        what: what.into(),
+        cause: cause.to_string(),
+        hint: hint.into(),
+    }
+}
+
+impl Host for RealHost {
+    fn load(&mut self, plan: &BootPlan) -> Result<(), Failure> {
+        let path = plan.image_file();
+        let where_ = format!("{} on {}", plan.image_path, plan.host_device.display());
+        let mut file = File::open(&path).map_err(|e| {
+            failure(
+                format!("opening {where_}"),
+                e,
+                "the image may have been moved or deleted; press r to rescan",
+            )
+        })?;
+        let len = file
+            .metadata()
+            .map_err(|e| failure(format!("reading the size of {where_}"), e, "press r to rescan"))?
+            .len();
+        if len < plan.data_size {
+            return Err(failure(
+                format!("checking {where_}"),
+                format!(
+                    "the file is {len} bytes, smaller than its {} data bytes",
+                    plan.data_size
+                ),
+                "the image changed since the scan; press r to rescan",
+            ));
+        }
+        let payload = inspect::load_payload(&mut file, plan.data_size, &plan.source)
+            .map_err(|e| failure(format!("reading the kernel of {}", plan.title), e, "check the entry with `vhdboot inspect` on another machine"))?;
+        let me = std::fs::read("/proc/self/exe").map_err(|e| {
+            failure(
+                "reading vhdboot itself for stage 2",
+                e,
+                "this should not happen; use the rescue shell and report it",
+            )
+        })?;
+        let archive = vhdboot::boot::cpio::stage2_archive(&me)
+            .map_err(|e| failure("building the stage-2 archive", e, "use the rescue shell and report it"))?;
+        let initrd = vhdboot::boot::cpio::append_to_initrd(&payload.initrd, &archive);
+        kexec::kexec_file_load(&payload.kernel, &initrd, &plan.cmdline).map_err(|e| {
+            failure(
+                format!("loading {} with kexec_file_load", plan.title),
+                e,
+                "pick another entry, or use the rescue shell",
+            )
+        })
+    }
+
+    fn exec(&mut self) -> Failure {
+        self.discovery.unmount_all();
+        let e = kexec::reboot_into_loaded_kernel();
+        failure(
+            "rebooting into the loaded kernel",
+            e,
+            "pick the entry again, or use the rescue shell",
+        )
+    }
+
+    fn rescue_shell(&mut self) -> Result<(), Failure> {
+        pid1::run_rescue_shell()
+            .map_err(|e| failure("running the rescue shell /bin/sh", e, "check that busybox is in the initramfs"))
+    }
+
+    fn rescan(&mut self) -> Result<Snapshot, Failure> {
+        Ok(self.discovery.rescan())
+    }
+
+    fn reboot(&mut self) -> Failure {
+        self.discovery.unmount_all();
+        let e = pid1::sync_and_reboot(pid1::RebootMode::Restart);
+        failure("rebooting", e, "hold the power button")
+    }
+
+    fn power_off(&mut self) -> Failure {
+        self.discovery.unmount_all();
+        let e = pid1::sync_and_reboot(pid1::RebootMode::PowerOff);
+        failure("powering off", e, "hold the power button")
+    }
+}
