@@ -308,29 +308,37 @@ pub fn sync_and_reboot(mode: RebootMode) -> RebootError {
     }
 }
 
-/// Runs busybox's shell on the console with job control: the child starts
-/// its own session, takes the console as its controlling terminal, and has
-/// default signal dispositions. Waits for it (reaping orphans meanwhile
-/// is left to [`reap_zombies`], which skips the shell), then takes the
-/// console back for PID 1.
+/// Runs busybox's shell on the console with job control, waits for it,
+/// then takes the console back for PID 1 (the shell's session owned it).
+/// Orphans the shell leaves behind are for [`reap_zombies`], which never
+/// takes the shell's own exit status.
 pub fn run_rescue_shell() -> Result<ExitStatus, Pid1Error> {
-    let console_path = console::console_device();
+    let mut cmd = Command::new(SHELL);
+    // A leading dash makes it a login shell, which reads /etc/profile.
+    cmd.arg0("-sh").env("PS1", "(vhdboot rescue) \\w # ");
+    let status = run_with_controlling_tty(cmd, &console::console_device());
+    let _ = console::acquire_controlling_tty();
+    status
+}
+
+/// Runs `cmd` in a new session whose controlling terminal is `tty`, with
+/// `tty` as stdin, stdout and stderr and default signal dispositions, so
+/// that job control and Ctrl-C work in it. Waits for that child only.
+pub fn run_with_controlling_tty(mut cmd: Command, tty: &Path) -> Result<ExitStatus, Pid1Error> {
     let shell_error = |source| Pid1Error::Shell {
-        shell: PathBuf::from(SHELL),
-        console: console_path.clone(),
+        shell: PathBuf::from(cmd.get_program()),
+        console: tty.to_path_buf(),
         source,
     };
-    let tty = fs::OpenOptions::new()
+    let file = fs::OpenOptions::new()
         .read(true)
         .write(true)
-        .open(&console_path)
+        .open(tty)
         .map_err(shell_error)?;
-    let mut cmd = Command::new(SHELL);
-    cmd.arg0("-sh") // A leading dash makes it a login shell (reads /etc/profile).
-        .env("PS1", "(vhdboot rescue) \\w # ")
-        .stdin(tty.try_clone().map_err(shell_error)?)
-        .stdout(tty.try_clone().map_err(shell_error)?)
-        .stderr(tty);
+    let stdin = file.try_clone().map_err(shell_error)?;
+    let stdout = file.try_clone().map_err(shell_error)?;
+    let program = PathBuf::from(cmd.get_program());
+    cmd.stdin(stdin).stdout(stdout).stderr(file);
     // SAFETY: the closure runs in the forked child before exec and calls
     // only async-signal-safe functions (setsid, ioctl, signal); it
     // allocates nothing and touches no locks.
@@ -340,11 +348,11 @@ pub fn run_rescue_shell() -> Result<ExitStatus, Pid1Error> {
             Ok(())
         });
     }
-    let status = spawn_and_wait(&mut cmd).map_err(shell_error)?;
-    // The shell's session owned the console; PID 1 takes it back so that
-    // the menu sees keys again.
-    let _ = console::acquire_controlling_tty();
-    Ok(status)
+    spawn_and_wait(&mut cmd).map_err(|source| Pid1Error::Shell {
+        shell: program,
+        console: tty.to_path_buf(),
+        source,
+    })
 }
 
 /// Makes a panic in PID 1 survivable: restores the terminal through
