@@ -1,6 +1,6 @@
 //! Loop devices and mounts against the real kernel. These need root and
 //! real tools (sfdisk, mkfs.ext4); they use temp files on a disk
-//! filesystem (O_DIRECT does not work on tmpfs) and detach what they attach.
+//! filesystem (tmpfs refuses O_DIRECT before Linux 6.6) and detach what they attach.
 
 #![allow(
     clippy::unwrap_used,
@@ -327,4 +327,17 @@ fn attach_of_missing_file_names_the_file() {
         panic!("unexpected error {err}");
     };
     assert_eq!(source.kind(), ErrorKind::NotFound);
+}
+
+#[test]
+fn loop_device_without_direct_io_reports_dio_off() {
+    require_root();
+    let dir = disk_tempdir();
+    let image = dir.path().join("buffered.img");
+    fs::File::create(&image).unwrap().set_len(4 * MIB).unwrap();
+    let attached = Attached(Some(
+        loopdev::attach(&image, &LoopConfig::default()).unwrap(),
+    ));
+    assert!(!attached.dev().direct_io_enabled().unwrap());
+    attached.detach();
 }

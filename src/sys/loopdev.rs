@@ -168,15 +168,7 @@ pub fn attach(file: &Path, cfg: &LoopConfig) -> Result<LoopDevice, LoopError> {
             path: PathBuf::from(format!("/dev/loop{number}")),
             number,
         };
-        let dev_file = OpenOptions::new()
-            .read(true)
-            .write(!cfg.read_only)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&device.path)
-            .map_err(|source| LoopError::OpenDevice {
-                device: device.path.clone(),
-                source,
-            })?;
+        let dev_file = open_loop_node(&device.path, cfg.read_only)?;
         match loop_configure(&dev_file, backing.as_raw_fd(), cfg) {
             Ok(()) => return Ok(device),
             // Another process configured this device between GET_FREE and
@@ -201,40 +193,63 @@ pub fn attach(file: &Path, cfg: &LoopConfig) -> Result<LoopDevice, LoopError> {
 }
 
 fn open_backing(file: &Path, cfg: &LoopConfig) -> Result<File, LoopError> {
-    let mut flags = libc::O_CLOEXEC;
-    if cfg.direct_io {
-        flags |= libc::O_DIRECT;
-    }
-    let open = |flags| {
+    let open = |direct: bool| {
+        let flags = if direct {
+            libc::O_CLOEXEC | libc::O_DIRECT
+        } else {
+            libc::O_CLOEXEC
+        };
         OpenOptions::new()
             .read(true)
             .write(!cfg.read_only)
             .custom_flags(flags)
             .open(file)
-    };
-    match open(flags) {
-        Ok(f) => Ok(f),
-        // A filesystem without O_DIRECT (tmpfs) refuses the open; fall back
-        // to buffered I/O, which `direct_io_enabled` then reports as off.
-        Err(e) if cfg.direct_io && e.raw_os_error() == Some(libc::EINVAL) => open(libc::O_CLOEXEC)
             .map_err(|source| LoopError::OpenBacking {
                 file: file.to_path_buf(),
-                mode: if cfg.read_only {
-                    "read-only"
-                } else {
-                    "read-write"
+                mode: match (cfg.read_only, direct) {
+                    (true, true) => "read-only, O_DIRECT",
+                    (true, false) => "read-only",
+                    (false, true) => "read-write, O_DIRECT",
+                    (false, false) => "read-write",
                 },
                 source,
-            }),
-        Err(source) => Err(LoopError::OpenBacking {
-            file: file.to_path_buf(),
-            mode: if cfg.read_only {
-                "read-only, O_DIRECT"
-            } else {
-                "read-write, O_DIRECT"
-            },
-            source,
-        }),
+            })
+    };
+    match open(cfg.direct_io) {
+        // A filesystem without O_DIRECT (tmpfs before Linux 6.6) refuses the open; fall back
+        // to buffered I/O, which `direct_io_enabled` then reports as off.
+        Err(LoopError::OpenBacking { source, .. })
+            if cfg.direct_io && source.raw_os_error() == Some(libc::EINVAL) =>
+        {
+            open(false)
+        }
+        other => other,
+    }
+}
+
+/// Opens /dev/loopN, waiting briefly for devtmpfs to create a node the
+/// kernel has only just added (LOOP_CTL_GET_FREE may add a device).
+fn open_loop_node(device: &Path, read_only: bool) -> Result<File, LoopError> {
+    let mut attempts = 0;
+    loop {
+        match OpenOptions::new()
+            .read(true)
+            .write(!read_only)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(device)
+        {
+            Ok(f) => return Ok(f),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 20 => {
+                attempts += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(source) => {
+                return Err(LoopError::OpenDevice {
+                    device: device.to_path_buf(),
+                    source,
+                });
+            }
+        }
     }
 }
 
