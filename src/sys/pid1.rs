@@ -355,6 +355,50 @@ pub fn run_with_controlling_tty(mut cmd: Command, tty: &Path) -> Result<ExitStat
     })
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("{path} or one of its arguments contains a NUL byte")]
+    Nul { path: PathBuf },
+    #[error("executing {path} failed: {source}{}", exec_hint(*.source))]
+    Exec { path: PathBuf, source: Errno },
+}
+
+fn exec_hint(errno: Errno) -> &'static str {
+    match errno {
+        Errno::ENOENT => " (no such file, or its interpreter/loader is missing)",
+        Errno::EACCES => " (not executable, or on a noexec mount)",
+        Errno::ENOEXEC => " (not an executable this kernel can run)",
+        _ => "",
+    }
+}
+
+/// Replaces this process with `path` (stage 2 hands PID 1 over to the
+/// target's own init this way). `args` excludes argv[0], which is `path`.
+/// Returns only on failure.
+pub fn exec_init(path: &Path, args: &[&str]) -> ExecError {
+    use std::os::unix::ffi::OsStrExt;
+    let nul = || ExecError::Nul {
+        path: path.to_path_buf(),
+    };
+    let Ok(program) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return nul();
+    };
+    let mut argv = vec![program.clone()];
+    for arg in args {
+        match std::ffi::CString::new(*arg) {
+            Ok(a) => argv.push(a),
+            Err(_) => return nul(),
+        }
+    }
+    match nix::unistd::execv(&program, &argv) {
+        Err(source) => ExecError::Exec {
+            path: path.to_path_buf(),
+            source,
+        },
+        Ok(never) => match never {},
+    }
+}
+
 /// Makes a panic in PID 1 survivable: restores the terminal through
 /// `restore`, prints the panic to the console, then replaces the process
 /// with a shell loop on the console. If even that fails it sleeps forever:
@@ -405,6 +449,22 @@ mod tests {
         fs::write(&printk, "hello").unwrap();
         let err = set_console_loglevel_in(&printk, 3).unwrap_err();
         assert!(err.to_string().contains("printk"), "{err}");
+    }
+
+    #[test]
+    fn exec_of_a_missing_init_returns_an_error_naming_it() {
+        let err = exec_init(Path::new("/nonexistent/init"), &["--switched-root"]);
+        assert!(
+            matches!(
+                err,
+                ExecError::Exec {
+                    source: Errno::ENOENT,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("/nonexistent/init"), "{err}");
     }
 
     #[test]
