@@ -5,6 +5,7 @@
 pub mod blkid;
 pub mod console;
 pub mod kexec;
+pub mod kmsg;
 pub mod loopdev;
 pub mod modules;
 pub mod mount;

@@ -1,1 +1,678 @@
-//! TODO(skeleton): filled in by the sys work.
+//! Kernel modules without udev or modprobe: depmod's index files
+//! (modules.dep, modules.alias, modules.builtin, modules.softdep) and
+//! finit_module, which takes `.ko.xz`/`.ko.zst`/`.ko.gz` directly when the
+//! kernel has MODULE_DECOMPRESS (lessons.md, Debian's 6.12 kernel).
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::ffi::CString;
+use std::fs::{self, File};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+
+/// `MODULE_INIT_COMPRESSED_FILE` from linux/module.h.
+const MODULE_INIT_COMPRESSED_FILE: libc::c_uint = 4;
+
+/// Passes of [`coldplug`]: loading a bus driver (virtio_pci, a USB host
+/// controller) exposes devices that need another pass.
+const COLDPLUG_PASSES: u32 = 4;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModuleError {
+    #[error("reading {path} failed: {source}")]
+    ReadIndex {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("module {name} is not in {}/modules.dep (wrong kernel version, or not built?)", .dir.display())]
+    NotFound { name: String, dir: PathBuf },
+    #[error("module {name} depends on itself through {via}")]
+    DependencyCycle { name: String, via: String },
+    #[error("opening module {name} at {path} failed: {source}")]
+    Open {
+        name: String,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("finit_module of {name} ({path}) failed: {errno}{}", init_hint(.path, *.errno))]
+    Init {
+        name: String,
+        path: PathBuf,
+        errno: Errno,
+    },
+}
+
+fn init_hint(path: &Path, errno: Errno) -> &'static str {
+    match errno {
+        Errno::EINVAL | Errno::ENOEXEC | Errno::EOPNOTSUPP if is_compressed(path) => {
+            " (the running kernel cannot decompress this module itself: it lacks \
+             MODULE_DECOMPRESS for this format, or the module is for another kernel)"
+        }
+        Errno::ENOEXEC | Errno::EINVAL => " (not a module for the running kernel version)",
+        Errno::EKEYREJECTED | Errno::EPERM => {
+            " (the module's signature was refused: Secure Boot or module.sig_enforce)"
+        }
+        Errno::ENOSYS => " (the running kernel was built without module support)",
+        _ => "",
+    }
+}
+
+fn is_compressed(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("xz" | "zst" | "gz")
+    )
+}
+
+/// The canonical module name: the file name without `.ko[.xz|.zst|.gz]`,
+/// with `-` turned into `_` as the kernel does.
+pub fn module_name(name_or_path: &str) -> String {
+    let base = name_or_path.rsplit('/').next().unwrap_or(name_or_path);
+    let base = base.split(".ko").next().unwrap_or(base);
+    base.replace('-', "_")
+}
+
+#[derive(Debug, Clone)]
+struct ModuleEntry {
+    /// Path relative to the modules root, as modules.dep has it.
+    path: String,
+    /// Dependencies by name, as listed in modules.dep.
+    deps: Vec<String>,
+}
+
+/// depmod's view of one kernel's modules.
+#[derive(Debug, Clone)]
+pub struct ModuleIndex {
+    root: PathBuf,
+    sys_root: PathBuf,
+    modules: HashMap<String, ModuleEntry>,
+    /// (pattern, module) in file order.
+    aliases: Vec<(String, String)>,
+    builtin: HashSet<String>,
+    /// Modules to load before a module (`softdep X pre: A B`).
+    softdep_pre: HashMap<String, Vec<String>>,
+}
+
+/// What loading one module and its dependencies did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    /// Inserted now, in order.
+    pub inserted: Vec<String>,
+    /// Built in or already loaded, so skipped.
+    pub present: Vec<String>,
+}
+
+impl ModuleIndex {
+    /// Reads the index of `modules_root` (`/lib/modules/<kver>`).
+    /// modules.dep is required; alias, builtin and softdep are optional.
+    pub fn load(modules_root: &Path) -> Result<ModuleIndex, ModuleError> {
+        let dep_path = modules_root.join("modules.dep");
+        let dep = fs::read_to_string(&dep_path).map_err(|source| ModuleError::ReadIndex {
+            path: dep_path,
+            source,
+        })?;
+        let optional = |name: &str| -> Result<String, ModuleError> {
+            let path = modules_root.join(name);
+            match fs::read_to_string(&path) {
+                Ok(text) => Ok(text),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(String::new()),
+                Err(source) => Err(ModuleError::ReadIndex { path, source }),
+            }
+        };
+        Ok(ModuleIndex::parse(
+            modules_root,
+            &dep,
+            &optional("modules.alias")?,
+            &optional("modules.builtin")?,
+            &optional("modules.softdep")?,
+        ))
+    }
+
+    /// Builds an index from the text of the four files.
+    pub fn parse(
+        modules_root: &Path,
+        dep: &str,
+        alias: &str,
+        builtin: &str,
+        softdep: &str,
+    ) -> ModuleIndex {
+        let mut modules = HashMap::new();
+        for line in dep.lines() {
+            let Some((path, deps)) = line.split_once(':') else {
+                continue;
+            };
+            let path = path.trim();
+            if path.is_empty() {
+                continue;
+            }
+            modules.insert(
+                module_name(path),
+                ModuleEntry {
+                    path: path.to_string(),
+                    deps: deps.split_whitespace().map(module_name).collect(),
+                },
+            );
+        }
+        let aliases = alias
+            .lines()
+            .filter_map(|line| {
+                let mut words = line.split_whitespace();
+                match (words.next(), words.next(), words.next()) {
+                    (Some("alias"), Some(pattern), Some(module)) => {
+                        Some((pattern.to_string(), module_name(module)))
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
+        let builtin = builtin
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(module_name)
+            .collect();
+        let mut softdep_pre: HashMap<String, Vec<String>> = HashMap::new();
+        for line in softdep.lines() {
+            let mut words = line.split_whitespace();
+            if words.next() != Some("softdep") {
+                continue;
+            }
+            let Some(module) = words.next() else { continue };
+            let mut in_pre = false;
+            for word in words {
+                match word {
+                    "pre:" => in_pre = true,
+                    "post:" => in_pre = false,
+                    dep if in_pre => softdep_pre
+                        .entry(module_name(module))
+                        .or_default()
+                        .push(module_name(dep)),
+                    _ => {}
+                }
+            }
+        }
+        ModuleIndex {
+            root: modules_root.to_path_buf(),
+            sys_root: PathBuf::from("/sys"),
+            modules,
+            aliases,
+            builtin,
+            softdep_pre,
+        }
+    }
+
+    /// Uses `sys_root` instead of /sys to see which modules are loaded.
+    pub fn with_sys_root(mut self, sys_root: &Path) -> ModuleIndex {
+        self.sys_root = sys_root.to_path_buf();
+        self
+    }
+
+    /// The modules directory this index describes.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn is_builtin(&self, name: &str) -> bool {
+        self.builtin.contains(&module_name(name))
+    }
+
+    /// Whether the kernel has the module now (`/sys/module/<name>`).
+    pub fn is_loaded(&self, name: &str) -> bool {
+        self.sys_root
+            .join("module")
+            .join(module_name(name))
+            .exists()
+    }
+
+    /// The files to insert for `name`, dependencies first. A built-in module
+    /// needs no file and resolves to an empty list.
+    pub fn resolve(&self, name: &str) -> Result<Vec<PathBuf>, ModuleError> {
+        let mut order = Vec::new();
+        let mut visiting = Vec::new();
+        self.visit(&module_name(name), &mut order, &mut visiting)?;
+        Ok(order
+            .into_iter()
+            .filter_map(|n| self.modules.get(&n).map(|e| self.root.join(&e.path)))
+            .collect())
+    }
+
+    /// Depth-first, post-order: every module comes after what it needs.
+    fn visit(
+        &self,
+        name: &str,
+        order: &mut Vec<String>,
+        visiting: &mut Vec<String>,
+    ) -> Result<(), ModuleError> {
+        if order.iter().any(|n| n == name) {
+            return Ok(());
+        }
+        if visiting.iter().any(|n| n == name) {
+            return Err(ModuleError::DependencyCycle {
+                name: name.to_string(),
+                via: visiting.join(" -> "),
+            });
+        }
+        let Some(entry) = self.modules.get(name) else {
+            if self.builtin.contains(name) {
+                return Ok(());
+            }
+            return Err(ModuleError::NotFound {
+                name: name.to_string(),
+                dir: self.root.clone(),
+            });
+        };
+        visiting.push(name.to_string());
+        // Soft dependencies are best effort: a missing one is skipped.
+        for pre in self.softdep_pre.get(name).into_iter().flatten() {
+            if self.modules.contains_key(pre) {
+                self.visit(pre, order, visiting)?;
+            }
+        }
+        for dep in &entry.deps {
+            self.visit(dep, order, visiting)?;
+        }
+        visiting.pop();
+        order.push(name.to_string());
+        Ok(())
+    }
+
+    /// The modules whose alias patterns match `modalias`, in file order,
+    /// without duplicates. A plain module name also matches itself, as
+    /// modprobe does.
+    pub fn lookup_alias(&self, modalias: &str) -> Vec<String> {
+        let mut found: Vec<String> = Vec::new();
+        let normalized = module_name(modalias);
+        if self.modules.contains_key(&normalized) || self.builtin.contains(&normalized) {
+            found.push(normalized);
+        }
+        for (pattern, module) in &self.aliases {
+            if !found.contains(module) && fnmatch(pattern, modalias) {
+                found.push(module.clone());
+            }
+        }
+        found
+    }
+
+    /// Inserts `name` and what it depends on, skipping built-in and loaded
+    /// modules. EEXIST (a race with another loader) counts as present.
+    pub fn load_module(&self, name: &str) -> Result<LoadReport, ModuleError> {
+        let mut report = LoadReport::default();
+        let canonical = module_name(name);
+        if self.is_builtin(&canonical) {
+            report.present.push(canonical);
+            return Ok(report);
+        }
+        for path in self.resolve(&canonical)? {
+            let module = module_name(&path.to_string_lossy());
+            if self.is_builtin(&module) || self.is_loaded(&module) {
+                report.present.push(module);
+                continue;
+            }
+            match finit_module(&module, &path) {
+                Ok(()) => report.inserted.push(module),
+                Err(ModuleError::Init {
+                    errno: Errno::EEXIST,
+                    ..
+                }) => report.present.push(module),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// fnmatch(3) without flags, as kmod matches modules.alias patterns.
+pub fn fnmatch(pattern: &str, text: &str) -> bool {
+    // A cheap prefix test first: most patterns start with a literal bus
+    // prefix like `pci:v00008086`, and there are tens of thousands of them.
+    let literal_end = pattern.find(['*', '?', '[', '\\']).unwrap_or(pattern.len());
+    let prefix = pattern.get(..literal_end).unwrap_or("");
+    if !text.starts_with(prefix) {
+        return false;
+    }
+    if literal_end == pattern.len() {
+        return text == pattern;
+    }
+    let (Ok(p), Ok(t)) = (CString::new(pattern), CString::new(text)) else {
+        return false;
+    };
+    // SAFETY: both pointers are NUL-terminated strings that outlive the
+    // call; fnmatch only reads them.
+    unsafe { libc::fnmatch(p.as_ptr(), t.as_ptr(), 0) == 0 }
+}
+
+/// Inserts one module file with finit_module(2), letting the kernel
+/// decompress `.ko.xz`/`.ko.zst`/`.ko.gz`.
+pub fn finit_module(name: &str, path: &Path) -> Result<(), ModuleError> {
+    let file = File::open(path).map_err(|source| ModuleError::Open {
+        name: name.to_string(),
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let flags = if is_compressed(path) {
+        MODULE_INIT_COMPRESSED_FILE
+    } else {
+        0
+    };
+    // SAFETY: finit_module(2) takes an fd, a NUL-terminated parameter
+    // string and flags; the fd is open and the empty C string is static.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_finit_module,
+            file.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+        )
+    };
+    Errno::result(ret)
+        .map(drop)
+        .map_err(|errno| ModuleError::Init {
+            name: name.to_string(),
+            path: path.to_path_buf(),
+            errno,
+        })
+}
+
+/// What a coldplug run did.
+#[derive(Debug, Default)]
+pub struct ColdplugReport {
+    /// Modules inserted, in order.
+    pub inserted: Vec<String>,
+    /// Modules that matched a device but were built in or already loaded.
+    pub present: Vec<String>,
+    /// Modules that failed to load, with why.
+    pub failed: Vec<(String, ModuleError)>,
+    /// Device modaliases no module claims (normal: many devices need none).
+    pub unmatched: usize,
+    /// Distinct modaliases seen.
+    pub devices: usize,
+    /// Passes over /sys/devices made.
+    pub passes: u32,
+}
+
+/// Loads the modules for every device under `<sys_root>/devices`: each
+/// `modalias` file is matched against modules.alias. Repeats while new
+/// devices appear (at most a few passes), since a bus driver exposes the
+/// devices behind it. Symlinks are not followed (sysfs has loops).
+pub fn coldplug(sys_root: &Path, index: &ModuleIndex) -> ColdplugReport {
+    let mut report = ColdplugReport::default();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut tried: HashSet<String> = HashSet::new();
+    for _ in 0..COLDPLUG_PASSES {
+        let mut fresh = BTreeSet::new();
+        collect_modaliases(&sys_root.join("devices"), &mut fresh);
+        fresh.retain(|m| !seen.contains(m));
+        if fresh.is_empty() {
+            break;
+        }
+        report.passes += 1;
+        for modalias in fresh {
+            let modules = index.lookup_alias(&modalias);
+            if modules.is_empty() {
+                report.unmatched += 1;
+            }
+            for module in modules {
+                if !tried.insert(module.clone()) {
+                    continue;
+                }
+                match index.load_module(&module) {
+                    Ok(r) => {
+                        report.inserted.extend(r.inserted);
+                        report.present.extend(r.present);
+                    }
+                    Err(e) => report.failed.push((module, e)),
+                }
+            }
+            seen.insert(modalias);
+        }
+        report.devices = seen.len();
+    }
+    report
+}
+
+fn collect_modaliases(dir: &Path, out: &mut BTreeSet<String>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        // DirEntry::file_type does not follow symlinks.
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() {
+            collect_modaliases(&entry.path(), out);
+        } else if kind.is_file() && entry.file_name() == "modalias" {
+            if let Ok(text) = fs::read_to_string(entry.path()) {
+                let text = text.trim();
+                if !text.is_empty() {
+                    out.insert(text.to_string());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEP: &str = "\
+kernel/fs/ntfs3/ntfs3.ko.xz:
+kernel/fs/exfat/exfat.ko.xz: kernel/fs/nls/nls_base.ko.xz
+kernel/fs/nls/nls_base.ko.xz:
+kernel/drivers/block/virtio_blk.ko.xz: kernel/drivers/virtio/virtio_ring.ko.xz kernel/drivers/virtio/virtio.ko.xz
+kernel/drivers/virtio/virtio_ring.ko.xz: kernel/drivers/virtio/virtio.ko.xz
+kernel/drivers/virtio/virtio.ko.xz:
+kernel/drivers/usb/storage/usb-storage.ko.zst: kernel/drivers/usb/core/usbcore.ko.zst kernel/drivers/usb/common/usb-common.ko.zst
+kernel/drivers/usb/core/usbcore.ko.zst: kernel/drivers/usb/common/usb-common.ko.zst
+kernel/drivers/usb/common/usb-common.ko.zst:
+";
+    const ALIAS: &str = "\
+# Aliases extracted from modules themselves.
+alias pci:v00001AF4d00001001sv*sd*bc*sc*i* virtio_blk
+alias virtio:d00000002v* virtio_blk
+alias usb:v*p*d*dc*dsc*dp*ic08isc06ip50in* usb_storage
+alias fs-ntfs3 ntfs3
+alias fs-ntfs ntfs3
+alias pci:v0000[89]086d*sv*sd*bc*sc*i* fake_intel
+";
+    const BUILTIN: &str = "kernel/fs/ext4/ext4.ko\nkernel/drivers/block/loop.ko\n";
+    const SOFTDEP: &str = "softdep exfat pre: ntfs3 post: nothing\n";
+
+    fn index() -> ModuleIndex {
+        ModuleIndex::parse(
+            Path::new("/lib/modules/6.12.0"),
+            DEP,
+            ALIAS,
+            BUILTIN,
+            SOFTDEP,
+        )
+    }
+
+    #[test]
+    fn module_names_drop_suffix_and_normalise_dashes() {
+        assert_eq!(
+            module_name("kernel/drivers/usb/storage/usb-storage.ko.zst"),
+            "usb_storage"
+        );
+        assert_eq!(module_name("usb-storage"), "usb_storage");
+        assert_eq!(module_name("ext4.ko"), "ext4");
+    }
+
+    #[test]
+    fn resolve_puts_dependencies_first() {
+        let paths = index().resolve("virtio_blk").unwrap();
+        let names: Vec<String> = paths
+            .iter()
+            .map(|p| module_name(&p.to_string_lossy()))
+            .collect();
+        assert_eq!(names, ["virtio", "virtio_ring", "virtio_blk"]);
+        assert_eq!(
+            paths.last().unwrap(),
+            Path::new("/lib/modules/6.12.0/kernel/drivers/block/virtio_blk.ko.xz")
+        );
+    }
+
+    #[test]
+    fn resolve_accepts_dashed_names() {
+        let names: Vec<String> = index()
+            .resolve("usb-storage")
+            .unwrap()
+            .iter()
+            .map(|p| module_name(&p.to_string_lossy()))
+            .collect();
+        assert_eq!(names, ["usb_common", "usbcore", "usb_storage"]);
+    }
+
+    #[test]
+    fn softdep_pre_modules_come_first() {
+        let names: Vec<String> = index()
+            .resolve("exfat")
+            .unwrap()
+            .iter()
+            .map(|p| module_name(&p.to_string_lossy()))
+            .collect();
+        assert_eq!(names, ["ntfs3", "nls_base", "exfat"]);
+    }
+
+    #[test]
+    fn builtin_module_resolves_to_nothing() {
+        assert!(index().resolve("ext4").unwrap().is_empty());
+        assert!(index().is_builtin("loop"));
+    }
+
+    #[test]
+    fn missing_module_names_module_and_directory() {
+        let err = index().resolve("btrfs").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("btrfs") && text.contains("/lib/modules/6.12.0"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn dependency_cycle_is_an_error_not_a_hang() {
+        let idx = ModuleIndex::parse(Path::new("/m"), "a.ko: b.ko\nb.ko: a.ko\n", "", "", "");
+        assert!(matches!(
+            idx.resolve("a"),
+            Err(ModuleError::DependencyCycle { .. })
+        ));
+    }
+
+    #[test]
+    fn pci_modalias_matches_with_wildcards() {
+        let modalias = "pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00";
+        assert_eq!(index().lookup_alias(modalias), ["virtio_blk"]);
+    }
+
+    #[test]
+    fn usb_storage_interface_modalias_matches() {
+        let modalias = "usb:v0781p5567d0100dc00dsc00dp00ic08isc06ip50in00";
+        assert_eq!(index().lookup_alias(modalias), ["usb_storage"]);
+    }
+
+    #[test]
+    fn bracket_classes_match() {
+        assert!(fnmatch("pci:v0000[89]086d*", "pci:v00008086d1234"));
+        assert!(fnmatch("pci:v0000[89]086d*", "pci:v00009086d1234"));
+        assert!(!fnmatch("pci:v0000[89]086d*", "pci:v00007086d1234"));
+        assert!(fnmatch("a?c", "abc") && !fnmatch("a?c", "abbc"));
+    }
+
+    #[test]
+    fn fs_alias_and_plain_names_resolve() {
+        assert_eq!(index().lookup_alias("fs-ntfs"), ["ntfs3"]);
+        assert_eq!(index().lookup_alias("exfat"), ["exfat"]);
+        assert!(index().lookup_alias("acpi:PNP0A03:").is_empty());
+    }
+
+    #[test]
+    fn loaded_and_builtin_modules_are_skipped_without_a_syscall() {
+        let sys = tempfile::tempdir().unwrap();
+        for m in ["virtio", "virtio_ring", "virtio_blk"] {
+            fs::create_dir_all(sys.path().join("module").join(m)).unwrap();
+        }
+        let idx = index().with_sys_root(sys.path());
+        let report = idx.load_module("virtio_blk").unwrap();
+        assert!(report.inserted.is_empty());
+        assert_eq!(report.present, ["virtio", "virtio_ring", "virtio_blk"]);
+        assert_eq!(idx.load_module("ext4").unwrap().present, ["ext4"]);
+    }
+
+    #[test]
+    fn unreadable_module_file_names_module_and_path() {
+        let sys = tempfile::tempdir().unwrap();
+        let idx = index().with_sys_root(sys.path());
+        let err = idx.load_module("ntfs3").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("ntfs3") && text.contains("ntfs3.ko.xz"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn compressed_module_rejection_explains_decompression() {
+        let err = ModuleError::Init {
+            name: "ntfs3".into(),
+            path: "/lib/modules/x/ntfs3.ko.xz".into(),
+            errno: Errno::EOPNOTSUPP,
+        };
+        assert!(err.to_string().contains("MODULE_DECOMPRESS"), "{err}");
+    }
+
+    #[test]
+    fn coldplug_walks_a_sysfs_tree_without_following_symlinks() {
+        let sys = tempfile::tempdir().unwrap();
+        let pci = sys.path().join("devices/pci0000:00/0000:00:04.0");
+        fs::create_dir_all(&pci).unwrap();
+        fs::write(
+            pci.join("modalias"),
+            "pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00\n",
+        )
+        .unwrap();
+        let acpi = sys.path().join("devices/LNXSYSTM:00");
+        fs::create_dir_all(&acpi).unwrap();
+        fs::write(acpi.join("modalias"), "acpi:LNXSYSTM:\n").unwrap();
+        // A loop like sysfs's `subsystem` and `device` links.
+        std::os::unix::fs::symlink("../..", pci.join("subsystem")).unwrap();
+        for m in ["virtio", "virtio_ring", "virtio_blk"] {
+            fs::create_dir_all(sys.path().join("module").join(m)).unwrap();
+        }
+        let idx = index().with_sys_root(sys.path());
+        let report = coldplug(sys.path(), &idx);
+        assert_eq!(report.devices, 2);
+        assert_eq!(report.unmatched, 1);
+        assert_eq!(report.present, ["virtio", "virtio_ring", "virtio_blk"]);
+        assert!(report.failed.is_empty(), "{:?}", report.failed);
+        assert_eq!(report.passes, 1);
+    }
+
+    #[test]
+    fn load_reads_the_index_files_from_the_root() {
+        let root = tempfile::tempdir().unwrap();
+        fs::write(root.path().join("modules.dep"), DEP).unwrap();
+        fs::write(root.path().join("modules.alias"), ALIAS).unwrap();
+        let idx = ModuleIndex::load(root.path()).unwrap();
+        assert_eq!(
+            idx.lookup_alias("virtio:d00000002v00001AF4"),
+            ["virtio_blk"]
+        );
+        assert!(
+            !idx.is_builtin("ext4"),
+            "no modules.builtin means nothing built in"
+        );
+    }
+
+    #[test]
+    fn missing_modules_dep_names_the_file() {
+        let root = tempfile::tempdir().unwrap();
+        let err = ModuleIndex::load(root.path()).unwrap_err();
+        assert!(err.to_string().contains("modules.dep"), "{err}");
+    }
+}
