@@ -6,7 +6,6 @@
 //! why on the console and still execs the next init, so the distro's own
 //! emergency shell appears instead of a kernel panic.
 
-use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -23,14 +22,14 @@ const HOST_MOUNT: &str = "/vhdboot/host";
 const HOST_WAIT: Duration = Duration::from_secs(30);
 
 fn say(line: &str) {
-    kmsg::log(line);
+    let _ = kmsg::kmsg_write(line);
     eprintln!("vhdboot: {line}");
 }
 
 pub fn run() -> ! {
     let started = Instant::now();
-    for w in pid1::mount_pseudo_filesystems() {
-        say(&w);
+    for e in pid1::mount_pseudo_filesystems() {
+        say(&e.to_string());
     }
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     let next = match Handoff::parse(&cmdline) {
@@ -108,7 +107,7 @@ fn load_modules(fs_driver: &str) {
         Ok(index) => {
             let _ = modules::coldplug(Path::new("/sys"), &index);
             for m in ["loop", fs_driver] {
-                if let Err(e) = index.load(m) {
+                if let Err(e) = index.load_module(m) {
                     say(&format!("loading {m}: {e}"));
                 }
             }
@@ -142,28 +141,12 @@ fn wait_for_host(host: &HostId) -> Result<PathBuf, String> {
     }
 }
 
-/// Execs the next init with our own argv and environment; never returns.
+/// Execs the next init with our own arguments; the environment is
+/// inherited. Never returns.
 fn exec_next(next: &str) -> ! {
-    let args: Vec<CString> = std::env::args_os()
-        .enumerate()
-        .filter_map(|(i, a)| {
-            if i == 0 {
-                CString::new(next).ok()
-            } else {
-                CString::new(a.into_encoded_bytes()).ok()
-            }
-        })
-        .collect();
-    let env: Vec<CString> = std::env::vars_os()
-        .filter_map(|(k, v)| {
-            let mut kv = k.into_encoded_bytes();
-            kv.push(b'=');
-            kv.extend(v.into_encoded_bytes());
-            CString::new(kv).ok()
-        })
-        .collect();
-    let path = CString::new(next).unwrap_or_default();
-    let e = pid1::execve(&path, &args, &env);
-    say(&format!("exec of {next} failed: {e}; starting /bin/sh"));
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let e = pid1::exec_init(Path::new(next), &refs);
+    say(&format!("{e}; starting /bin/sh instead"));
     pid1::exec_shell_forever()
 }

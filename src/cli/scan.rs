@@ -1,14 +1,121 @@
-//! `scan`. TODO(skeleton): filled in by the boot engine.
+//! `vhdboot scan`: what stage 1 would list, on an ordinary Linux.
+//!
+//! Volumes the system already mounted are read where they are. Others are
+//! mounted read-only in a temporary folder (as root) and unmounted again.
+//! `--root DIR` reads a folder as if it were a host volume, without root.
 
+use anyhow::Context;
 use clap::Args;
+use humansize::{BINARY, format_size};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use crate::stage1::discover::Discovery;
+use vhdboot::config::Config;
+use vhdboot::discovery::scan::{describe_image, find_image_files};
+use vhdboot::discovery::{FsType, MountState, Snapshot, Volume};
 
 #[derive(Args)]
 pub struct ScanArgs {
+    /// Print the snapshot as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Read this folder as a host volume instead of probing block devices
+    /// (may be given more than once).
+    #[arg(long = "root", value_name = "DIR")]
+    pub roots: Vec<PathBuf>,
+    /// Also list raw *.img files.
+    #[arg(long)]
+    pub raw: bool,
 }
 
-pub fn run(_a: ScanArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("scan is not built yet")
+pub fn run(a: ScanArgs) -> anyhow::Result<ExitCode> {
+    let config = Config {
+        raw_images: a.raw,
+        ..Config::default()
+    };
+    let snapshot = if a.roots.is_empty() {
+        scan_devices(config)?
+    } else {
+        Snapshot {
+            volumes: a.roots.iter().map(|r| folder_volume(r, &config)).collect(),
+            log: Vec::new(),
+        }
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&snapshot)?);
+    } else {
+        print_snapshot(&snapshot);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn scan_devices(config: Config) -> anyhow::Result<Snapshot> {
+    let tmp = std::env::temp_dir().join(format!("vhdboot-scan-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp)
+        .with_context(|| format!("creating the mount folder {}", tmp.display()))?;
+    let mut discovery = Discovery::new(config, &tmp);
+    discovery.poll();
+    let snapshot = discovery.snapshot();
+    discovery.unmount_all();
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(snapshot)
+}
+
+fn folder_volume(root: &Path, config: &Config) -> Volume {
+    let images = find_image_files(root, &config.search, config.depth, config.raw_images)
+        .iter()
+        .map(|p| describe_image(root, p, config.raw_images))
+        .collect();
+    Volume {
+        device: root.to_path_buf(),
+        fstype: FsType::Other("folder".into()),
+        label: None,
+        uuid: None,
+        partuuid: None,
+        size: 0,
+        mount: MountState::Mounted {
+            at: root.to_path_buf(),
+        },
+        badges: Vec::new(),
+        images,
+    }
+}
+
+fn print_snapshot(s: &Snapshot) {
+    if s.volumes.is_empty() {
+        println!("no NTFS or exFAT volumes found (run as root to mount unmounted ones, or pass --root DIR)");
+    }
+    for v in &s.volumes {
+        println!(
+            "{} ({}, {}, {})",
+            v.display_name(),
+            v.device.display(),
+            v.fstype.driver(),
+            format_size(v.size, BINARY)
+        );
+        if let MountState::Refused { reason } = &v.mount {
+            println!("  not mounted: {reason}");
+        }
+        if v.images.is_empty() && matches!(v.mount, MountState::Mounted { .. }) {
+            println!("  no images");
+        }
+        for img in &v.images {
+            let state = if img.is_bootable() { "bootable" } else { "not bootable" };
+            println!(
+                "  {} ({}, {state})",
+                img.path,
+                format_size(img.file_size, BINARY)
+            );
+            for e in &img.entries {
+                println!("    - {}", e.title);
+            }
+            for p in &img.problems {
+                println!("    ! {} ({})", p.what, p.hint);
+            }
+        }
+    }
+    for line in &s.log {
+        eprintln!("{line}");
+    }
 }

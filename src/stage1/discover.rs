@@ -18,16 +18,21 @@ pub const HOSTS_DIR: &str = "/run/vhdboot/hosts";
 /// The volumes found so far, keyed by device, plus the scan log.
 pub struct Discovery {
     config: Config,
+    hosts_dir: PathBuf,
     volumes: BTreeMap<PathBuf, Volume>,
+    /// Mount points this discovery made itself, and so must unmount.
+    ours: Vec<PathBuf>,
     log: Vec<String>,
     started: Instant,
 }
 
 impl Discovery {
-    pub fn new(config: Config) -> Discovery {
+    pub fn new(config: Config, hosts_dir: &Path) -> Discovery {
         Discovery {
             config,
+            hosts_dir: hosts_dir.to_path_buf(),
             volumes: BTreeMap::new(),
+            ours: Vec::new(),
             log: Vec::new(),
             started: Instant::now(),
         }
@@ -37,7 +42,7 @@ impl Discovery {
         &self.config
     }
 
-    fn note(&mut self, line: String) {
+    pub fn note(&mut self, line: String) {
         let t = self.started.elapsed().as_secs_f64();
         self.log.push(format!("[{t:7.3}] {line}"));
     }
@@ -79,16 +84,28 @@ impl Discovery {
         added
     }
 
-    fn mount_point(volume: &Volume) -> PathBuf {
+    fn mount_point(&self, volume: &Volume) -> PathBuf {
         let key = volume
             .uuid
             .clone()
             .unwrap_or_else(|| volume.device.to_string_lossy().replace('/', "_"));
-        Path::new(HOSTS_DIR).join(key)
+        self.hosts_dir.join(key)
     }
 
     fn mount_and_scan(&mut self, volume: &mut Volume) {
-        let target = Self::mount_point(volume);
+        // A volume the running system already mounted (the CLI on an
+        // ordinary Linux) is read where it is, never mounted twice.
+        if let Some(at) = mount::mount_point_of(&volume.device) {
+            self.note(format!(
+                "{} is already mounted at {}; reading it there",
+                volume.device.display(),
+                at.display()
+            ));
+            volume.mount = MountState::Mounted { at };
+            self.scan_images(volume);
+            return;
+        }
+        let target = self.mount_point(volume);
         let driver = volume.fstype.driver().to_string();
         match mount::mount_fs(
             &volume.device,
@@ -104,6 +121,7 @@ impl Discovery {
                     driver,
                     target.display()
                 ));
+                self.ours.push(target.clone());
                 volume.mount = MountState::Mounted { at: target };
                 self.scan_images(volume);
             }
@@ -202,13 +220,20 @@ impl Discovery {
         }
     }
 
-    /// Unmounts everything stage 1 mounted (before kexec or reboot).
+    /// Unmounts everything this discovery mounted (before kexec, reboot,
+    /// or the end of `vhdboot scan`).
     pub fn unmount_all(&mut self) {
-        for v in self.volumes.values_mut() {
-            if let MountState::Mounted { at } = &v.mount {
-                let _ = mount::umount_fs(at);
-                v.mount = MountState::NotMounted;
+        for at in std::mem::take(&mut self.ours) {
+            match mount::umount_fs(&at) {
+                Ok(mount::Unmounted::Clean) => {}
+                Ok(mount::Unmounted::Detached) => {
+                    self.note(format!("{} was busy and was detached lazily", at.display()))
+                }
+                Err(e) => self.note(format!("unmounting {}: {e}", at.display())),
             }
+        }
+        for v in self.volumes.values_mut() {
+            v.mount = MountState::NotMounted;
         }
     }
 }

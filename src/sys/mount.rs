@@ -297,3 +297,41 @@ mod tests {
         );
     }
 }
+
+/// Where `device` is already mounted, if anywhere, per /proc/self/mountinfo.
+/// The CLI reuses such a mount instead of mounting the volume a second time.
+pub fn mount_point_of(device: &Path) -> Option<PathBuf> {
+    let text = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let device = fs::canonicalize(device).unwrap_or_else(|_| device.to_path_buf());
+    mountinfo_mount_point_of(&text, &device)
+}
+
+/// The mount point of the first mount whose source is `device` (the field
+/// after the ` - ` separator and the filesystem type).
+pub fn mountinfo_mount_point_of(mountinfo: &str, device: &Path) -> Option<PathBuf> {
+    let wanted = device.to_string_lossy();
+    mountinfo.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        let source = right.split(' ').nth(1)?;
+        if unescape_octal(source) != wanted {
+            return None;
+        }
+        left.split(' ').nth(4).map(|p| PathBuf::from(unescape_octal(p)))
+    })
+}
+
+#[cfg(test)]
+mod mount_point_tests {
+    use super::*;
+
+    #[test]
+    fn the_mount_point_of_a_device_is_found_by_its_source_field() {
+        let info = "36 35 98:0 / /mnt/my\\040data rw,noatime master:1 - ntfs3 /dev/sda2 rw\n\
+                    37 35 98:1 / /boot rw - vfat /dev/sda1 rw\n";
+        assert_eq!(
+            mountinfo_mount_point_of(info, Path::new("/dev/sda2")),
+            Some(PathBuf::from("/mnt/my data"))
+        );
+        assert_eq!(mountinfo_mount_point_of(info, Path::new("/dev/sdb1")), None);
+    }
+}

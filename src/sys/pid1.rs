@@ -419,7 +419,7 @@ pub fn install_panic_hook(restore: fn()) {
     }));
 }
 
-fn exec_shell_forever() -> ! {
+pub fn exec_shell_forever() -> ! {
     let _ = console::acquire_controlling_tty();
     // A loop around the shell keeps PID 1 alive when the user types `exit`.
     let script = c"while :; do /bin/sh; echo 'vhdboot: type reboot -f to restart'; done";
