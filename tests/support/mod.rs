@@ -5,4 +5,5 @@
 //! only inside `#[test]` functions themselves).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod disk;
 pub mod uki;
