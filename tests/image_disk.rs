@@ -233,3 +233,25 @@ fn reading_an_esp_writes_nothing_to_the_disk() {
         "the disk image changed"
     );
 }
+
+#[test]
+fn gpt_inside_a_fixed_vhd_is_read_from_the_data_area() {
+    use vhdboot::discovery::ImageKind;
+    use vhdboot::image::vhd::{VhdFooter, classify};
+    let dir = tempfile::tempdir().unwrap();
+    let size = 40 * MIB;
+    let path = disk::make_gpt_disk(dir.path(), "d.vhd", size, &[PartSpec::esp(16)]);
+    // With the primary header broken, only a backup header found at the
+    // data area's last sector (not in the footer after it) saves the table.
+    disk::poke(&path, 512 + HEADER_GUID_OFFSET, &[0xFF]);
+    let footer = VhdFooter::new_fixed(size, 0, [7; 16]).unwrap();
+    std::fs::write(dir.path().join("footer"), footer.to_bytes()).unwrap();
+    disk::write_at(&path, size, &dir.path().join("footer"));
+
+    let (mut f, len) = open(&path);
+    let kind = classify(&mut f, len, false).unwrap();
+    assert_eq!(kind, ImageKind::FixedVhd { data_size: size });
+    let table = read_partitions(&f, kind.data_size().unwrap()).unwrap();
+    assert_eq!(table.header, HeaderSource::Backup);
+    assert_eq!(table.partitions.len(), 1);
+}
