@@ -125,6 +125,13 @@ impl UkiInfo {
         let file_len = r
             .seek(SeekFrom::End(0))
             .map_err(UkiError::io("finding its length"))?;
+        UkiInfo::read_with_len(r, file_len)
+    }
+
+    /// Like [`UkiInfo::read`], with the length already known. A file on FAT
+    /// knows its size from its directory entry, while seeking to its end
+    /// would walk its whole cluster chain.
+    pub fn read_with_len<R: Read + Seek>(r: &mut R, file_len: u64) -> Result<UkiInfo, UkiError> {
         let sections = read_section_table(r, file_len)?;
         let mut info = UkiInfo {
             file_len,
