@@ -122,10 +122,15 @@ fn stdout(out: &Output) -> String {
 }
 
 #[test]
-fn inspect_lists_uki_and_bls_entries_of_a_fixed_vhd() {
+fn inspect_lists_uki_and_bls_entries_after_raw2vhd() {
     let f = fixture(300_000);
-    let vhd = to_vhd(&f.raw);
-    let out = vhdboot(&["inspect", p(&vhd)]);
+    let r2v = vhdboot(&["raw2vhd", p(&f.raw)]);
+    assert!(
+        r2v.status.success(),
+        "{}",
+        String::from_utf8_lossy(&r2v.stderr)
+    );
+    let out = vhdboot(&["inspect", p(&f.raw)]);
     let text = stdout(&out);
     assert!(
         out.status.success(),
@@ -387,4 +392,118 @@ fn inspect_never_writes_to_the_image() {
             .unwrap(),
         modified
     );
+}
+
+#[test]
+fn bls_entries_with_missing_kernel_or_efi_program_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let missing = write(
+        d,
+        "missing.conf",
+        b"title Gone\nversion 6.0\nlinux /vmlinuz-gone\noptions quiet\n",
+    );
+    let memtest = write(
+        d,
+        "memtest.conf",
+        b"title Memtest86+\nefi /EFI/memtest/memtest.efi\n",
+    );
+    let no_initrd = write(
+        d,
+        "noinitrd.conf",
+        b"title Bare\nlinux /vmlinuz\ninitrd /initrd-gone.img\n",
+    );
+    let k = write(d, "vmlinuz", &fake_bzimage(5000));
+    let (raw, _) = disk::make_esp_disk(
+        d,
+        &[
+            ("/loader/entries/missing.conf", &missing),
+            ("/loader/entries/memtest.conf", &memtest),
+            ("/loader/entries/noinitrd.conf", &no_initrd),
+            ("/vmlinuz", &k),
+        ],
+    );
+    let (mut file, len) = disk::open_with_len(&raw);
+    let found = inspect(&mut file, len, true);
+    assert!(found.entries.is_empty(), "{:?}", found.entries);
+    let has = |conf: &str, needle: &str| {
+        assert!(
+            found
+                .problems
+                .iter()
+                .any(|p| p.what.contains(conf) && p.what.contains(needle)),
+            "{conf}/{needle} not in {:?}",
+            found.problems
+        );
+    };
+    has(
+        "/loader/entries/missing.conf",
+        "/vmlinuz-gone was not found",
+    );
+    has(
+        "/loader/entries/memtest.conf",
+        "EFI program (/EFI/memtest/memtest.efi)",
+    );
+    has(
+        "/loader/entries/noinitrd.conf",
+        "/initrd-gone.img was not found",
+    );
+    assert!(
+        found
+            .problems
+            .iter()
+            .any(|p| p.blocks_boot && p.what.contains("no boot entries"))
+    );
+}
+
+#[test]
+fn ukis_on_an_xbootldr_partition_are_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let uki = make_uki(
+        d,
+        "arch.efi",
+        &UkiSpec {
+            osrel: Some("NAME=\"Arch Linux\"\nID=arch\n".to_string()),
+            uname: Some("6.12.1-arch1-1".to_string()),
+            ..UkiSpec::debian(9000)
+        },
+    );
+    let raw = disk::make_gpt_disk(
+        d,
+        "d.img",
+        120 * MIB,
+        &[
+            PartSpec::esp(40),
+            PartSpec {
+                size_mib: 40,
+                type_guid: disk::XBOOTLDR_TYPE,
+                name: "XBOOTLDR",
+            },
+        ],
+    );
+    let ext = disk::partition_extents(&raw);
+    let esp = disk::make_fat_image(d, "esp.fat", ext[0].len / 1024, &[]);
+    disk::write_at(&raw, ext[0].offset, &esp);
+    let xbl = disk::make_fat_image(
+        d,
+        "xbl.fat",
+        ext[1].len / 1024,
+        &[("/EFI/Linux/arch.efi", &uki)],
+    );
+    disk::write_at(&raw, ext[1].offset, &xbl);
+    let (mut file, len) = disk::open_with_len(&raw);
+    let found = inspect(&mut file, len, true);
+    assert_eq!(found.esps.len(), 2);
+    assert_eq!(found.entries.len(), 1, "{:?}", found.problems);
+    assert_eq!(found.entries[0].title, "Arch Linux (6.12.1-arch1-1)");
+    match &found.entries[0].source {
+        EntrySource::Uki { esp, path } => {
+            assert_eq!(esp.offset, ext[1].offset);
+            assert_eq!(path, "/EFI/Linux/arch.efi");
+        }
+        other => panic!("unexpected source {other:?}"),
+    }
+    let payload = load_payload(&mut file, len, &found.entries[0].source).unwrap();
+    assert_eq!(payload.kernel, fake_bzimage(9000));
 }
