@@ -507,3 +507,35 @@ fn ukis_on_an_xbootldr_partition_are_found() {
     let payload = load_payload(&mut file, len, &found.entries[0].source).unwrap();
     assert_eq!(payload.kernel, fake_bzimage(9000));
 }
+
+#[test]
+fn dynamic_vhd_is_listed_with_the_reason_it_cannot_boot() {
+    let dir = tempfile::tempdir().unwrap();
+    let vhd = dir.path().join("dyn.vhd");
+    disk::run(
+        Command::new(disk::tool("qemu-img"))
+            .args(["create", "-q", "-f", "vpc", "-o", "subformat=dynamic"])
+            .arg(&vhd)
+            .arg("64M"),
+    );
+    let out = vhdboot(&["inspect", "--json", p(&vhd)]);
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["kind"], "DynamicVhd");
+    assert_eq!(v["bootable"], false);
+    let problems = v["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0]["blocks_boot"], true);
+    assert!(
+        problems[0]["what"]
+            .as_str()
+            .unwrap()
+            .contains("dynamic VHD")
+    );
+    assert!(
+        problems[0]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("subformat=fixed")
+    );
+}
