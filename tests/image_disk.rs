@@ -255,3 +255,40 @@ fn gpt_inside_a_fixed_vhd_is_read_from_the_data_area() {
     assert_eq!(table.header, HeaderSource::Backup);
     assert_eq!(table.partitions.len(), 1);
 }
+
+/// Discovery reads a few sectors, not the image: GPT, FAT metadata, one
+/// directory and the head of one file. Run with `--nocapture` to see the
+/// figure.
+#[test]
+fn walking_gpt_and_esp_reads_little_of_the_image() {
+    use std::io::Read;
+    use vhdboot::image::window::{CountingReader, ReadCounter};
+    let dir = tempfile::tempdir().unwrap();
+    let kernel = dir.path().join("k.efi");
+    std::fs::write(&kernel, vec![0x4D; 8 * 1024 * 1024]).unwrap();
+    let (path, _) = disk::make_esp_disk(dir.path(), &[("EFI/Linux/k.efi", &kernel)]);
+    let (f, len) = open(&path);
+    let counter = ReadCounter::new();
+
+    let table = read_partitions(CountingReader::new(&f, counter.clone()), len).unwrap();
+    let part = table.esps().next().unwrap();
+    let esp = Esp::open(Window::new(
+        CountingReader::new(&f, counter.clone()),
+        part.range.offset,
+        part.range.len,
+    ))
+    .unwrap();
+    let listed = esp.list_dir("/EFI/Linux").unwrap();
+    assert_eq!(listed[0].size, 8 * 1024 * 1024);
+    let mut head = Vec::new();
+    esp.open_file("/EFI/Linux/k.efi")
+        .unwrap()
+        .take(4096)
+        .read_to_end(&mut head)
+        .unwrap();
+    assert_eq!(head.len(), 4096);
+
+    let read = counter.get();
+    println!("inspect-style walk read {read} bytes of an {len}-byte image");
+    assert!(read < 256 * 1024, "read {read} bytes");
+}
