@@ -539,3 +539,27 @@ fn dynamic_vhd_is_listed_with_the_reason_it_cannot_boot() {
             .contains("subformat=fixed")
     );
 }
+
+#[test]
+fn load_payload_error_names_the_partition_and_file() {
+    let f = fixture(10_000);
+    let (mut file, len) = disk::open_with_len(&f.raw);
+    let found = inspect(&mut file, len, true);
+    let EntrySource::Uki { esp, .. } = found.entries[1].source.clone() else {
+        panic!("expected the UKI second: {:?}", found.entries);
+    };
+    let gone = EntrySource::Uki {
+        esp,
+        path: "/EFI/Linux/gone.efi".to_string(),
+    };
+    let err = load_payload(&mut file, len, &gone).unwrap_err().to_string();
+    assert!(err.contains("/EFI/Linux/gone.efi"), "{err}");
+    assert!(
+        err.contains(&format!("EFI partition at byte offset {}", esp.offset)),
+        "{err}"
+    );
+    let err = load_payload(&mut file, esp.offset, &found.entries[1].source)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("outside the image"), "{err}");
+}

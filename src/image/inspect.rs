@@ -335,6 +335,8 @@ impl std::fmt::Debug for Payload {
 }
 
 #[derive(Debug, thiserror::Error)]
+/// Messages are complete on their own (see `UkiError`). They name the
+/// partition by its byte offset and the file; the caller adds the image.
 pub enum PayloadError {
     #[error(
         "the entry's partition (bytes {offset}..{end}) lies outside the image's {data_size} data bytes; the image changed since it was scanned, rescan"
@@ -344,25 +346,19 @@ pub enum PayloadError {
         end: u64,
         data_size: u64,
     },
-    #[error("the EFI partition at byte offset {esp_offset}: {source}")]
-    Esp {
-        esp_offset: u64,
-        #[source]
-        source: EspError,
-    },
-    #[error("{path} on the EFI partition at byte offset {esp_offset}: {source}")]
+    #[error("the EFI partition at byte offset {esp_offset}: {cause}")]
+    Esp { esp_offset: u64, cause: EspError },
+    #[error("{path} on the EFI partition at byte offset {esp_offset}: {cause}")]
     Uki {
         esp_offset: u64,
         path: String,
-        #[source]
-        source: UkiError,
+        cause: UkiError,
     },
-    #[error("{path} on the EFI partition at byte offset {esp_offset}: {source}")]
+    #[error("{path} on the EFI partition at byte offset {esp_offset}: {cause}")]
     File {
         esp_offset: u64,
         path: String,
-        #[source]
-        source: EspError,
+        cause: EspError,
     },
     #[error(
         "{path} on the EFI partition at byte offset {esp_offset} is {size} bytes, more than the {cap} bytes vhdboot loads; the file is damaged or not a kernel/initrd"
@@ -402,21 +398,21 @@ pub fn load_payload<R: Read + Seek>(
     }
     let esp_offset = range.offset;
     let esp = Esp::open(Window::new(&mut *r, range.offset, range.len))
-        .map_err(|source| PayloadError::Esp { esp_offset, source })?;
+        .map_err(|cause| PayloadError::Esp { esp_offset, cause })?;
     let file_err = |path: &str| {
         let path = path.to_string();
-        move |source| PayloadError::File {
+        move |cause| PayloadError::File {
             esp_offset,
             path,
-            source,
+            cause,
         }
     };
     match source {
         EntrySource::Uki { path, .. } => {
-            let uki_err = |source| PayloadError::Uki {
+            let uki_err = |cause| PayloadError::Uki {
                 esp_offset,
                 path: path.clone(),
-                source,
+                cause,
             };
             let size = esp.file_size(path).map_err(file_err(path))?;
             let mut file = esp.open_file(path).map_err(file_err(path))?;
@@ -471,10 +467,10 @@ fn read_whole<R: Read + Seek>(
     path: &str,
     cap: u64,
 ) -> Result<Vec<u8>, PayloadError> {
-    let file_err = |source| PayloadError::File {
+    let file_err = |cause| PayloadError::File {
         esp_offset,
         path: path.to_string(),
-        source,
+        cause,
     };
     let size = esp.file_size(path).map_err(file_err)?;
     if size > cap {
@@ -498,7 +494,7 @@ fn read_whole<R: Read + Seek>(
         .map_err(|e| PayloadError::File {
             esp_offset,
             path: path.to_string(),
-            source: EspError::Io {
+            cause: EspError::Io {
                 path: path.to_string(),
                 source: e,
             },

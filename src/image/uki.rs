@@ -31,12 +31,14 @@ const BZIMAGE_MAGIC: &[u8; 4] = b"HdrS";
 pub const BZIMAGE_PREFIX_LEN: usize = BZIMAGE_MAGIC_OFFSET + BZIMAGE_MAGIC.len();
 
 #[derive(Debug, thiserror::Error)]
+/// Each message is complete on its own (cause included, then what to do),
+/// because stage 1 shows it as one line; so no variant exposes a separate
+/// `source()` that `{:#}` would print a second time.
 pub enum UkiError {
-    #[error("cannot read the UKI while {step}: {source}")]
+    #[error("cannot read the UKI while {step}: {cause}")]
     Io {
         step: &'static str,
-        #[source]
-        source: io::Error,
+        cause: io::Error,
     },
     #[error("not a PE/EFI file ({reason}); a UKI is an EFI executable built by ukify or objcopy")]
     NotPe { reason: String },
@@ -59,20 +61,23 @@ pub enum UkiError {
         "the file has no {name} section; it is not a unified kernel image, or it was built without one (rebuild it with ukify)"
     )]
     MissingSection { name: String },
-    #[error("section {name} is {size} bytes, more than the {limit} bytes such a section can hold")]
+    #[error(
+        "section {name} is {size} bytes, more than the {limit} bytes such a section can hold; the UKI is damaged or not built by ukify/objcopy, rebuild it"
+    )]
     SectionTooLarge { name: String, size: u64, limit: u64 },
-    #[error("cannot allocate {size} bytes for section {name}: {source}")]
+    #[error(
+        "cannot allocate {size} bytes for section {name} ({cause}); the machine has too little memory for this kernel and initrd"
+    )]
     OutOfMemory {
         name: String,
         size: u64,
-        #[source]
-        source: std::collections::TryReserveError,
+        cause: std::collections::TryReserveError,
     },
 }
 
 impl UkiError {
     fn io(step: &'static str) -> impl FnOnce(io::Error) -> UkiError {
-        move |source| UkiError::Io { step, source }
+        move |cause| UkiError::Io { step, cause }
     }
 }
 
@@ -375,10 +380,10 @@ fn read_at<R: Read + Seek>(
     len: u64,
     what: &str,
 ) -> Result<Vec<u8>, UkiError> {
-    let oom = |source| UkiError::OutOfMemory {
+    let oom = |cause| UkiError::OutOfMemory {
         name: what.to_string(),
         size: len,
-        source,
+        cause,
     };
     let mut buf = Vec::new();
     let want = usize::try_from(len).unwrap_or(usize::MAX);
