@@ -334,9 +334,9 @@ impl std::fmt::Debug for Payload {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
 /// Messages are complete on their own (see `UkiError`). They name the
 /// partition by its byte offset and the file; the caller adds the image.
+#[derive(Debug, thiserror::Error)]
 pub enum PayloadError {
     #[error(
         "the entry's partition (bytes {offset}..{end}) lies outside the image's {data_size} data bytes; the image changed since it was scanned, rescan"

@@ -30,10 +30,10 @@ const BZIMAGE_MAGIC: &[u8; 4] = b"HdrS";
 /// How many bytes of `.linux` [`is_bzimage`] needs to see.
 pub const BZIMAGE_PREFIX_LEN: usize = BZIMAGE_MAGIC_OFFSET + BZIMAGE_MAGIC.len();
 
-#[derive(Debug, thiserror::Error)]
 /// Each message is complete on its own (cause included, then what to do),
 /// because stage 1 shows it as one line; so no variant exposes a separate
 /// `source()` that `{:#}` would print a second time.
+#[derive(Debug, thiserror::Error)]
 pub enum UkiError {
     #[error("cannot read the UKI while {step}: {cause}")]
     Io {
