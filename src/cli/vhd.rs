@@ -1,8 +1,27 @@
-//! `raw2vhd` and `vhd info`. TODO(skeleton): filled in by the image work.
+//! `raw2vhd` and `vhd info`.
+//!
+//! raw2vhd only ever appends 512 bytes: the file is opened for appending,
+//! so no byte of the disk data can be overwritten (shared/design.md,
+//! data-safety invariant 4).
 
 use super::FileArg;
+use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use serde::Serialize;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::Path;
 use std::process::ExitCode;
+use vhdboot::discovery::ImageKind;
+use vhdboot::image::vhd::{
+    self, DiskType, FileFooter, MAX_VHD_SIZE, VhdError, VhdFooter, format_utc, kind_problem,
+    next_multiple_of_512, vhd_timestamp,
+};
+
+/// How far back raw2vhd looks for a footer left inside the data by
+/// `truncate`. Reading zeros is cheap, but a grown file may hold gigabytes
+/// of them; past this the note is simply left out.
+const STALE_SCAN: u64 = 256 * 1024 * 1024;
 
 #[derive(Args)]
 pub struct Raw2VhdArgs {
@@ -23,10 +42,267 @@ pub enum VhdCommand {
     },
 }
 
-pub fn raw2vhd(_a: Raw2VhdArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("raw2vhd is not built yet")
+pub fn raw2vhd(a: Raw2VhdArgs) -> anyhow::Result<ExitCode> {
+    let path = a.file.as_path();
+    let shown = path.display();
+    let mut file =
+        File::open(path).with_context(|| format!("raw2vhd: cannot open {shown} for reading"))?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("raw2vhd: cannot stat {shown}"))?;
+    if !meta.is_file() {
+        bail!("raw2vhd: {shown} is not a regular file; raw2vhd works on image files only");
+    }
+    let len = meta.len();
+    if len == 0 {
+        bail!("raw2vhd: {shown} is empty; there is no disk to turn into a VHD");
+    }
+    if len % 512 != 0 {
+        let next = next_multiple_of_512(len);
+        bail!(
+            "raw2vhd: {shown} is {len} bytes, not a multiple of 512, so it is not a whole number of sectors; \
+             if it is a disk image, pad it with `truncate -s {next} {shown}` (the next multiple of 512) and run raw2vhd again"
+        );
+    }
+
+    match vhd::read_footer(&mut file, len) {
+        Ok(FileFooter::Vhd(f)) => return already_vhd(path, &f),
+        Ok(FileFooter::None) => {}
+        Err(VhdError::SizeMismatch {
+            current_size,
+            expected,
+            file_size,
+        }) => bail!(
+            "raw2vhd: {shown} already ends with a fixed-VHD footer, but it says the disk holds {current_size} bytes \
+             (a {expected}-byte file) while the file is {file_size} bytes; nothing was written. \
+             Check how the file was resized before going on; `vhdboot vhd info {shown}` shows the footer"
+        ),
+        Err(
+            e @ (VhdError::BadChecksum { .. }
+            | VhdError::BadVersion { .. }
+            | VhdError::UnknownType { .. }),
+        ) => bail!(
+            "raw2vhd: {shown} ends with something that looks like a VHD footer but is not valid ({e}); \
+             nothing was written. If the last 512 bytes are really disk data, this is unusual: check the image"
+        ),
+        Err(e) => {
+            return Err(e).with_context(|| format!("raw2vhd: reading the end of {shown}"));
+        }
+    }
+
+    let stale = vhd::find_stale_footer(&mut file, len, STALE_SCAN)
+        .with_context(|| format!("raw2vhd: scanning the end of {shown} for an old footer"))?;
+    drop(file);
+
+    let footer = VhdFooter::new_fixed(len, vhd_timestamp(now_unix()), random_uuid()?)
+        .with_context(|| format!("raw2vhd: building the footer for {shown}"))?;
+    if len > MAX_VHD_SIZE {
+        eprintln!(
+            "raw2vhd: warning: {shown} is larger than 2040 GiB; Windows and Ventoy refuse VHDs that large"
+        );
+    }
+    if let Some((offset, _)) = stale {
+        println!(
+            "{shown}: an older VHD footer lies at byte {offset}, inside the data area now \
+             (the file was grown after it was written); a fresh footer for the new size will follow the data"
+        );
+    }
+
+    if a.dry_run {
+        println!(
+            "{shown}: would append a 512-byte fixed-VHD footer at byte {len} (dry run: nothing written)"
+        );
+        print_footer(&footer, len + 512);
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let mut out = OpenOptions::new()
+        .append(true)
+        .open(path)
+        .with_context(|| {
+            format!("raw2vhd: cannot open {shown} for appending (is it read-only?)")
+        })?;
+    // Recheck the size: appending is only right if nothing changed since.
+    let now_len = out
+        .metadata()
+        .with_context(|| format!("raw2vhd: cannot stat {shown}"))?
+        .len();
+    if now_len != len {
+        bail!(
+            "raw2vhd: {shown} changed size while raw2vhd ran ({len} then {now_len} bytes); nothing was written, run it again"
+        );
+    }
+    out.write_all(&footer.to_bytes())
+        .and_then(|()| out.sync_all())
+        .with_context(|| format!("raw2vhd: appending the footer to {shown} failed; check free space, then run `vhdboot vhd info {shown}`"))?;
+    drop(out);
+
+    let mut check = File::open(path)
+        .with_context(|| format!("raw2vhd: cannot reopen {shown} to check the footer"))?;
+    vhd::read_footer(&mut check, len + 512).with_context(|| {
+        format!("raw2vhd: the footer just written to {shown} does not read back")
+    })?;
+    println!("{shown}: appended a fixed-VHD footer; the disk data ({len} bytes) is unchanged");
+    print_footer(&footer, len + 512);
+    Ok(ExitCode::SUCCESS)
 }
 
-pub fn run(_c: VhdCommand) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("vhd info is not built yet")
+fn already_vhd(path: &Path, f: &VhdFooter) -> anyhow::Result<ExitCode> {
+    let shown = path.display();
+    match f.disk_type {
+        DiskType::Fixed => {
+            println!(
+                "{shown} is already a fixed VHD ({} bytes of disk data); nothing written",
+                f.current_size
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        DiskType::Dynamic | DiskType::Differencing => {
+            let kind = if f.disk_type == DiskType::Dynamic {
+                ImageKind::DynamicVhd
+            } else {
+                ImageKind::DifferencingVhd
+            };
+            let hint = kind_problem(&kind).map(|p| p.hint).unwrap_or_default();
+            bail!(
+                "raw2vhd: {shown} is already a {} VHD, not a raw image; nothing written. To boot it, {hint}",
+                type_name(f.disk_type)
+            )
+        }
+    }
+}
+
+fn type_name(t: DiskType) -> &'static str {
+    match t {
+        DiskType::Fixed => "fixed",
+        DiskType::Dynamic => "dynamic",
+        DiskType::Differencing => "differencing",
+    }
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A random (version 4) UUID from the kernel's random source.
+fn random_uuid() -> anyhow::Result<[u8; 16]> {
+    let mut u = [0u8; 16];
+    File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut u))
+        .context("raw2vhd: reading /dev/urandom for the disk's unique id")?;
+    u[6] = (u[6] & 0x0f) | 0x40;
+    u[8] = (u[8] & 0x3f) | 0x80;
+    Ok(u)
+}
+
+fn print_footer(f: &VhdFooter, file_size: u64) {
+    let g = &f.geometry;
+    println!("  type:          {}", type_name(f.disk_type));
+    println!(
+        "  disk size:     {} bytes ({})",
+        f.current_size,
+        humansize::format_size(f.current_size, humansize::BINARY)
+    );
+    println!("  original size: {} bytes", f.original_size);
+    println!("  file size:     {file_size} bytes");
+    println!(
+        "  geometry:      {} cylinders, {} heads, {} sectors/track (C*H*S = {} bytes)",
+        g.cylinders,
+        g.heads,
+        g.sectors_per_track,
+        g.size_bytes()
+    );
+    println!("  unique id:     {}", f.uuid);
+    println!("  created:       {}", format_utc(f.unix_time()));
+    println!(
+        "  creator:       \"{}\" version {}.{} on \"{}\"",
+        f.creator_app.as_text(),
+        f.creator_version >> 16,
+        f.creator_version & 0xffff,
+        f.creator_os.as_text()
+    );
+    println!(
+        "  saved state:   {}",
+        if f.saved_state { "yes" } else { "no" }
+    );
+    println!("  checksum:      {:#010x}", f.checksum);
+}
+
+#[derive(Serialize)]
+struct VhdInfo<'a> {
+    path: String,
+    file_size: u64,
+    kind: &'a ImageKind,
+    bootable: bool,
+    /// Why it cannot boot, with what to do.
+    problem: Option<String>,
+    footer: Option<&'a VhdFooter>,
+}
+
+pub fn run(c: VhdCommand) -> anyhow::Result<ExitCode> {
+    match c {
+        VhdCommand::Info { file, json } => info(&file, json),
+    }
+}
+
+fn info(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let shown = path.display();
+    let mut file = File::open(path).with_context(|| format!("vhd info: cannot open {shown}"))?;
+    let len = file
+        .metadata()
+        .with_context(|| format!("vhd info: cannot stat {shown}"))?
+        .len();
+    let footer = match vhd::read_footer(&mut file, len) {
+        Ok(FileFooter::Vhd(f)) => Some(f),
+        Ok(FileFooter::None) => vhd::footer_copy_at_start(&mut file)
+            .with_context(|| format!("vhd info: reading the start of {shown}"))?,
+        Err(e @ VhdError::SizeMismatch { .. }) => {
+            bail!("vhd info: {shown}: {e}")
+        }
+        Err(e) => {
+            return Err(e).with_context(|| format!("vhd info: reading the footer of {shown}"));
+        }
+    };
+    let Some(footer) = footer else {
+        bail!(
+            "vhd info: {shown} has no VHD footer (the last 512 bytes do not start with \"conectix\"); \
+             if it is a raw disk image, make it a fixed VHD with `vhdboot raw2vhd {shown}`"
+        );
+    };
+    let kind = match footer.disk_type {
+        DiskType::Fixed => ImageKind::FixedVhd {
+            data_size: footer.current_size,
+        },
+        DiskType::Dynamic => ImageKind::DynamicVhd,
+        DiskType::Differencing => ImageKind::DifferencingVhd,
+    };
+    let problem = kind_problem(&kind).map(|p| format!("{}; {}", p.what, p.hint));
+    if json {
+        let info = VhdInfo {
+            path: shown.to_string(),
+            file_size: len,
+            kind: &kind,
+            bootable: problem.is_none(),
+            problem,
+            footer: Some(&footer),
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&info).context("vhd info: encoding JSON")?
+        );
+    } else {
+        println!("{shown}: {} VHD", type_name(footer.disk_type));
+        print_footer(&footer, len);
+        match &problem {
+            None => println!(
+                "  bootable:      yes (loop device size limit {} bytes)",
+                footer.current_size
+            ),
+            Some(p) => println!("  bootable:      no: {p}"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
