@@ -79,8 +79,13 @@ impl Host for RealHost {
     }
 
     fn rescue_shell(&mut self) -> Result<(), Failure> {
-        pid1::run_rescue_shell()
-            .map_err(|e| failure("running the rescue shell /bin/sh", e, "check that busybox is in the initramfs"))
+        pid1::run_rescue_shell().map(|_status| ()).map_err(|e| {
+            failure(
+                "running the rescue shell /bin/sh",
+                e,
+                "check that busybox is in the initramfs",
+            )
+        })
     }
 
     fn rescan(&mut self) -> Result<Snapshot, Failure> {
