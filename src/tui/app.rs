@@ -67,11 +67,9 @@ pub fn run(model: &mut Model, host: &mut dyn Host, options: AppOptions) -> io::R
         if event::poll(timeout)? {
             match event::read()? {
                 Event::Key(k) => msgs.extend(key_to_msg(k)),
-                Event::Resize(w, h) => {
-                    if !fixed_size && w > 0 && h > 0 {
-                        console.resize(w, h)?;
-                        msgs.push(Msg::Resize(w, h));
-                    }
+                Event::Resize(w, h) if !fixed_size && w > 0 && h > 0 => {
+                    console.resize(w, h)?;
+                    msgs.push(Msg::Resize(w, h));
                 }
                 _ => {}
             }

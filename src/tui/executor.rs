@@ -2,12 +2,23 @@
 //! Load and exec are separate steps, as in u-root: a failed load comes back
 //! to the menu before anything irreversible happens.
 
-use crate::boot::plan::plan;
-use crate::discovery::Snapshot;
+use crate::boot::plan::{BootPlan, PlanError, plan};
+use crate::discovery::{EntryRef, Snapshot};
 use crate::tui::host::{Effect, Failure, Host};
 use crate::tui::msg::Msg;
 
 pub fn execute(effect: Effect, snapshot: &Snapshot, host: &mut dyn Host) -> Vec<Msg> {
+    execute_with(effect, snapshot, host, plan)
+}
+
+/// `execute` with the planner passed in, so tests can drive load and exec
+/// with a plan of their own.
+pub fn execute_with(
+    effect: Effect,
+    snapshot: &Snapshot,
+    host: &mut dyn Host,
+    plan: impl FnOnce(&Snapshot, EntryRef, &str) -> Result<BootPlan, PlanError>,
+) -> Vec<Msg> {
     match effect {
         Effect::Boot { entry, cmdline } => {
             let plan = match plan(snapshot, entry, &cmdline) {

@@ -84,7 +84,7 @@ fn lines<'a>(model: &'a Model, theme: &Theme) -> Vec<Line<'a>> {
     if let MountState::Mounted { at } = &volume.mount {
         out.push(field(
             theme,
-            "Mounted at",
+            "Mount",
             format!("{} (read-only)", at.display()),
         ));
     }

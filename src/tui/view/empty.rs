@@ -13,6 +13,15 @@ use ratatui::widgets::{Paragraph, Wrap};
 pub fn render(model: &Model, theme: &Theme, frame: &mut Frame, area: Rect) {
     let mut lines = vec![
         Line::styled("No bootable image was found.", theme.header()),
+        Line::from(vec![
+            Span::raw("Press "),
+            Span::styled("s", theme.key()),
+            Span::raw(" for a rescue shell, "),
+            Span::styled("r", theme.key()),
+            Span::raw(" to rescan, "),
+            Span::styled("l", theme.key()),
+            Span::raw(" for the scan log."),
+        ]),
         Line::raw(""),
         Line::styled("Volumes checked:", theme.label()),
     ];
@@ -43,16 +52,6 @@ pub fn render(model: &Model, theme: &Theme, frame: &mut Frame, area: Rect) {
             model.settings.search.join(" "),
             model.settings.depth
         )),
-    ]));
-    lines.push(Line::raw(""));
-    lines.push(Line::from(vec![
-        Span::raw("Press "),
-        Span::styled("s", theme.key()),
-        Span::raw(" for a rescue shell, "),
-        Span::styled("r", theme.key()),
-        Span::raw(" to rescan, "),
-        Span::styled("l", theme.key()),
-        Span::raw(" for the scan log."),
     ]));
     frame.render_widget(
         Paragraph::new(lines)

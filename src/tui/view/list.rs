@@ -5,7 +5,7 @@ use crate::discovery::{BootEntry, Image, MountState, Volume, VolumeBadge};
 use crate::tui::model::{Model, Row};
 use ratatui::Frame;
 use ratatui::layout::Rect;
-use ratatui::text::{Line, Span};
+use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{HighlightSpacing, List, ListItem, ListState};
 
 pub fn render(model: &Model, theme: &Theme, frame: &mut Frame, area: Rect) {
@@ -24,31 +24,41 @@ pub fn render(model: &Model, theme: &Theme, frame: &mut Frame, area: Rect) {
     frame.render_stateful_widget(list, area, &mut state);
 }
 
-fn row_line<'a>(model: &'a Model, row: Row, theme: &Theme) -> Line<'a> {
+fn row_line<'a>(model: &'a Model, row: Row, theme: &Theme) -> Text<'a> {
     let snap = &model.snapshot;
     match row {
         Row::Volume { volume } => match snap.volumes.get(volume) {
-            Some(v) => volume_line(v, theme),
-            None => Line::raw(""),
+            Some(v) => volume_text(v, theme),
+            None => Text::raw(""),
         },
         Row::Image { volume, image, .. } => {
             match snap.volumes.get(volume).and_then(|v| v.images.get(image)) {
-                Some(i) => image_line(i, theme),
-                None => Line::raw(""),
+                Some(i) => Text::from(image_line(i, theme)),
+                None => Text::raw(""),
             }
         }
         Row::Entry { entry, nested } => {
             let is_default = model.default == Some(entry);
             match (snap.image(entry), snap.entry(entry)) {
-                (Some(_), Some(e)) if nested => entry_line(e, is_default, "    ", theme),
-                (Some(i), Some(e)) => single_entry_line(i, e, is_default, theme),
-                _ => Line::raw(""),
+                (Some(_), Some(e)) if nested => Text::from(entry_line(e, is_default, theme)),
+                (Some(i), Some(e)) => Text::from(single_entry_line(i, e, is_default, theme)),
+                _ => Text::raw(""),
             }
         }
     }
 }
 
-fn volume_line<'a>(v: &'a Volume, theme: &Theme) -> Line<'a> {
+/// The indent of a row, with the default marker in its last two columns.
+fn indent(depth: usize, is_default: bool) -> String {
+    let spaces = "  ".repeat(depth.saturating_sub(1));
+    if is_default {
+        format!("{spaces}* ")
+    } else {
+        format!("{spaces}  ")
+    }
+}
+
+fn volume_text<'a>(v: &'a Volume, theme: &Theme) -> Text<'a> {
     let mut spans = vec![
         Span::styled(v.display_name(), theme.header()),
         Span::styled(
@@ -62,14 +72,18 @@ fn volume_line<'a>(v: &'a Volume, theme: &Theme) -> Line<'a> {
             theme.warn(),
         ));
     }
+    let mut text = Text::from(Line::from(spans));
+    // The reason gets a line of its own: a header cannot be selected, so
+    // the details pane never shows it.
     match &v.mount {
         MountState::Mounted { .. } => {}
-        MountState::Refused { reason } => {
-            spans.push(Span::styled(format!(" not mounted: {reason}"), theme.bad()))
-        }
-        MountState::NotMounted => spans.push(Span::styled(" not mounted", theme.bad())),
+        MountState::Refused { reason } => text.push_line(Line::styled(
+            format!("  not mounted: {reason}"),
+            theme.bad(),
+        )),
+        MountState::NotMounted => text.push_line(Line::styled("  not mounted", theme.bad())),
     }
-    Line::from(spans)
+    text
 }
 
 pub fn fs_name(v: &Volume) -> String {
@@ -96,36 +110,32 @@ fn image_status<'a>(i: &'a Image, theme: &Theme) -> Span<'a> {
     }
 }
 
+fn image_size(i: &Image) -> String {
+    human_size(i.kind.data_size().unwrap_or(i.file_size))
+}
+
 fn image_line<'a>(i: &'a Image, theme: &Theme) -> Line<'a> {
-    Line::from(vec![
-        Span::raw("  "),
+    let mut spans = vec![
+        Span::raw(indent(1, false)),
         Span::raw(i.name()),
-        Span::styled(format!(" {} ", human_size(i.file_size)), theme.dim()),
-        image_status(i, theme),
-    ])
-}
-
-fn entry_text(e: &BootEntry) -> String {
-    match &e.version {
-        Some(v) => format!("{} ({v})", e.title),
-        None => e.title.clone(),
+        Span::styled(format!(" {}", image_size(i)), theme.dim()),
+    ];
+    if !i.is_bootable() {
+        spans.push(Span::raw(" "));
+        spans.push(image_status(i, theme));
     }
+    Line::from(spans)
 }
 
-fn default_mark<'a>(is_default: bool, theme: &Theme) -> Span<'a> {
-    if is_default {
-        Span::styled(" *default", theme.good())
-    } else {
-        Span::raw("")
+fn entry_line<'a>(e: &'a BootEntry, is_default: bool, theme: &Theme) -> Line<'a> {
+    let mut spans = vec![
+        Span::raw(indent(2, is_default)),
+        Span::raw(e.title.as_str()),
+    ];
+    if let Some(v) = &e.version {
+        spans.push(Span::styled(format!(" {v}"), theme.dim()));
     }
-}
-
-fn entry_line<'a>(e: &'a BootEntry, is_default: bool, indent: &'a str, theme: &Theme) -> Line<'a> {
-    Line::from(vec![
-        Span::raw(indent),
-        Span::raw(entry_text(e)),
-        default_mark(is_default, theme),
-    ])
+    Line::from(spans)
 }
 
 fn single_entry_line<'a>(
@@ -134,12 +144,14 @@ fn single_entry_line<'a>(
     is_default: bool,
     theme: &Theme,
 ) -> Line<'a> {
-    let mut spans = vec![Span::raw("  "), Span::raw(i.name()), Span::raw(" ")];
+    let mut spans = vec![Span::raw(indent(1, is_default))];
     if i.is_bootable() {
-        spans.push(Span::styled(entry_text(e), theme.label()));
+        spans.push(Span::raw(e.title.as_str()));
+        spans.push(Span::styled(format!(" {}", i.name()), theme.dim()));
     } else {
+        spans.push(Span::raw(i.name()));
+        spans.push(Span::raw(" "));
         spans.push(image_status(i, theme));
     }
-    spans.push(default_mark(is_default, theme));
     Line::from(spans)
 }

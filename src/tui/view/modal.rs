@@ -9,9 +9,14 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph, Wrap};
 
 pub fn render(failure: &Failure, theme: &Theme, frame: &mut Frame, area: Rect) {
-    let width = area.width.saturating_sub(4).clamp(20, 72);
+    // Small terminals give the modal the whole screen.
+    let width = if area.width < 60 {
+        area.width
+    } else {
+        area.width.saturating_sub(8).min(72)
+    };
     let inner_width = usize::from(width.saturating_sub(2)).max(1);
-    let lines = vec![
+    let mut lines = vec![
         Line::styled(
             failure.what.clone(),
             theme.bad().add_modifier(Modifier::BOLD),
@@ -29,12 +34,19 @@ pub fn render(failure: &Failure, theme: &Theme, frame: &mut Frame, area: Rect) {
         Line::raw(""),
         Line::styled("Press any key to return to the menu.", theme.dim()),
     ];
-    // Estimate the wrapped height so the box hugs its text.
-    let height: usize = lines
-        .iter()
-        .map(|l| l.width().div_ceil(inner_width).max(1))
-        .sum::<usize>()
-        + 2;
+    // Estimate the wrapped height so the box hugs its text; drop the blank
+    // lines when that does not fit.
+    let wrapped = |lines: &[Line]| -> usize {
+        lines
+            .iter()
+            .map(|l| wrapped_height(&l.to_string(), inner_width))
+            .sum::<usize>()
+            + 2
+    };
+    if wrapped(&lines) > usize::from(area.height) {
+        lines.retain(|l| l.width() > 0);
+    }
+    let height = wrapped(&lines);
     let rect = centered(area, width, u16::try_from(height).unwrap_or(u16::MAX));
     let block = theme.block(" Error ").border_style(theme.bad());
     frame.render_widget(Clear, rect);
@@ -44,4 +56,22 @@ pub fn render(failure: &Failure, theme: &Theme, frame: &mut Frame, area: Rect) {
             .wrap(Wrap { trim: false }),
         rect,
     );
+}
+
+/// How many rows `text` takes when wrapped at word boundaries in `width`
+/// columns, as the Paragraph will wrap it.
+fn wrapped_height(text: &str, width: usize) -> usize {
+    let mut rows = 1;
+    let mut col = 0;
+    for word in text.split(' ') {
+        let w = Line::raw(word).width();
+        let needed = if col == 0 { w } else { col + 1 + w };
+        if needed <= width {
+            col = needed;
+        } else {
+            rows += 1 + w.saturating_sub(1) / width.max(1);
+            col = w % width.max(1);
+        }
+    }
+    rows
 }

@@ -30,13 +30,15 @@ pub fn status_line(model: &Model, theme: &Theme, frame: &mut Frame, area: Rect) 
             theme.warn(),
         )
     } else if let (Some(n), Some(d)) = (model.countdown, model.default) {
-        Line::styled(
-            format!(
-                " Booting {} in {n} s, press any key to stop",
-                model.entry_title(d)
-            ),
-            theme.warn().add_modifier(Modifier::BOLD),
-        )
+        let title = model.entry_title(d);
+        // On a narrow screen the instruction comes first so it survives
+        // truncation.
+        let text = if area.width < 60 {
+            format!(" Any key stops: {title} in {n} s")
+        } else {
+            format!(" Booting {title} in {n} s, press any key to stop")
+        };
+        Line::styled(text, theme.warn().add_modifier(Modifier::BOLD))
     } else if let Some(n) = &model.notice {
         Line::raw(format!(" {n}"))
     } else {
@@ -49,13 +51,14 @@ pub fn key_line(model: &Model, theme: &Theme, frame: &mut Frame, area: Rect) {
     let ud = theme.up_down();
     let keys: Vec<(&str, &str)> = match model.screen {
         Screen::Menu | Screen::Confirm(_) => {
+            // The most needed keys come first: a narrow screen cuts the end.
             let mut k = vec![
                 ("Enter", "boot"),
                 ("e", "edit"),
                 ("s", "shell"),
+                ("?", "help"),
                 ("r", "rescan"),
                 ("l", "log"),
-                ("?", "help"),
                 ("b", "reboot"),
                 ("p", "power off"),
             ];
@@ -75,10 +78,11 @@ pub fn key_line(model: &Model, theme: &Theme, frame: &mut Frame, area: Rect) {
             vec![(ud, "scroll"), ("PgUp/PgDn", "page"), ("Esc", "back")]
         }
     };
+    let gap = if area.width < 60 { " " } else { "  " };
     let mut spans = vec![Span::raw(" ")];
     for (key, what) in keys {
         spans.push(Span::styled(key, theme.key()));
-        spans.push(Span::raw(format!(" {what}  ")));
+        spans.push(Span::raw(format!(" {what}{gap}")));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
