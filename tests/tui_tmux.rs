@@ -10,6 +10,10 @@ struct Tmux {
     socket: String,
 }
 
+#[expect(
+    clippy::unwrap_used,
+    reason = "test harness: a tmux call that cannot run must fail the test"
+)]
 impl Tmux {
     /// Starts the demo with `args` in a `w`x`h` session.
     fn start(name: &str, w: u16, h: u16, args: &str) -> Tmux {
