@@ -9,8 +9,13 @@ use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{HighlightSpacing, List, ListItem, ListState};
 
 pub fn render(model: &Model, theme: &Theme, frame: &mut Frame, area: Rect) {
+    // Only the rows that can be on screen are formatted, so a key press
+    // costs the same with 10 images as with 500.
+    let visible = visible_rows(model, usize::from(area.height.saturating_sub(2)));
     let items: Vec<ListItem> = model
         .rows
+        .get(visible.clone())
+        .unwrap_or_default()
         .iter()
         .map(|row| ListItem::new(row_line(model, *row, theme)))
         .collect();
@@ -19,9 +24,47 @@ pub fn render(model: &Model, theme: &Theme, frame: &mut Frame, area: Rect) {
         .highlight_style(theme.selected())
         .highlight_symbol(theme.selection_marker())
         .highlight_spacing(HighlightSpacing::Always);
-    let mut state =
-        ListState::default().with_selected(model.selected_row().map(|_| model.selected));
+    let selected = model
+        .selected_row()
+        .map(|_| model.selected.saturating_sub(visible.start));
+    let mut state = ListState::default().with_selected(selected);
     frame.render_stateful_widget(list, area, &mut state);
+}
+
+/// Lines a row takes: a volume that is not mounted adds its reason.
+fn row_height(model: &Model, row: Row) -> usize {
+    match row {
+        Row::Volume { volume } => match model.snapshot.volumes.get(volume).map(|v| &v.mount) {
+            Some(MountState::Mounted { .. }) | None => 1,
+            Some(_) => 2,
+        },
+        _ => 1,
+    }
+}
+
+/// The rows to draw in `height` lines: from the top when the selection
+/// fits there, else ending at the selection.
+fn visible_rows(model: &Model, height: usize) -> std::ops::Range<usize> {
+    let len = model.rows.len();
+    let selected = model.selected.min(len.saturating_sub(1));
+    let h = |i: usize| model.rows.get(i).map_or(1, |r| row_height(model, *r));
+    let through_selected: usize = (0..=selected).map(h).sum();
+    let mut start = 0;
+    if through_selected > height {
+        start = selected;
+        let mut used = h(selected);
+        while start > 0 && used + h(start - 1) <= height {
+            start -= 1;
+            used += h(start);
+        }
+    }
+    let mut end = start;
+    let mut used = 0;
+    while end < len && used < height {
+        used += h(end);
+        end += 1;
+    }
+    start..end
 }
 
 fn row_line<'a>(model: &'a Model, row: Row, theme: &Theme) -> Text<'a> {
