@@ -578,12 +578,22 @@ fn help_opens_with_h_question_mark_and_f1_and_closes_with_esc() {
 #[test]
 fn log_scrolls_within_its_lines_and_closes() {
     let mut m = menu();
+    for i in 0..30 {
+        update(&mut m, Msg::Kmsg(format!("line {i}")));
+    }
     press(&mut m, Key::Char('l'));
     press_all(&mut m, &[Key::Down, Key::Down]);
     assert_eq!(m.screen, Screen::Log { scroll: 2 });
     press(&mut m, Key::End);
-    let last = m.log_lines().len() - 1;
+    // 24 lines leave 19 for the log: End puts the last line at the bottom.
+    let last = m.log_lines().len() - 19;
     assert_eq!(m.screen, Screen::Log { scroll: last });
+    press(&mut m, Key::Up);
+    assert_eq!(
+        m.screen,
+        Screen::Log { scroll: last - 1 },
+        "Up moves at once after End"
+    );
     press(&mut m, Key::Char('l'));
     assert_eq!(m.screen, Screen::Menu);
 }
@@ -620,4 +630,19 @@ fn resize_is_remembered() {
     let mut m = menu();
     update(&mut m, Msg::Resize(40, 12));
     assert_eq!(m.size, (40, 12));
+}
+
+#[test]
+fn help_end_stops_at_the_last_screenful() {
+    let mut m = menu();
+    press_all(&mut m, &[Key::Char('?'), Key::End]);
+    let Screen::Help { scroll } = m.screen else {
+        panic!("help closed")
+    };
+    assert!(
+        scroll > 0 && scroll < vhdboot::tui::model::HELP_TEXT.lines().count(),
+        "{scroll}"
+    );
+    press(&mut m, Key::Up);
+    assert_eq!(m.screen, Screen::Help { scroll: scroll - 1 });
 }

@@ -173,3 +173,32 @@ fn serial_console_fallback_size_draws_the_menu() {
     let text = draw(&mut model(false), w, h);
     assert!(text.contains("Arch Linux 6.12.4-arch1-1"), "{text}");
 }
+
+#[test]
+fn narrow_but_tall_terminal_puts_details_below_the_list() {
+    let mut m = model(false);
+    insta::assert_snapshot!("main_list_40x30", draw(&mut m, 40, 30));
+}
+
+#[test]
+fn list_scrolls_to_keep_the_selection_visible() {
+    screens("scrolled_to_last", |m| keys(m, &[Key::End]));
+}
+
+#[test]
+fn long_list_scrolls_to_its_last_entry() {
+    let mut snap = fixture_snapshot();
+    let template = snap.volumes[0].images[1].clone();
+    snap.volumes[1].images = (0..200)
+        .map(|i| {
+            let mut image = template.clone();
+            image.path = format!("/vhd/image-{i:03}.vhd");
+            image
+        })
+        .collect();
+    let mut m = Model::new(snap, &Config::default(), Some(DEFAULT_ENTRY), None);
+    keys(&mut m, &[Key::End]);
+    let text = draw(&mut m, 80, 24);
+    assert!(text.contains("image-199.vhd"), "{text}");
+    assert!(!text.contains("image-100.vhd"), "{text}");
+}

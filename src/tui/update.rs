@@ -4,7 +4,9 @@
 use crate::discovery::{EntryRef, MountState, Snapshot};
 use crate::tui::host::{Effect, Failure};
 use crate::tui::line_edit::LineEdit;
-use crate::tui::model::{Busy, MAX_KMSG_LINES, Model, PowerAction, Row, Screen, build_rows};
+use crate::tui::model::{
+    Busy, HELP_TEXT, MAX_KMSG_LINES, Model, PowerAction, Row, Screen, build_rows,
+};
 use crate::tui::msg::{Key, Msg};
 
 pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
@@ -100,7 +102,9 @@ fn on_key(model: &mut Model, key: Key) -> Vec<Effect> {
         Screen::Editor { entry, edit } => on_editor_key(model, key, entry, edit),
         Screen::Help { scroll } => {
             model.screen = match scroll_key(key, scroll, page(model)) {
-                Some(s) => Screen::Help { scroll: s },
+                Some(s) => Screen::Help {
+                    scroll: s.min(max_scroll(model, HELP_TEXT.lines().count())),
+                },
                 None if is_close_key(key, &[Key::Char('h'), Key::Char('?'), Key::F(1)]) => {
                     Screen::Menu
                 }
@@ -111,7 +115,7 @@ fn on_key(model: &mut Model, key: Key) -> Vec<Effect> {
         Screen::Log { scroll } => {
             model.screen = match scroll_key(key, scroll, page(model)) {
                 Some(s) => Screen::Log {
-                    scroll: s.min(model.log_lines().len().saturating_sub(1)),
+                    scroll: s.min(max_scroll(model, model.log_lines().len())),
                 },
                 None if is_close_key(key, &[Key::Char('l')]) => Screen::Menu,
                 None => Screen::Log { scroll },
@@ -135,6 +139,14 @@ fn on_key(model: &mut Model, key: Key) -> Vec<Effect> {
 /// Lines one page of a scrolled view moves by.
 fn page(model: &Model) -> usize {
     usize::from(model.size.1.saturating_sub(6)).max(1)
+}
+
+/// The last useful scroll position of a full-screen text of `lines`
+/// lines: its last line at the bottom of the box. The title, status and
+/// key lines plus the two borders leave the rest of the screen.
+fn max_scroll(model: &Model, lines: usize) -> usize {
+    let visible = usize::from(model.size.1.saturating_sub(5)).max(1);
+    lines.saturating_sub(visible)
 }
 
 fn is_close_key(key: Key, extra: &[Key]) -> bool {

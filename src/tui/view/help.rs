@@ -5,7 +5,7 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::widgets::{Paragraph, Wrap};
 
-const HELP: &str = include_str!("../../../assets/help.txt");
+use crate::tui::model::HELP_TEXT as HELP;
 
 pub fn render(scroll: usize, theme: &Theme, frame: &mut Frame, area: Rect) {
     let lines = HELP.lines().count();
