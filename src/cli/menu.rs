@@ -45,8 +45,6 @@ pub fn run(a: MenuArgs) -> anyhow::Result<ExitCode> {
     let config = Config {
         timeout,
         ascii: a.ascii,
-        columns: a.columns,
-        lines: a.lines,
         ..Config::default()
     };
     let countdown = match config.timeout {
@@ -56,8 +54,8 @@ pub fn run(a: MenuArgs) -> anyhow::Result<ExitCode> {
     let mut model =
         Model::new(fixture_snapshot(), &config, Some(DEFAULT_ENTRY), countdown).allow_quit();
     let options = AppOptions {
-        size: config.columns.zip(config.lines),
-        inbox: None,
+        size: a.columns.zip(a.lines),
+        ..AppOptions::default()
     };
     app::run(&mut model, &mut DemoHost::default(), options).context("running the demo menu")?;
     Ok(ExitCode::SUCCESS)

@@ -35,11 +35,18 @@ const INBOX_POLL: Duration = Duration::from_millis(200);
 
 #[derive(Default)]
 pub struct AppOptions {
-    /// Draw at this size instead of the terminal's (`vhdboot.columns` and
-    /// `vhdboot.lines`, or the demo's `--columns`/`--lines`).
+    /// Draw at this size whatever the terminal says (the demo's
+    /// `--columns`/`--lines`).
     pub size: Option<(u16, u16)>,
+    /// The size to assume when the terminal reports 0x0 or cannot tell
+    /// (`vhdboot.columns`/`vhdboot.lines`); 80x24 when None.
+    pub fallback_size: Option<(u16, u16)>,
     /// Messages from outside the loop, such as kernel log lines.
     pub inbox: Option<Receiver<Msg>>,
+    /// Repaint the whole screen after every key. Kernel messages printed
+    /// on the console overwrite the menu behind ratatui's back, so PID 1
+    /// sets this (shared/lessons.md, "Console as PID 1").
+    pub repaint_on_key: bool,
 }
 
 /// Why the loop ended.
@@ -52,7 +59,11 @@ pub enum Exit {
 /// Runs the menu until it is allowed to quit. PID 1's model never allows
 /// it, so there this returns only a terminal error.
 pub fn run(model: &mut Model, host: &mut dyn Host, options: AppOptions) -> io::Result<Exit> {
-    let (viewport, fixed_size) = choose_viewport(options.size, crossterm::terminal::size());
+    let (viewport, fixed_size) = choose_viewport(
+        options.size,
+        options.fallback_size,
+        crossterm::terminal::size(),
+    );
     let mut console = Console::open(viewport)?;
     let size = console.size();
     update(model, Msg::Resize(size.0, size.1));
@@ -66,7 +77,12 @@ pub fn run(model: &mut Model, host: &mut dyn Host, options: AppOptions) -> io::R
         let mut msgs = Vec::new();
         if event::poll(timeout)? {
             match event::read()? {
-                Event::Key(k) => msgs.extend(key_to_msg(k)),
+                Event::Key(k) => {
+                    if options.repaint_on_key {
+                        model.repaint = true;
+                    }
+                    msgs.extend(key_to_msg(k));
+                }
                 Event::Resize(w, h) if !fixed_size && w > 0 && h > 0 => {
                     console.resize(w, h)?;
                     msgs.push(Msg::Resize(w, h));
@@ -109,16 +125,24 @@ pub fn run(model: &mut Model, host: &mut dyn Host, options: AppOptions) -> io::R
 }
 
 /// Picks the viewport: the override if given; the terminal's size if it
-/// reports one; else a fixed 80x24. Returns whether the size is fixed.
+/// reports one; else a fixed fallback size (configured, or 80x24). Returns
+/// whether the size is pinned, in which case resize events are ignored.
 pub fn choose_viewport(
     size_override: Option<(u16, u16)>,
+    fallback: Option<(u16, u16)>,
     reported: io::Result<(u16, u16)>,
 ) -> (Viewport, bool) {
+    let usable = |s: &(u16, u16)| s.0 > 0 && s.1 > 0;
     let fixed = |(w, h): (u16, u16)| Viewport::Fixed(Rect::new(0, 0, w, h));
-    match (size_override, reported) {
-        (Some((w, h)), _) if w > 0 && h > 0 => (fixed((w, h)), true),
-        (_, Ok((w, h))) if w > 0 && h > 0 => (Viewport::Fullscreen, false),
-        _ => (fixed(FALLBACK_SIZE), false),
+    if let Some(size) = size_override.filter(usable) {
+        return (fixed(size), true);
+    }
+    match reported {
+        Ok(size) if usable(&size) => (Viewport::Fullscreen, false),
+        _ => (
+            fixed(fallback.filter(usable).unwrap_or(FALLBACK_SIZE)),
+            false,
+        ),
     }
 }
 
@@ -247,27 +271,39 @@ mod tests {
 
     #[test]
     fn zero_size_console_falls_back_to_80x24() {
-        let (v, fixed) = choose_viewport(None, Ok((0, 0)));
+        let (v, fixed) = choose_viewport(None, None, Ok((0, 0)));
         assert_eq!(v, Viewport::Fixed(Rect::new(0, 0, 80, 24)));
         assert!(!fixed);
     }
 
     #[test]
+    fn zero_size_console_uses_the_configured_size() {
+        let (v, _) = choose_viewport(None, Some((100, 37)), Ok((0, 0)));
+        assert_eq!(v, Viewport::Fixed(Rect::new(0, 0, 100, 37)));
+    }
+
+    #[test]
+    fn configured_size_does_not_override_a_reported_one() {
+        let (v, _) = choose_viewport(None, Some((100, 37)), Ok((120, 40)));
+        assert_eq!(v, Viewport::Fullscreen);
+    }
+
+    #[test]
     fn size_error_falls_back_to_80x24() {
-        let (v, _) = choose_viewport(None, Err(io::Error::other("no tty")));
+        let (v, _) = choose_viewport(None, None, Err(io::Error::other("no tty")));
         assert_eq!(v, Viewport::Fixed(Rect::new(0, 0, 80, 24)));
     }
 
     #[test]
     fn size_override_wins_and_is_fixed() {
-        let (v, fixed) = choose_viewport(Some((132, 43)), Ok((80, 24)));
+        let (v, fixed) = choose_viewport(Some((132, 43)), None, Ok((80, 24)));
         assert_eq!(v, Viewport::Fixed(Rect::new(0, 0, 132, 43)));
         assert!(fixed);
     }
 
     #[test]
     fn reported_size_gives_fullscreen() {
-        let (v, fixed) = choose_viewport(None, Ok((100, 30)));
+        let (v, fixed) = choose_viewport(None, None, Ok((100, 30)));
         assert_eq!(v, Viewport::Fullscreen);
         assert!(!fixed);
     }
