@@ -646,3 +646,23 @@ fn help_end_stops_at_the_last_screenful() {
     press(&mut m, Key::Up);
     assert_eq!(m.screen, Screen::Help { scroll: scroll - 1 });
 }
+
+#[test]
+fn no_countdown_to_a_default_that_cannot_boot() {
+    let mut snap = fixture_snapshot();
+    snap.volumes[0].images[0].problems.push(Problem::blocking(
+        "the file is compressed",
+        "Uncompress it in Windows.",
+    ));
+    let m = Model::new(snap, &Config::default(), Some(DEFAULT_ENTRY), Some(5));
+    assert_eq!(m.countdown, None);
+    assert_eq!(selected_entry(&m), Some(DEFAULT_ENTRY), "still preselected");
+}
+
+#[test]
+fn ctrl_c_quits_the_demo_only() {
+    let mut demo = menu().allow_quit();
+    assert_eq!(press(&mut demo, Key::Ctrl('c')), vec![Effect::Quit]);
+    let mut pid1 = menu();
+    assert!(press(&mut pid1, Key::Ctrl('c')).is_empty());
+}

@@ -29,6 +29,21 @@ fn keys(model: &mut Model, keys: &[Key]) {
     }
 }
 
+/// The VGA console has 16 colours: named ones only, never RGB or indexed.
+fn assert_16_colours(model: &Model, w: u16, h: u16) {
+    use ratatui::style::Color;
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+    terminal.draw(|f| view(model, f)).unwrap();
+    for cell in terminal.backend().buffer().content() {
+        for c in [cell.fg, cell.bg] {
+            assert!(
+                !matches!(c, Color::Rgb(..) | Color::Indexed(_)),
+                "{c:?} is not one of the 16 named colours"
+            );
+        }
+    }
+}
+
 /// Draws `setup` at both sizes and in ASCII mode, one snapshot each.
 fn screens(name: &str, setup: impl Fn(&mut Model)) {
     for (suffix, ascii, w, h) in [
@@ -38,6 +53,7 @@ fn screens(name: &str, setup: impl Fn(&mut Model)) {
     ] {
         let mut m = model(ascii);
         setup(&mut m);
+        assert_16_colours(&m, w, h);
         insta::assert_snapshot!(format!("{name}_{suffix}"), draw(&mut m, w, h));
     }
 }

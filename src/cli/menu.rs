@@ -57,6 +57,7 @@ pub fn run(a: MenuArgs) -> anyhow::Result<ExitCode> {
         size: a.columns.zip(a.lines),
         ..AppOptions::default()
     };
+    restore_terminal_on_panic();
     app::run(&mut model, &mut DemoHost::default(), options).context("running the demo menu")?;
     Ok(ExitCode::SUCCESS)
 }
@@ -133,4 +134,19 @@ fn demo_power(what: &str) -> Failure {
         cause: "the demo never touches the machine".into(),
         hint: "Press q in the menu to leave the demo.".into(),
     }
+}
+
+/// Leaves raw mode and the alternate screen if the demo panics, so the
+/// user's shell is usable afterwards. (PID 1 has its own panic hook.)
+fn restore_terminal_on_panic() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = crossterm::terminal::disable_raw_mode();
+        let _ = crossterm::execute!(
+            std::io::stdout(),
+            crossterm::terminal::LeaveAlternateScreen,
+            crossterm::cursor::Show
+        );
+        previous(info);
+    }));
 }

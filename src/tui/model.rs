@@ -131,6 +131,11 @@ impl Model {
     ) -> Model {
         let rows = build_rows(&snapshot);
         let default = default.filter(|r| snapshot.entry(*r).is_some());
+        // Counting down to a boot that is sure to fail would only show an
+        // error after the wait; the user decides instead.
+        let countdown = default
+            .filter(|d| crate::tui::update::boot_blocker(&snapshot, *d).is_none())
+            .and(start_countdown);
         let mut model = Model {
             snapshot,
             settings: Settings {
@@ -142,7 +147,7 @@ impl Model {
             rows,
             selected: 0,
             default,
-            countdown: default.and(start_countdown),
+            countdown,
             screen: Screen::Menu,
             modal: None,
             busy: None,

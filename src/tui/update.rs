@@ -205,7 +205,7 @@ fn on_menu_key(model: &mut Model, key: Key) -> Vec<Effect> {
         Key::Char('h') | Key::Char('?') | Key::F(1) => model.screen = Screen::Help { scroll: 0 },
         Key::Char('b') => model.screen = Screen::Confirm(PowerAction::Reboot),
         Key::Char('p') => model.screen = Screen::Confirm(PowerAction::PowerOff),
-        Key::Char('q') if model.settings.can_quit => return vec![Effect::Quit],
+        Key::Char('q') | Key::Ctrl('c') if model.settings.can_quit => return vec![Effect::Quit],
         _ => {}
     }
     Vec::new()
@@ -306,7 +306,7 @@ fn boot_selected(model: &mut Model, cmdline: Option<String>) -> Vec<Effect> {
 }
 
 /// Why `entry` cannot boot, checked before asking the machine.
-fn boot_blocker(snapshot: &Snapshot, entry: EntryRef) -> Option<Failure> {
+pub fn boot_blocker(snapshot: &Snapshot, entry: EntryRef) -> Option<Failure> {
     let (Some(volume), Some(image), Some(_)) = (
         snapshot.volume(entry),
         snapshot.image(entry),
