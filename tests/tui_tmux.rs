@@ -89,7 +89,7 @@ impl Drop for Tmux {
 #[test]
 fn demo_draws_the_menu_and_q_quits() {
     let t = Tmux::start("quit", 80, 24, "--timeout -1");
-    let screen = t.wait_for("Boot entries");
+    let screen = t.wait_for("Enter boot");
     assert!(screen.contains("Arch Linux 6.12.4-arch1-1"), "{screen}");
     assert!(screen.contains("Details"), "{screen}");
     assert!(screen.contains("not mounted: volume is dirty"), "{screen}");
@@ -115,7 +115,7 @@ fn countdown_shows_and_any_key_stops_it() {
 #[test]
 fn editor_opens_takes_text_and_esc_returns_to_the_menu() {
     let t = Tmux::start("editor", 80, 24, "--timeout -1");
-    t.wait_for("Boot entries");
+    t.wait_for("Enter boot");
     t.keys(&["Down", "e"]);
     t.wait_for("Command line for Arch Linux (LTS)");
     t.keys(&["C-w", " single", "Home"]);
@@ -129,7 +129,7 @@ fn editor_opens_takes_text_and_esc_returns_to_the_menu() {
 #[test]
 fn enter_shows_the_outcome_in_a_modal_over_the_menu() {
     let t = Tmux::start("enter", 80, 24, "--timeout -1");
-    t.wait_for("Boot entries");
+    t.wait_for("Enter boot");
     t.keys(&["Enter"]);
     let screen = t.wait_for("Press any key to return to the menu.");
     assert!(screen.contains("Arch Linux"), "{screen}");
@@ -139,10 +139,10 @@ fn enter_shows_the_outcome_in_a_modal_over_the_menu() {
 }
 
 #[test]
-#[ignore = "needs boot::plan, which another branch implements; run with --ignored after merging it"]
+#[ignore = "needs boot::plan from the boot branch (passes merged with boot at 6cb5869); drop this ignore after merging"]
 fn enter_shows_the_demo_boot_plan_with_the_handoff() {
     let t = Tmux::start("plan", 100, 30, "--timeout -1");
-    t.wait_for("Boot entries");
+    t.wait_for("Enter boot");
     t.keys(&["Enter"]);
     let screen = t.wait_for("demo mode: would kexec");
     assert!(screen.contains("rdinit=/vhdboot/stage2"), "{screen}");
@@ -152,7 +152,7 @@ fn enter_shows_the_demo_boot_plan_with_the_handoff() {
 #[test]
 fn narrow_terminal_shows_the_list_without_details() {
     let t = Tmux::start("narrow", 40, 12, "--timeout -1");
-    let screen = t.wait_for("Boot entries");
+    let screen = t.wait_for("Enter boot");
     assert!(screen.contains("Arch Linux"), "{screen}");
     assert!(!screen.contains("Details"), "{screen}");
 }
@@ -160,7 +160,7 @@ fn narrow_terminal_shows_the_list_without_details() {
 #[test]
 fn ascii_mode_draws_no_box_characters() {
     let t = Tmux::start("ascii", 80, 24, "--timeout -1 --ascii");
-    let screen = t.wait_for("Boot entries");
+    let screen = t.wait_for("Enter boot");
     assert!(screen.contains("+ Boot entries -"), "{screen}");
     assert!(screen.is_ascii(), "{screen}");
 }
@@ -168,7 +168,7 @@ fn ascii_mode_draws_no_box_characters() {
 #[test]
 fn fixed_size_flags_draw_at_that_size() {
     let t = Tmux::start("fixed", 100, 30, "--timeout -1 --columns 50 --lines 14");
-    let screen = t.wait_for("Boot entries");
+    let screen = t.wait_for("Enter boot");
     let lines: Vec<&str> = screen.lines().collect();
     let last_drawn = lines.iter().rposition(|l| !l.trim().is_empty()).unwrap();
     assert_eq!(last_drawn, 13, "{screen}");
@@ -181,17 +181,17 @@ fn fixed_size_flags_draw_at_that_size() {
 #[test]
 fn help_screen_opens_and_closes() {
     let t = Tmux::start("help", 80, 24, "--timeout -1");
-    t.wait_for("Boot entries");
+    t.wait_for("Enter boot");
     t.keys(&["?"]);
     t.wait_for("edit the kernel command line");
     t.keys(&["Escape"]);
-    t.wait_for("Boot entries");
+    t.wait_for("Enter boot");
 }
 
 #[test]
 fn rescue_shell_runs_and_exit_returns_to_the_menu() {
     let t = Tmux::start("shell", 80, 24, "--timeout -1");
-    t.wait_for("Boot entries");
+    t.wait_for("Enter boot");
     t.keys(&["s"]);
     t.wait_for("type exit to return to the menu");
     t.keys(&["echo SHELL_$((40+2))", "Enter"]);
