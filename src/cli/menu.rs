@@ -10,7 +10,8 @@ use vhdboot::config::{Config, Timeout};
 use vhdboot::discovery::{EntrySource, Snapshot};
 use vhdboot::tui::app::{self, AppOptions};
 use vhdboot::tui::demo::{DEFAULT_ENTRY, fixture_snapshot};
-use vhdboot::tui::{Failure, Host, Model};
+use vhdboot::tui::executor::execute;
+use vhdboot::tui::{Effect, Failure, Host, Model, update};
 
 #[derive(Args)]
 pub struct MenuArgs {
@@ -20,7 +21,9 @@ pub struct MenuArgs {
     /// Draw with ASCII only, as on a console without box-drawing glyphs.
     #[arg(long)]
     pub ascii: bool,
-    /// Seconds before the default boots; -1 waits forever.
+    /// Seconds before the default boots; 0 boots it without showing the
+    /// menu first (which in the demo shows what would boot); -1 waits
+    /// forever.
     #[arg(long, allow_negative_numbers = true, default_value_t = 5)]
     pub timeout: i64,
     /// Draw at this width instead of the terminal's (with --lines).
@@ -40,6 +43,7 @@ pub fn run(a: MenuArgs) -> anyhow::Result<ExitCode> {
     }
     let timeout = match a.timeout {
         t if t < 0 => Timeout::Never,
+        0 => Timeout::Immediate,
         t => Timeout::Seconds(u32::try_from(t).unwrap_or(u32::MAX)),
     };
     let config = Config {
@@ -53,12 +57,29 @@ pub fn run(a: MenuArgs) -> anyhow::Result<ExitCode> {
     };
     let mut model =
         Model::new(fixture_snapshot(), &config, Some(DEFAULT_ENTRY), countdown).allow_quit();
+    let mut host = DemoHost::default();
+    if config.timeout == Timeout::Immediate {
+        // As in stage 1: boot the default before any menu, and come to the
+        // menu only with the reason it did not boot.
+        let cmdline = model
+            .snapshot
+            .entry(DEFAULT_ENTRY)
+            .map(|e| e.cmdline.clone())
+            .unwrap_or_default();
+        let boot = Effect::Boot {
+            entry: DEFAULT_ENTRY,
+            cmdline,
+        };
+        for msg in execute(boot, &model.snapshot, &mut host) {
+            update(&mut model, msg);
+        }
+    }
     let options = AppOptions {
         size: a.columns.zip(a.lines),
         ..AppOptions::default()
     };
     restore_terminal_on_panic();
-    app::run(&mut model, &mut DemoHost::default(), options).context("running the demo menu")?;
+    app::run(&mut model, &mut host, options).context("running the demo menu")?;
     Ok(ExitCode::SUCCESS)
 }
 
