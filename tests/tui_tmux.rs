@@ -210,5 +210,8 @@ fn timeout_zero_boots_first_and_shows_the_menu_only_with_the_reason() {
     let t = Tmux::start("immediate", 80, 24, "--timeout 0");
     let screen = t.wait_for("Press any key to return to the menu.");
     assert!(screen.contains("Arch Linux"), "{screen}");
-    assert!(!screen.contains("press any key to stop"), "no countdown: {screen}");
+    assert!(
+        !screen.contains("press any key to stop"),
+        "no countdown: {screen}"
+    );
 }

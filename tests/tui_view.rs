@@ -218,3 +218,46 @@ fn long_list_scrolls_to_its_last_entry() {
     assert!(text.contains("image-199.vhd"), "{text}");
     assert!(!text.contains("image-100.vhd"), "{text}");
 }
+
+#[test]
+fn tiny_terminals_draw_every_screen_without_panicking() {
+    let setups: [&dyn Fn(&mut Model); 7] = [
+        &|_| {},
+        &|m| keys(m, &[Key::Char('e')]),
+        &|m| keys(m, &[Key::Char('?')]),
+        &|m| keys(m, &[Key::Char('l')]),
+        &|m| keys(m, &[Key::Char('b')]),
+        &|m| {
+            update(
+                m,
+                Msg::BootFailed(Failure {
+                    what: "w".repeat(300),
+                    cause: "c ".repeat(200),
+                    hint: "h".into(),
+                }),
+            );
+        },
+        &|m| {
+            update(m, Msg::Rescanned(Ok(Snapshot::default())));
+        },
+    ];
+    for (w, h) in [
+        (1, 1),
+        (2, 2),
+        (10, 3),
+        (20, 5),
+        (30, 8),
+        (200, 4),
+        (3, 100),
+    ] {
+        for setup in setups {
+            for ascii in [false, true] {
+                let mut m = model(ascii);
+                m.countdown = Some(3);
+                setup(&mut m);
+                let text = draw(&mut m, w, h);
+                assert_eq!(text.lines().count(), usize::from(h), "{w}x{h}: {text}");
+            }
+        }
+    }
+}
