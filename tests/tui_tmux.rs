@@ -53,6 +53,15 @@ impl Tmux {
         }
     }
 
+    fn resize(&self, w: u16, h: u16) {
+        let status = Command::new("tmux")
+            .args(["-L", &self.socket, "resize-window", "-x", &w.to_string()])
+            .args(["-y", &h.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "tmux resize-window failed");
+    }
+
     fn screen(&self) -> String {
         let out = Command::new("tmux")
             .args(["-L", &self.socket, "capture-pane", "-p"])
@@ -214,4 +223,21 @@ fn timeout_zero_boots_first_and_shows_the_menu_only_with_the_reason() {
         !screen.contains("press any key to stop"),
         "no countdown: {screen}"
     );
+}
+
+#[test]
+fn resizing_the_terminal_redraws_at_the_new_size() {
+    let t = Tmux::start("resize", 80, 24, "--timeout -1");
+    t.wait_for("Details");
+    t.resize(40, 12);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while t.screen().contains("Details") {
+        assert!(Instant::now() < deadline, "still wide: {}", t.screen());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let screen = t.wait_for("Enter boot e edit");
+    assert!(screen.contains("Arch Linux"), "{screen}");
+    assert!(screen.lines().all(|l| l.chars().count() <= 40), "{screen}");
+    t.resize(100, 30);
+    t.wait_for("Details");
 }
