@@ -178,7 +178,7 @@ fn on_menu_key(model: &mut Model, key: Key) -> Vec<Effect> {
         Key::End | Key::Char('G') => {
             model.selected = model.last_selectable().unwrap_or(0);
         }
-        Key::Enter => return boot_selected(model, None),
+        Key::Enter => return boot_selected(model),
         Key::Char('e') => match selected_entry(model) {
             Ok(entry) => {
                 let cmdline = model
@@ -295,9 +295,9 @@ fn selected_entry(model: &Model) -> Result<EntryRef, Failure> {
     }
 }
 
-fn boot_selected(model: &mut Model, cmdline: Option<String>) -> Vec<Effect> {
+fn boot_selected(model: &mut Model) -> Vec<Effect> {
     match selected_entry(model) {
-        Ok(entry) => boot(model, entry, cmdline),
+        Ok(entry) => boot(model, entry, None),
         Err(f) => {
             model.modal = Some(f);
             Vec::new()
