@@ -1,0 +1,310 @@
+//! The event loop shared by PID 1 and `vhdboot menu --demo`: read keys and
+//! the clock, run `update`, run its effects through the executor, redraw.
+//!
+//! The terminal is handed back (raw mode off, main screen, cursor shown)
+//! around everything that gives the console to someone else: the rescue
+//! shell, kexec, reboot and power off.
+
+use crate::tui::executor::execute;
+use crate::tui::host::{Effect, Failure, Host};
+use crate::tui::keymap::key_to_msg;
+use crate::tui::model::Model;
+use crate::tui::msg::Msg;
+use crate::tui::update::update;
+use crate::tui::view::view;
+use crossterm::event::{self, Event};
+use crossterm::terminal::{
+    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+};
+use crossterm::{cursor, execute as queue_now};
+use ratatui::backend::CrosstermBackend;
+use ratatui::layout::Rect;
+use ratatui::{Terminal, TerminalOptions, Viewport};
+use std::collections::VecDeque;
+use std::io::{self, Stdout};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+/// The size assumed when the console cannot tell (a serial console reports
+/// 0x0, and ratatui then silently draws nothing).
+pub const FALLBACK_SIZE: (u16, u16) = (80, 24);
+
+const TICK: Duration = Duration::from_secs(1);
+/// How often the inbox is looked at when one is given.
+const INBOX_POLL: Duration = Duration::from_millis(200);
+
+#[derive(Default)]
+pub struct AppOptions {
+    /// Draw at this size whatever the terminal says (the demo's
+    /// `--columns`/`--lines`).
+    pub size: Option<(u16, u16)>,
+    /// The size to assume when the terminal reports 0x0 or cannot tell
+    /// (`vhdboot.columns`/`vhdboot.lines`); 80x24 when None.
+    pub fallback_size: Option<(u16, u16)>,
+    /// Messages from outside the loop, such as kernel log lines.
+    pub inbox: Option<Receiver<Msg>>,
+    /// Repaint the whole screen after every key. Kernel messages printed
+    /// on the console overwrite the menu behind ratatui's back, so PID 1
+    /// sets this (shared/lessons.md, "Console as PID 1").
+    pub repaint_on_key: bool,
+}
+
+/// Why the loop ended.
+#[derive(Debug)]
+pub enum Exit {
+    /// The user pressed q in a menu that allows quitting.
+    Quit,
+}
+
+/// Runs the menu until it is allowed to quit. PID 1's model never allows
+/// it, so there this returns only a terminal error.
+pub fn run(model: &mut Model, host: &mut dyn Host, options: AppOptions) -> io::Result<Exit> {
+    let (viewport, fixed_size) = choose_viewport(
+        options.size,
+        options.fallback_size,
+        crossterm::terminal::size(),
+    );
+    let mut console = Console::open(viewport)?;
+    let size = console.size();
+    update(model, Msg::Resize(size.0, size.1));
+    let mut next_tick = Instant::now() + TICK;
+    loop {
+        console.draw(model)?;
+        let mut timeout = next_tick.saturating_duration_since(Instant::now());
+        if options.inbox.is_some() {
+            timeout = timeout.min(INBOX_POLL);
+        }
+        let mut msgs = Vec::new();
+        if event::poll(timeout)? {
+            match event::read()? {
+                Event::Key(k) => {
+                    if options.repaint_on_key {
+                        model.repaint = true;
+                    }
+                    msgs.extend(key_to_msg(k));
+                }
+                Event::Resize(w, h) if !fixed_size && w > 0 && h > 0 => {
+                    console.resize(w, h)?;
+                    msgs.push(Msg::Resize(w, h));
+                }
+                _ => {}
+            }
+        }
+        if Instant::now() >= next_tick {
+            msgs.push(Msg::Tick);
+            next_tick = Instant::now() + TICK;
+        }
+        if let Some(inbox) = &options.inbox {
+            msgs.extend(inbox.try_iter());
+        }
+        let mut queue: VecDeque<Msg> = msgs.into();
+        let mut worked = false;
+        while let Some(msg) = queue.pop_front() {
+            for effect in update(model, msg) {
+                if effect == Effect::Quit {
+                    if model.settings.can_quit {
+                        return Ok(Exit::Quit);
+                    }
+                    continue;
+                }
+                // Show "Booting ..." before the work starts.
+                console.draw(model)?;
+                let mut guarded = SuspendingHost {
+                    host: &mut *host,
+                    console: &mut console,
+                };
+                queue.extend(execute(effect, &model.snapshot, &mut guarded));
+                worked = true;
+            }
+        }
+        if worked {
+            // A shell may have run for minutes; start the clock afresh.
+            next_tick = Instant::now() + TICK;
+        }
+    }
+}
+
+/// Picks the viewport: the override if given; the terminal's size if it
+/// reports one; else a fixed fallback size (configured, or 80x24). Returns
+/// whether the size is pinned, in which case resize events are ignored.
+pub fn choose_viewport(
+    size_override: Option<(u16, u16)>,
+    fallback: Option<(u16, u16)>,
+    reported: io::Result<(u16, u16)>,
+) -> (Viewport, bool) {
+    let usable = |s: &(u16, u16)| s.0 > 0 && s.1 > 0;
+    let fixed = |(w, h): (u16, u16)| Viewport::Fixed(Rect::new(0, 0, w, h));
+    if let Some(size) = size_override.filter(usable) {
+        return (fixed(size), true);
+    }
+    match reported {
+        Ok(size) if usable(&size) => (Viewport::Fullscreen, false),
+        _ => (
+            fixed(fallback.filter(usable).unwrap_or(FALLBACK_SIZE)),
+            false,
+        ),
+    }
+}
+
+/// The terminal while the menu owns it.
+struct Console {
+    terminal: Terminal<CrosstermBackend<Stdout>>,
+    active: bool,
+}
+
+impl Console {
+    fn open(viewport: Viewport) -> io::Result<Console> {
+        let mut console = Console {
+            terminal: Terminal::with_options(
+                CrosstermBackend::new(io::stdout()),
+                TerminalOptions { viewport },
+            )?,
+            active: false,
+        };
+        console.enter()?;
+        Ok(console)
+    }
+
+    fn size(&mut self) -> (u16, u16) {
+        let area = self.terminal.get_frame().area();
+        (area.width, area.height)
+    }
+
+    fn resize(&mut self, w: u16, h: u16) -> io::Result<()> {
+        self.terminal.resize(Rect::new(0, 0, w, h))
+    }
+
+    fn draw(&mut self, model: &mut Model) -> io::Result<()> {
+        if model.repaint {
+            model.repaint = false;
+            self.terminal.clear()?;
+        }
+        self.terminal.draw(|f| view(model, f))?;
+        Ok(())
+    }
+
+    fn enter(&mut self) -> io::Result<()> {
+        enable_raw_mode()?;
+        queue_now!(io::stdout(), EnterAlternateScreen, cursor::Hide)?;
+        self.active = true;
+        // Whatever ran meanwhile drew over the screen: repaint all of it.
+        self.terminal.clear()
+    }
+
+    fn leave(&mut self) {
+        if !self.active {
+            return;
+        }
+        self.active = false;
+        // Best effort: a console that cannot be restored is still better
+        // handed over than kept.
+        let _ = disable_raw_mode();
+        let _ = queue_now!(io::stdout(), LeaveAlternateScreen, cursor::Show);
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        self.leave();
+    }
+}
+
+/// The Host, with the terminal handed back around every call that gives
+/// the console away.
+struct SuspendingHost<'a> {
+    host: &'a mut dyn Host,
+    console: &'a mut Console,
+}
+
+impl SuspendingHost<'_> {
+    fn away<T>(
+        &mut self,
+        f: impl FnOnce(&mut dyn Host) -> T,
+        lost: impl FnOnce(io::Error) -> T,
+    ) -> T {
+        self.console.leave();
+        let out = f(&mut *self.host);
+        match self.console.enter() {
+            Ok(()) => out,
+            Err(e) => lost(e),
+        }
+    }
+}
+
+fn terminal_lost(e: io::Error) -> Failure {
+    Failure {
+        what: "Could not take the terminal back".into(),
+        cause: e.to_string(),
+        hint: "Press Ctrl-L to redraw.".into(),
+    }
+}
+
+impl Host for SuspendingHost<'_> {
+    fn load(&mut self, plan: &crate::boot::plan::BootPlan) -> Result<(), Failure> {
+        self.host.load(plan)
+    }
+
+    fn exec(&mut self) -> Failure {
+        self.away(|h| h.exec(), terminal_lost)
+    }
+
+    fn rescue_shell(&mut self) -> Result<(), Failure> {
+        self.away(|h| h.rescue_shell(), |e| Err(terminal_lost(e)))
+    }
+
+    fn rescan(&mut self) -> Result<crate::discovery::Snapshot, Failure> {
+        self.host.rescan()
+    }
+
+    fn reboot(&mut self) -> Failure {
+        self.away(|h| h.reboot(), terminal_lost)
+    }
+
+    fn power_off(&mut self) -> Failure {
+        self.away(|h| h.power_off(), terminal_lost)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_size_console_falls_back_to_80x24() {
+        let (v, fixed) = choose_viewport(None, None, Ok((0, 0)));
+        assert_eq!(v, Viewport::Fixed(Rect::new(0, 0, 80, 24)));
+        assert!(!fixed);
+    }
+
+    #[test]
+    fn zero_size_console_uses_the_configured_size() {
+        let (v, _) = choose_viewport(None, Some((100, 37)), Ok((0, 0)));
+        assert_eq!(v, Viewport::Fixed(Rect::new(0, 0, 100, 37)));
+    }
+
+    #[test]
+    fn configured_size_does_not_override_a_reported_one() {
+        let (v, _) = choose_viewport(None, Some((100, 37)), Ok((120, 40)));
+        assert_eq!(v, Viewport::Fullscreen);
+    }
+
+    #[test]
+    fn size_error_falls_back_to_80x24() {
+        let (v, _) = choose_viewport(None, None, Err(io::Error::other("no tty")));
+        assert_eq!(v, Viewport::Fixed(Rect::new(0, 0, 80, 24)));
+    }
+
+    #[test]
+    fn size_override_wins_and_is_fixed() {
+        let (v, fixed) = choose_viewport(Some((132, 43)), None, Ok((80, 24)));
+        assert_eq!(v, Viewport::Fixed(Rect::new(0, 0, 132, 43)));
+        assert!(fixed);
+    }
+
+    #[test]
+    fn reported_size_gives_fullscreen() {
+        let (v, fixed) = choose_viewport(None, None, Ok((100, 30)));
+        assert_eq!(v, Viewport::Fullscreen);
+        assert!(!fixed);
+    }
+}

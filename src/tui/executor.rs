@@ -1,0 +1,51 @@
+//! Runs one Effect through the Host and turns the outcome into messages.
+//! Load and exec are separate steps, as in u-root: a failed load comes back
+//! to the menu before anything irreversible happens.
+
+use crate::boot::plan::{BootPlan, PlanError, plan};
+use crate::discovery::{EntryRef, Snapshot};
+use crate::tui::host::{Effect, Failure, Host};
+use crate::tui::msg::Msg;
+
+pub fn execute(effect: Effect, snapshot: &Snapshot, host: &mut dyn Host) -> Vec<Msg> {
+    execute_with(effect, snapshot, host, plan)
+}
+
+/// `execute` with the planner passed in, so tests can drive load and exec
+/// with a plan of their own.
+pub fn execute_with(
+    effect: Effect,
+    snapshot: &Snapshot,
+    host: &mut dyn Host,
+    plan: impl FnOnce(&Snapshot, EntryRef, &str) -> Result<BootPlan, PlanError>,
+) -> Vec<Msg> {
+    match effect {
+        Effect::Boot { entry, cmdline } => {
+            let plan = match plan(snapshot, entry, &cmdline) {
+                Ok(p) => p,
+                Err(e) => {
+                    let title = snapshot
+                        .entry(entry)
+                        .map(|e| e.title.clone())
+                        .unwrap_or_else(|| "the selected entry".into());
+                    return vec![Msg::BootFailed(Failure {
+                        what: format!("Could not prepare the boot of {title}"),
+                        cause: e.to_string(),
+                        hint: "Press r to rescan, or l for the scan log.".into(),
+                    })];
+                }
+            };
+            if let Err(f) = host.load(&plan) {
+                return vec![Msg::BootFailed(f)];
+            }
+            // exec returns only when it failed.
+            vec![Msg::BootFailed(host.exec())]
+        }
+        Effect::RescueShell => vec![Msg::ShellExited(host.rescue_shell())],
+        Effect::Rescan => vec![Msg::Rescanned(host.rescan())],
+        Effect::Reboot => vec![Msg::PowerFailed(host.reboot())],
+        Effect::PowerOff => vec![Msg::PowerFailed(host.power_off())],
+        // Quitting is the app loop's business: only it can leave.
+        Effect::Quit => Vec::new(),
+    }
+}

@@ -1,0 +1,264 @@
+//! The menu's whole state. `update` changes it, `view` draws it; nothing
+//! else does either.
+
+use crate::config::Config;
+use crate::discovery::{EntryRef, Snapshot};
+use crate::tui::host::Failure;
+use crate::tui::line_edit::LineEdit;
+
+/// The help screen's text.
+pub const HELP_TEXT: &str = include_str!("../../assets/help.txt");
+
+/// Most kernel lines kept for the log view; older ones are dropped.
+pub const MAX_KMSG_LINES: usize = 500;
+
+/// One line of the main list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Row {
+    /// A host volume, drawn as a group header.
+    Volume { volume: usize },
+    /// An image. It is selectable when it has no entries (so its details
+    /// and problems show); with several entries it is a header.
+    Image {
+        volume: usize,
+        image: usize,
+        selectable: bool,
+    },
+    /// A boot entry. `nested` is false when it is its image's only entry
+    /// and so stands for the image on one line.
+    Entry { entry: EntryRef, nested: bool },
+}
+
+impl Row {
+    pub fn is_selectable(&self) -> bool {
+        match self {
+            Row::Volume { .. } => false,
+            Row::Image { selectable, .. } => *selectable,
+            Row::Entry { .. } => true,
+        }
+    }
+
+    /// The image this row belongs to, if any.
+    pub fn image(&self) -> Option<(usize, usize)> {
+        match *self {
+            Row::Volume { .. } => None,
+            Row::Image { volume, image, .. } => Some((volume, image)),
+            Row::Entry { entry, .. } => Some((entry.volume, entry.image)),
+        }
+    }
+}
+
+/// What fills the screen. The error modal sits on top of any of these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Screen {
+    Menu,
+    /// Editing the command line of `entry`, for this boot only.
+    Editor {
+        entry: EntryRef,
+        edit: LineEdit,
+    },
+    Help {
+        scroll: usize,
+    },
+    Log {
+        scroll: usize,
+    },
+    Confirm(PowerAction),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PowerAction {
+    Reboot,
+    PowerOff,
+}
+
+/// Settings taken from the configuration once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Draw with ASCII only (serial consoles, fonts without box drawing).
+    pub ascii: bool,
+    /// `q` leaves the menu. Only the demo allows it: PID 1 never exits.
+    pub can_quit: bool,
+    /// Where the scan looked, for the empty screen.
+    pub search: Vec<String>,
+    pub depth: u32,
+}
+
+/// What the status line says while the machine works.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Busy {
+    Booting(String),
+    Shell,
+    Rescanning,
+    PowerAction(PowerAction),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Model {
+    pub snapshot: Snapshot,
+    pub settings: Settings,
+    /// The main list, derived from the snapshot.
+    pub rows: Vec<Row>,
+    /// Index into `rows`; always a selectable row when there is one.
+    pub selected: usize,
+    pub default: Option<EntryRef>,
+    /// Seconds left before the default boots by itself.
+    pub countdown: Option<u32>,
+    pub screen: Screen,
+    /// An error shown over the current screen until a key is pressed.
+    pub modal: Option<Failure>,
+    pub busy: Option<Busy>,
+    /// A one-line note in the status line, e.g. after the shell exits.
+    pub notice: Option<String>,
+    /// Every failure seen, for the log view.
+    pub failures: Vec<Failure>,
+    pub kmsg: Vec<String>,
+    /// The terminal size as last reported.
+    pub size: (u16, u16),
+    /// Set when the whole screen must be repainted, e.g. after kernel
+    /// messages overwrote it; the app loop clears it.
+    pub repaint: bool,
+}
+
+impl Model {
+    /// A menu over `snapshot`. `default` is preselected; `start_countdown`
+    /// is the number of seconds before it boots by itself (None: wait).
+    pub fn new(
+        snapshot: Snapshot,
+        config: &Config,
+        default: Option<EntryRef>,
+        start_countdown: Option<u32>,
+    ) -> Model {
+        let rows = build_rows(&snapshot);
+        let default = default.filter(|r| snapshot.entry(*r).is_some());
+        // Counting down to a boot that is sure to fail would only show an
+        // error after the wait; the user decides instead.
+        let countdown = default
+            .filter(|d| crate::tui::update::boot_blocker(&snapshot, *d).is_none())
+            .and(start_countdown);
+        let mut model = Model {
+            snapshot,
+            settings: Settings {
+                ascii: config.ascii,
+                can_quit: false,
+                search: config.search.clone(),
+                depth: config.depth,
+            },
+            rows,
+            selected: 0,
+            default,
+            countdown,
+            screen: Screen::Menu,
+            modal: None,
+            busy: None,
+            notice: None,
+            failures: Vec::new(),
+            kmsg: Vec::new(),
+            size: (80, 24),
+            repaint: false,
+        };
+        model.selected = default
+            .and_then(|d| model.row_of_entry(d))
+            .or_else(|| model.first_selectable())
+            .unwrap_or(0);
+        model
+    }
+
+    /// Lets `q` leave the menu (demo mode).
+    pub fn allow_quit(mut self) -> Model {
+        self.settings.can_quit = true;
+        self
+    }
+
+    pub fn selected_row(&self) -> Option<Row> {
+        self.rows
+            .get(self.selected)
+            .copied()
+            .filter(|r| r.is_selectable())
+    }
+
+    pub fn has_selectable(&self) -> bool {
+        self.rows.iter().any(|r| r.is_selectable())
+    }
+
+    pub fn first_selectable(&self) -> Option<usize> {
+        self.rows.iter().position(|r| r.is_selectable())
+    }
+
+    pub fn last_selectable(&self) -> Option<usize> {
+        self.rows.iter().rposition(|r| r.is_selectable())
+    }
+
+    pub fn row_of_entry(&self, entry: EntryRef) -> Option<usize> {
+        self.rows
+            .iter()
+            .position(|r| matches!(r, Row::Entry { entry: e, .. } if *e == entry))
+    }
+
+    /// The title to show for an entry: its own title, else the image name.
+    pub fn entry_title(&self, entry: EntryRef) -> String {
+        match (self.snapshot.entry(entry), self.snapshot.image(entry)) {
+            (Some(e), _) if !e.title.is_empty() => e.title.clone(),
+            (_, Some(i)) => i.name().to_string(),
+            _ => "the selected entry".to_string(),
+        }
+    }
+
+    /// Lines the log view shows: the scan log, every failure with its
+    /// cause, then kernel messages.
+    pub fn log_lines(&self) -> Vec<String> {
+        let mut lines = self.snapshot.log.clone();
+        for f in &self.failures {
+            lines.push(format!("error: {}: {}", f.what, f.cause));
+            if !f.hint.is_empty() {
+                lines.push(format!("  hint: {}", f.hint));
+            }
+        }
+        lines.extend(self.kmsg.iter().map(|l| format!("kernel: {l}")));
+        lines
+    }
+}
+
+/// Lays the snapshot out as list rows: each volume, its images, and the
+/// entries of images that have more than one.
+pub fn build_rows(snapshot: &Snapshot) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for (v, volume) in snapshot.volumes.iter().enumerate() {
+        rows.push(Row::Volume { volume: v });
+        for (i, image) in volume.images.iter().enumerate() {
+            match image.entries.len() {
+                0 => rows.push(Row::Image {
+                    volume: v,
+                    image: i,
+                    selectable: true,
+                }),
+                1 => rows.push(Row::Entry {
+                    entry: EntryRef {
+                        volume: v,
+                        image: i,
+                        entry: 0,
+                    },
+                    nested: false,
+                }),
+                n => {
+                    rows.push(Row::Image {
+                        volume: v,
+                        image: i,
+                        selectable: false,
+                    });
+                    for e in 0..n {
+                        rows.push(Row::Entry {
+                            entry: EntryRef {
+                                volume: v,
+                                image: i,
+                                entry: e,
+                            },
+                            nested: true,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    rows
+}

@@ -1,0 +1,46 @@
+//! Everything that can happen to the menu: key presses, the clock, and the
+//! results of the effects it asked for.
+
+use crate::discovery::Snapshot;
+use crate::tui::host::Failure;
+
+/// A key press, reduced to what the menu distinguishes. Keeping it apart
+/// from crossterm's type lets tests script keys without a terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    Char(char),
+    /// A letter pressed with Ctrl, lower-case.
+    Ctrl(char),
+    Enter,
+    Esc,
+    Backspace,
+    Delete,
+    Left,
+    Right,
+    Up,
+    Down,
+    Home,
+    End,
+    PageUp,
+    PageDown,
+    Tab,
+    F(u8),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Msg {
+    Key(Key),
+    /// One second passed.
+    Tick,
+    /// The terminal is now this many columns and lines.
+    Resize(u16, u16),
+    /// Planning, loading or executing a boot failed; the menu stays.
+    BootFailed(Failure),
+    /// The rescue shell returned.
+    ShellExited(Result<(), Failure>),
+    Rescanned(Result<Snapshot, Failure>),
+    /// Reboot or power off returned, which means it failed.
+    PowerFailed(Failure),
+    /// A kernel log line, for the log view.
+    Kmsg(String),
+}

@@ -1,0 +1,403 @@
+//! `update(model, msg) -> effects`: every decision the menu makes, with no
+//! I/O, so tests can script it key by key.
+
+use crate::discovery::{EntryRef, MountState, Snapshot};
+use crate::tui::host::{Effect, Failure};
+use crate::tui::line_edit::LineEdit;
+use crate::tui::model::{
+    Busy, HELP_TEXT, MAX_KMSG_LINES, Model, PowerAction, Row, Screen, build_rows,
+};
+use crate::tui::msg::{Key, Msg};
+
+pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
+    match msg {
+        Msg::Key(key) => on_key(model, key),
+        Msg::Tick => on_tick(model),
+        Msg::Resize(w, h) => {
+            model.size = (w, h);
+            Vec::new()
+        }
+        Msg::BootFailed(f) => {
+            model.busy = None;
+            model.countdown = None;
+            show_failure(model, f);
+            Vec::new()
+        }
+        Msg::ShellExited(result) => {
+            model.busy = None;
+            model.screen = Screen::Menu;
+            // The shell drew over the whole screen.
+            model.repaint = true;
+            match result {
+                Ok(()) => model.notice = Some("The rescue shell exited; back in the menu.".into()),
+                Err(f) => show_failure(model, f),
+            }
+            Vec::new()
+        }
+        Msg::Rescanned(result) => {
+            model.busy = None;
+            match result {
+                Ok(snapshot) => {
+                    replace_snapshot(model, snapshot);
+                    model.notice = Some("Rescanned the disks.".into());
+                }
+                Err(f) => show_failure(model, f),
+            }
+            Vec::new()
+        }
+        Msg::PowerFailed(f) => {
+            model.busy = None;
+            show_failure(model, f);
+            Vec::new()
+        }
+        Msg::Kmsg(line) => {
+            model.kmsg.push(line);
+            if model.kmsg.len() > MAX_KMSG_LINES {
+                let excess = model.kmsg.len() - MAX_KMSG_LINES;
+                model.kmsg.drain(..excess);
+            }
+            Vec::new()
+        }
+    }
+}
+
+fn show_failure(model: &mut Model, f: Failure) {
+    model.failures.push(f.clone());
+    model.modal = Some(f);
+}
+
+fn on_tick(model: &mut Model) -> Vec<Effect> {
+    let Some(left) = model.countdown else {
+        return Vec::new();
+    };
+    let left = left.saturating_sub(1);
+    if left > 0 {
+        model.countdown = Some(left);
+        return Vec::new();
+    }
+    model.countdown = None;
+    match model.default {
+        Some(entry) => boot(model, entry, None),
+        None => Vec::new(),
+    }
+}
+
+fn on_key(model: &mut Model, key: Key) -> Vec<Effect> {
+    // Any key stops the countdown and is used for nothing else, so that a
+    // user who presses Down to look does not boot something by accident.
+    if model.countdown.take().is_some() {
+        return Vec::new();
+    }
+    // The modal is dismissed by any key, which is then consumed.
+    if model.modal.take().is_some() {
+        return Vec::new();
+    }
+    if key == Key::Ctrl('l') {
+        model.repaint = true;
+        return Vec::new();
+    }
+    model.notice = None;
+    match model.screen.clone() {
+        Screen::Menu => on_menu_key(model, key),
+        Screen::Editor { entry, edit } => on_editor_key(model, key, entry, edit),
+        Screen::Help { scroll } => {
+            model.screen = match scroll_key(key, scroll, page(model)) {
+                Some(s) => Screen::Help {
+                    scroll: s.min(max_scroll(model, HELP_TEXT.lines().count())),
+                },
+                None if is_close_key(key, &[Key::Char('h'), Key::Char('?'), Key::F(1)]) => {
+                    Screen::Menu
+                }
+                None => Screen::Help { scroll },
+            };
+            Vec::new()
+        }
+        Screen::Log { scroll } => {
+            model.screen = match scroll_key(key, scroll, page(model)) {
+                Some(s) => Screen::Log {
+                    scroll: s.min(max_scroll(model, model.log_lines().len())),
+                },
+                None if is_close_key(key, &[Key::Char('l')]) => Screen::Menu,
+                None => Screen::Log { scroll },
+            };
+            Vec::new()
+        }
+        Screen::Confirm(action) => {
+            model.screen = Screen::Menu;
+            if matches!(key, Key::Char('y') | Key::Char('Y')) {
+                model.busy = Some(Busy::PowerAction(action));
+                return vec![match action {
+                    PowerAction::Reboot => Effect::Reboot,
+                    PowerAction::PowerOff => Effect::PowerOff,
+                }];
+            }
+            Vec::new()
+        }
+    }
+}
+
+/// Lines one page of a scrolled view moves by.
+fn page(model: &Model) -> usize {
+    usize::from(model.size.1.saturating_sub(6)).max(1)
+}
+
+/// The last useful scroll position of a full-screen text of `lines`
+/// lines: its last line at the bottom of the box. The title, status and
+/// key lines plus the two borders leave the rest of the screen.
+fn max_scroll(model: &Model, lines: usize) -> usize {
+    let visible = usize::from(model.size.1.saturating_sub(5)).max(1);
+    lines.saturating_sub(visible)
+}
+
+fn is_close_key(key: Key, extra: &[Key]) -> bool {
+    matches!(key, Key::Esc | Key::Enter | Key::Char('q')) || extra.contains(&key)
+}
+
+/// The new scroll position for a scrolling key, or None for other keys.
+fn scroll_key(key: Key, scroll: usize, page: usize) -> Option<usize> {
+    Some(match key {
+        Key::Up | Key::Char('k') => scroll.saturating_sub(1),
+        Key::Down | Key::Char('j') => scroll.saturating_add(1),
+        Key::PageUp => scroll.saturating_sub(page),
+        Key::PageDown | Key::Char(' ') => scroll.saturating_add(page),
+        Key::Home | Key::Char('g') => 0,
+        Key::End | Key::Char('G') => usize::MAX / 2,
+        _ => return None,
+    })
+}
+
+fn on_menu_key(model: &mut Model, key: Key) -> Vec<Effect> {
+    match key {
+        Key::Up | Key::Char('k') => move_selection(model, -1),
+        Key::Down | Key::Char('j') => move_selection(model, 1),
+        Key::PageUp => move_selection(model, -(page(model) as isize)),
+        Key::PageDown => move_selection(model, page(model) as isize),
+        Key::Home | Key::Char('g') => {
+            model.selected = model.first_selectable().unwrap_or(0);
+        }
+        Key::End | Key::Char('G') => {
+            model.selected = model.last_selectable().unwrap_or(0);
+        }
+        Key::Enter => return boot_selected(model),
+        Key::Char('e') => match selected_entry(model) {
+            Ok(entry) => {
+                let cmdline = model
+                    .snapshot
+                    .entry(entry)
+                    .map(|e| e.cmdline.clone())
+                    .unwrap_or_default();
+                model.screen = Screen::Editor {
+                    entry,
+                    edit: LineEdit::new(&cmdline),
+                };
+            }
+            Err(f) => model.modal = Some(f),
+        },
+        Key::Char('s') => {
+            model.busy = Some(Busy::Shell);
+            return vec![Effect::RescueShell];
+        }
+        Key::Char('r') => {
+            model.busy = Some(Busy::Rescanning);
+            return vec![Effect::Rescan];
+        }
+        Key::Char('l') => model.screen = Screen::Log { scroll: 0 },
+        Key::Char('h') | Key::Char('?') | Key::F(1) => model.screen = Screen::Help { scroll: 0 },
+        Key::Char('b') => model.screen = Screen::Confirm(PowerAction::Reboot),
+        Key::Char('p') => model.screen = Screen::Confirm(PowerAction::PowerOff),
+        Key::Char('q') | Key::Ctrl('c') if model.settings.can_quit => return vec![Effect::Quit],
+        _ => {}
+    }
+    Vec::new()
+}
+
+fn on_editor_key(model: &mut Model, key: Key, entry: EntryRef, mut edit: LineEdit) -> Vec<Effect> {
+    match key {
+        Key::Enter => {
+            model.screen = Screen::Menu;
+            return boot(model, entry, Some(edit.text()));
+        }
+        Key::Esc => {
+            // The edit lives only in the editor, so dropping it restores the
+            // entry's own line.
+            model.screen = Screen::Menu;
+            return Vec::new();
+        }
+        Key::Left | Key::Ctrl('b') => edit.left(),
+        Key::Right | Key::Ctrl('f') => edit.right(),
+        Key::Home | Key::Ctrl('a') => edit.home(),
+        Key::End | Key::Ctrl('e') => edit.end(),
+        Key::Backspace | Key::Ctrl('h') => edit.backspace(),
+        Key::Delete | Key::Ctrl('d') => edit.delete(),
+        Key::Ctrl('w') => edit.delete_word_before(),
+        Key::Ctrl('u') => edit.delete_to_start(),
+        Key::Ctrl('k') => edit.delete_to_end(),
+        Key::Char(c) => edit.insert(c),
+        _ => {}
+    }
+    model.screen = Screen::Editor { entry, edit };
+    Vec::new()
+}
+
+/// Moves over selectable rows only, stopping at the ends: wrapping would
+/// make a held Down key cycle past the default without the user noticing.
+fn move_selection(model: &mut Model, delta: isize) {
+    let selectable: Vec<usize> = model
+        .rows
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.is_selectable())
+        .map(|(i, _)| i)
+        .collect();
+    if selectable.is_empty() {
+        return;
+    }
+    let here = selectable
+        .iter()
+        .position(|&i| i >= model.selected)
+        .unwrap_or(selectable.len() - 1);
+    let target = here.saturating_add_signed(delta).min(selectable.len() - 1);
+    if let Some(&row) = selectable.get(target) {
+        model.selected = row;
+    }
+}
+
+/// The entry under the selection, or why there is none to boot.
+fn selected_entry(model: &Model) -> Result<EntryRef, Failure> {
+    match model.selected_row() {
+        Some(Row::Entry { entry, .. }) => Ok(entry),
+        Some(Row::Image { volume, image, .. }) => {
+            let img = model
+                .snapshot
+                .volumes
+                .get(volume)
+                .and_then(|v| v.images.get(image));
+            let name = img.map(|i| i.name().to_string()).unwrap_or_default();
+            let blocking = img.and_then(|i| i.problems.iter().find(|p| p.blocks_boot));
+            Err(match blocking {
+                Some(p) => Failure {
+                    what: format!("{name} cannot boot"),
+                    cause: p.what.clone(),
+                    hint: p.hint.clone(),
+                },
+                None => Failure {
+                    what: format!("{name} cannot boot"),
+                    cause: "no kernel was found in it: no UKI in /EFI/Linux and no Boot Loader Spec entry in /loader/entries".into(),
+                    hint: "Install a UKI or BLS entry on the image's EFI system partition, or press l for the scan log.".into(),
+                },
+            })
+        }
+        _ => Err(Failure {
+            what: "Nothing is selected".into(),
+            cause: "no bootable image was found".into(),
+            hint: "Press r to rescan, s for a rescue shell or l for the scan log.".into(),
+        }),
+    }
+}
+
+fn boot_selected(model: &mut Model) -> Vec<Effect> {
+    match selected_entry(model) {
+        Ok(entry) => boot(model, entry, None),
+        Err(f) => {
+            model.modal = Some(f);
+            Vec::new()
+        }
+    }
+}
+
+/// Why `entry` cannot boot, checked before asking the machine.
+pub fn boot_blocker(snapshot: &Snapshot, entry: EntryRef) -> Option<Failure> {
+    let (Some(volume), Some(image), Some(_)) = (
+        snapshot.volume(entry),
+        snapshot.image(entry),
+        snapshot.entry(entry),
+    ) else {
+        return Some(Failure {
+            what: "The selected entry no longer exists".into(),
+            cause: "the disks changed since the last scan".into(),
+            hint: "Press r to rescan.".into(),
+        });
+    };
+    if !matches!(volume.mount, MountState::Mounted { .. }) {
+        return Some(Failure {
+            what: format!("{} cannot boot", image.name()),
+            cause: format!("its host volume {} is not mounted", volume.display_name()),
+            hint: "Press l for the scan log, or s for a rescue shell.".into(),
+        });
+    }
+    image
+        .problems
+        .iter()
+        .find(|p| p.blocks_boot)
+        .map(|p| Failure {
+            what: format!("{} cannot boot", image.name()),
+            cause: p.what.clone(),
+            hint: p.hint.clone(),
+        })
+}
+
+fn boot(model: &mut Model, entry: EntryRef, cmdline: Option<String>) -> Vec<Effect> {
+    if let Some(f) = boot_blocker(&model.snapshot, entry) {
+        model.modal = Some(f);
+        return Vec::new();
+    }
+    let cmdline = cmdline
+        .or_else(|| model.snapshot.entry(entry).map(|e| e.cmdline.clone()))
+        .unwrap_or_default();
+    model.busy = Some(Busy::Booting(model.entry_title(entry)));
+    vec![Effect::Boot { entry, cmdline }]
+}
+
+/// What identifies a row across scans: indices move when disks come and
+/// go, device paths and file paths do not.
+#[derive(PartialEq, Eq)]
+struct RowKey {
+    device: std::path::PathBuf,
+    path: String,
+    entry: Option<usize>,
+}
+
+fn row_key(snapshot: &Snapshot, row: Row) -> Option<RowKey> {
+    let (v, i) = row.image()?;
+    let volume = snapshot.volumes.get(v)?;
+    let image = volume.images.get(i)?;
+    Some(RowKey {
+        device: volume.device.clone(),
+        path: image.path.clone(),
+        entry: match row {
+            Row::Entry { entry, .. } => Some(entry.entry),
+            _ => None,
+        },
+    })
+}
+
+fn replace_snapshot(model: &mut Model, snapshot: Snapshot) {
+    let selected_key = model
+        .selected_row()
+        .and_then(|r| row_key(&model.snapshot, r));
+    let default_key = model.default.and_then(|d| {
+        row_key(
+            &model.snapshot,
+            Row::Entry {
+                entry: d,
+                nested: false,
+            },
+        )
+    });
+    let rows = build_rows(&snapshot);
+    let find = |key: &RowKey| {
+        rows.iter()
+            .position(|r| row_key(&snapshot, *r).as_ref() == Some(key) && r.is_selectable())
+    };
+    let selected = selected_key.as_ref().and_then(find);
+    model.default = default_key
+        .as_ref()
+        .and_then(find)
+        .and_then(|i| match rows.get(i) {
+            Some(Row::Entry { entry, .. }) => Some(*entry),
+            _ => None,
+        });
+    model.rows = rows;
+    model.snapshot = snapshot;
+    model.selected = selected.or_else(|| model.first_selectable()).unwrap_or(0);
+}

@@ -1,0 +1,123 @@
+//! The details pane: everything known about the selected image or entry.
+
+use super::list::{badge_text, fs_name};
+use super::{Theme, human_size};
+use crate::discovery::{EntrySource, ImageKind, MountState};
+use crate::tui::model::Model;
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Wrap};
+
+pub fn render(model: &Model, theme: &Theme, frame: &mut Frame, area: Rect) {
+    let para = Paragraph::new(lines(model, theme))
+        .block(theme.block(" Details "))
+        .wrap(Wrap { trim: false });
+    frame.render_widget(para, area);
+}
+
+fn field<'a>(theme: &Theme, name: &'a str, value: String) -> Line<'a> {
+    Line::from(vec![
+        Span::styled(format!("{name}: "), theme.label()),
+        Span::raw(value),
+    ])
+}
+
+fn lines<'a>(model: &'a Model, theme: &Theme) -> Vec<Line<'a>> {
+    let mut out = Vec::new();
+    let Some(row) = model.selected_row() else {
+        return out;
+    };
+    let Some((v, i)) = row.image() else {
+        return out;
+    };
+    let Some(volume) = model.snapshot.volumes.get(v) else {
+        return out;
+    };
+    let Some(image) = volume.images.get(i) else {
+        return out;
+    };
+    let entry = match row {
+        crate::tui::model::Row::Entry { entry, .. } => {
+            model.snapshot.entry(entry).map(|e| (entry, e))
+        }
+        _ => None,
+    };
+    if let Some((r, e)) = entry {
+        let mut title = vec![Span::styled(e.title.clone(), theme.header())];
+        if model.default == Some(r) {
+            title.push(Span::styled(" (default)", theme.good()));
+        }
+        out.push(Line::from(title));
+        if let Some(ver) = &e.version {
+            out.push(field(theme, "Kernel", ver.clone()));
+        }
+    }
+    out.push(field(theme, "Image", image.path.clone()));
+    out.push(field(
+        theme,
+        "Type",
+        match &image.kind {
+            ImageKind::FixedVhd { data_size } => format!("fixed VHD, {}", human_size(*data_size)),
+            ImageKind::DynamicVhd => format!("dynamic VHD, {} file", human_size(image.file_size)),
+            ImageKind::DifferencingVhd => "differencing VHD".into(),
+            ImageKind::Raw { data_size } => format!("raw image, {}", human_size(*data_size)),
+            ImageKind::Unreadable => "unreadable".into(),
+        },
+    ));
+    let mut host = format!(
+        "{} ({}, {})",
+        volume.display_name(),
+        volume.device.display(),
+        fs_name(volume)
+    );
+    for b in &volume.badges {
+        host.push_str(&format!(" [{}]", badge_text(*b)));
+    }
+    out.push(field(theme, "Host", host));
+    if let Some(u) = &volume.uuid {
+        out.push(field(theme, "UUID", u.clone()));
+    }
+    if let Some(u) = &volume.partuuid {
+        out.push(field(theme, "PARTUUID", u.clone()));
+    }
+    if let MountState::Mounted { at } = &volume.mount {
+        out.push(field(
+            theme,
+            "Mount",
+            format!("{} (read-only)", at.display()),
+        ));
+    }
+    if let Some((_, e)) = entry {
+        out.push(field(
+            theme,
+            "Source",
+            match &e.source {
+                EntrySource::Uki { path, .. } => format!("UKI {path}"),
+                EntrySource::Bls { conf, .. } => format!("BLS {conf}"),
+            },
+        ));
+        out.push(Line::styled("Command line:", theme.label()));
+        out.push(Line::raw(e.cmdline.clone()));
+    } else if image.entries.len() > 1 {
+        out.push(field(theme, "Entries", image.entries.len().to_string()));
+    }
+    if !image.problems.is_empty() {
+        out.push(Line::styled("Problems:", theme.label()));
+        for p in &image.problems {
+            let style = if p.blocks_boot {
+                theme.bad()
+            } else {
+                theme.warn()
+            };
+            out.push(Line::from(vec![
+                Span::styled(format!("{} ", theme.bullet()), style),
+                Span::styled(p.what.clone(), style),
+            ]));
+            if !p.hint.is_empty() {
+                out.push(Line::raw(format!("  {}", p.hint)));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,88 @@
+//! The title bar, the status line (countdown, work in progress, notices)
+//! and the key line at the bottom.
+
+use super::Theme;
+use crate::tui::model::{Busy, Model, PowerAction, Screen};
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::Modifier;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+pub fn title(_model: &Model, theme: &Theme, frame: &mut Frame, area: Rect) {
+    let text = format!(
+        " vhdboot {} - choose a system to boot",
+        env!("CARGO_PKG_VERSION")
+    );
+    frame.render_widget(Paragraph::new(text).style(theme.title_bar()), area);
+}
+
+pub fn status_line(model: &Model, theme: &Theme, frame: &mut Frame, area: Rect) {
+    let line = if let Some(busy) = &model.busy {
+        Line::styled(
+            match busy {
+                Busy::Booting(t) => format!(" Booting {t}..."),
+                Busy::Shell => " Running the rescue shell...".into(),
+                Busy::Rescanning => " Scanning the disks...".into(),
+                Busy::PowerAction(PowerAction::Reboot) => " Rebooting...".into(),
+                Busy::PowerAction(PowerAction::PowerOff) => " Powering off...".into(),
+            },
+            theme.warn(),
+        )
+    } else if let (Some(n), Some(d)) = (model.countdown, model.default) {
+        let title = model.entry_title(d);
+        // On a narrow screen the instruction comes first so it survives
+        // truncation.
+        let text = if area.width < 60 {
+            format!(" Any key stops: {title} in {n} s")
+        } else {
+            format!(" Booting {title} in {n} s, press any key to stop")
+        };
+        Line::styled(text, theme.warn().add_modifier(Modifier::BOLD))
+    } else if let Some(n) = &model.notice {
+        Line::raw(format!(" {n}"))
+    } else {
+        Line::raw("")
+    };
+    frame.render_widget(Paragraph::new(line), area);
+}
+
+pub fn key_line(model: &Model, theme: &Theme, frame: &mut Frame, area: Rect) {
+    let ud = theme.up_down();
+    let keys: Vec<(&str, &str)> = match model.screen {
+        Screen::Menu | Screen::Confirm(_) => {
+            // The most needed keys come first: a narrow screen cuts the end.
+            let mut k = vec![
+                ("Enter", "boot"),
+                ("e", "edit"),
+                ("s", "shell"),
+                ("?", "help"),
+                ("r", "rescan"),
+                ("l", "log"),
+                ("b", "reboot"),
+                ("p", "power off"),
+            ];
+            if model.settings.can_quit {
+                k.push(("q", "quit"));
+            }
+            k
+        }
+        Screen::Editor { .. } => vec![
+            ("Enter", "boot"),
+            ("Esc", "cancel"),
+            ("^A/^E", "start/end"),
+            ("^W", "del word"),
+            ("^U/^K", "del to start/end"),
+        ],
+        Screen::Help { .. } | Screen::Log { .. } => {
+            vec![(ud, "scroll"), ("PgUp/PgDn", "page"), ("Esc", "back")]
+        }
+    };
+    let gap = if area.width < 60 { " " } else { "  " };
+    let mut spans = vec![Span::raw(" ")];
+    for (key, what) in keys {
+        spans.push(Span::styled(key, theme.key()));
+        spans.push(Span::raw(format!(" {what}{gap}")));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
