@@ -101,14 +101,12 @@ pub fn run() -> ! {
     for msg in pending {
         update(&mut model, msg);
     }
-    let size = match (config.columns, config.lines) {
-        (Some(c), Some(l)) => Some((c, l)),
-        _ => None,
-    };
     loop {
         let options = AppOptions {
-            size: size.or(Some((cols, lines)).filter(|_| console_reported_nothing())),
+            size: None,
+            fallback_size: config.columns.zip(config.lines),
             inbox: Some(spawn_kmsg_reader()),
+            repaint_on_key: true,
         };
         match app::run(&mut model, &mut host, options) {
             Ok(_) => {}
@@ -119,12 +117,6 @@ pub fn run() -> ! {
             }
         }
     }
-}
-
-/// True when the console reports no size (a serial line), so the menu must
-/// draw at a fixed size.
-fn console_reported_nothing() -> bool {
-    !matches!(crossterm::terminal::size(), Ok((c, l)) if c > 0 && l > 0)
 }
 
 /// Coldplugs the hardware, then loads the filesystem drivers. A missing
