@@ -12,7 +12,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "vhdboot", version, about = "Boot Linux installed in fixed VHD files on NTFS or exFAT")]
+#[command(
+    name = "vhdboot",
+    version,
+    about = "Boot Linux installed in fixed VHD files on NTFS or exFAT"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -44,9 +44,13 @@ impl FsType {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum MountState {
     /// Mounted read-only at this path.
-    Mounted { at: PathBuf },
+    Mounted {
+        at: PathBuf,
+    },
     /// The kernel refused the mount; `reason` is its message.
-    Refused { reason: String },
+    Refused {
+        reason: String,
+    },
     NotMounted,
 }
 
@@ -89,11 +93,15 @@ impl Volume {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum ImageKind {
     /// A fixed VHD: `data_size` bytes of raw disk, then the 512-byte footer.
-    FixedVhd { data_size: u64 },
+    FixedVhd {
+        data_size: u64,
+    },
     DynamicVhd,
     DifferencingVhd,
     /// A raw disk image with no footer (only where configured).
-    Raw { data_size: u64 },
+    Raw {
+        data_size: u64,
+    },
     /// Not readable as an image; the problems say why.
     Unreadable,
 }

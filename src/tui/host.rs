@@ -8,7 +8,10 @@ use crate::discovery::{EntryRef, Snapshot};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
     /// Plan, load and exec this entry with this command line.
-    Boot { entry: EntryRef, cmdline: String },
+    Boot {
+        entry: EntryRef,
+        cmdline: String,
+    },
     /// Restore the terminal, run the rescue shell, come back to the menu.
     RescueShell,
     /// Scan the disks again.
