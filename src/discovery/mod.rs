@@ -3,6 +3,7 @@
 //! fixtures; the I/O that fills a snapshot lives in `sys` and `scan`.
 #![forbid(unsafe_code)]
 
+pub mod decisions;
 pub mod model;
 
 pub use model::*;
