@@ -48,7 +48,7 @@ pub fn decide_start(snapshot: &Snapshot, config: &Config) -> Start {
         .unwrap_or("");
     if let Err(err) = plan(snapshot, entry, own_cmdline) {
         return Start::Menu {
-            reason: Some(format!("the default {} cannot boot: {err}", describe(spec))),
+            reason: Some(format!("the default {} cannot boot: {err}", spec)),
         };
     }
     match config.timeout {
@@ -86,15 +86,6 @@ pub fn all_entries(snapshot: &Snapshot) -> impl Iterator<Item = EntryRef> + '_ {
     })
 }
 
-/// The default as the user wrote it, for messages.
-fn describe(spec: &DefaultSpec) -> String {
-    match &spec.host {
-        None => spec.path.clone(),
-        Some(HostSelector::Label(l)) => format!("LABEL={l}:{}", spec.path),
-        Some(HostSelector::Uuid(u)) => format!("UUID={u}:{}", spec.path),
-    }
-}
-
 fn host_matches(volume: &Volume, host: &Option<HostSelector>) -> bool {
     let same = |a: &Option<String>, b: &str| {
         a.as_deref()
@@ -115,7 +106,7 @@ fn same_path(a: &str, b: &str) -> bool {
 
 /// Finds the default, or says in one sentence why it is not there.
 fn locate(snapshot: &Snapshot, spec: &DefaultSpec) -> Result<EntryRef, String> {
-    let shown = describe(spec);
+    let shown = spec;
     let volumes: Vec<usize> = snapshot
         .volumes
         .iter()
