@@ -593,6 +593,31 @@ mod tests {
         }
     }
 
+    /// Longer lines than the exhaustive test reaches, from a fixed-seed
+    /// xorshift generator so that a failure is reproducible.
+    #[test]
+    fn random_long_lines_round_trip_and_keep_appended_params_separate() {
+        let alphabet = ['a', 'b', '=', '"', ' ', '\t', '-', '\u{e0}', '/', '%'];
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let len = (next() % 40) as usize;
+            let text: String = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            assert_round_trip(&text);
+            let mut c = Cmdline::parse(&text);
+            c.append("vhdboot.x", Some("a b")).unwrap();
+            let again = Cmdline::parse(&c.to_string());
+            assert_eq!(again.get("vhdboot.x"), Some("a b"), "after {text:?}");
+        }
+    }
+
     #[test]
     fn every_accepted_appended_value_reads_back_after_any_short_line() {
         let lines = all_strings(3);

@@ -368,6 +368,28 @@ mod tests {
     }
 
     #[test]
+    fn any_path_survives_write_then_parse() {
+        let alphabet = [
+            '/', 'a', ' ', '"', '%', '=', '\t', '\n', '\u{e0}', '–', '+', '\\',
+        ];
+        let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+        for _ in 0..2_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let mut bits = state;
+            let mut image = String::from("/");
+            for _ in 0..(bits % 16) {
+                bits /= 7;
+                image.push(alphabet[(bits % alphabet.len() as u64) as usize]);
+            }
+            let h = Handoff { image, ..sample() };
+            let line = applied(&h, "quiet");
+            assert_eq!(Handoff::parse(&line).unwrap(), h, "{line}");
+        }
+    }
+
+    #[test]
     fn encode_path_escapes_only_what_the_command_line_cannot_carry() {
         assert_eq!(
             encode_path("/VHD/deb-12_x86+64.vhd"),
