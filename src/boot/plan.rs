@@ -46,6 +46,10 @@ impl BootPlan {
     }
 }
 
+/// The x86 kernel's COMMAND_LINE_SIZE, counting the terminating NUL. A
+/// longer line is refused by kexec_file_load (EINVAL) or cut short.
+pub const MAX_CMDLINE: usize = 2048;
+
 /// Why a plan could not be made. Each names the volume, image or entry and
 /// says what to do.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -115,6 +119,16 @@ pub enum PlanError {
         entry: String,
         #[source]
         source: HandoffError,
+    },
+    #[error(
+        "the command line for {entry} would be {len} bytes with the stage-2 parameters, more \
+         than the kernel's limit of {max}; edit it (e to edit) to remove what is not needed, or \
+         move the image to a shorter path"
+    )]
+    CmdlineTooLong {
+        entry: String,
+        len: usize,
+        max: usize,
     },
 }
 
@@ -233,6 +247,15 @@ pub fn plan(snapshot: &Snapshot, entry: EntryRef, cmdline: &str) -> Result<BootP
             source,
         })?;
 
+    let cmdline = line.to_string();
+    if cmdline.len() >= MAX_CMDLINE {
+        return Err(PlanError::CmdlineTooLong {
+            entry: boot_entry.title.clone(),
+            len: cmdline.len() + 1,
+            max: MAX_CMDLINE,
+        });
+    }
+
     Ok(BootPlan {
         title: boot_entry.title.clone(),
         host_device: device,
@@ -242,7 +265,7 @@ pub fn plan(snapshot: &Snapshot, entry: EntryRef, cmdline: &str) -> Result<BootP
         image_path: image.path.clone(),
         data_size,
         source: boot_entry.source.clone(),
-        cmdline: line.to_string(),
+        cmdline,
     })
 }
 
@@ -409,6 +432,31 @@ mod tests {
         let err = plan(&snapshot(), at(0, 0, 0), r#"quiet rdinit=/a"b c"#).unwrap_err();
         assert!(matches!(err, PlanError::Cmdline { .. }), "{err:?}");
         assert!(err.to_string().contains("edit"), "{err}");
+    }
+
+    #[test]
+    fn command_line_over_the_kernel_limit_is_refused() {
+        let s = snapshot();
+        let base = plan(&s, at(0, 0, 0), "").unwrap().cmdline.len();
+        // One byte is kept for the terminating NUL.
+        let fits = format!("x={}", "a".repeat(MAX_CMDLINE - 1 - base - 3));
+        assert_eq!(
+            plan(&s, at(0, 0, 0), &fits).unwrap().cmdline.len(),
+            MAX_CMDLINE - 1
+        );
+        let too_long = format!("{fits}a");
+        let err = plan(&s, at(0, 0, 0), &too_long).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                PlanError::CmdlineTooLong {
+                    len: 2049,
+                    max: 2048,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
     }
 
     #[test]
