@@ -48,7 +48,7 @@ pub fn decide_start(snapshot: &Snapshot, config: &Config) -> Start {
         .unwrap_or("");
     if let Err(err) = plan(snapshot, entry, own_cmdline) {
         return Start::Menu {
-            reason: Some(format!("the default {} cannot boot: {err}", spec)),
+            reason: Some(format!("the default {spec} cannot boot: {err}")),
         };
     }
     match config.timeout {
