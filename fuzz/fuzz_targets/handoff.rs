@@ -12,6 +12,10 @@ fuzz_target!(|text: &str| {
     };
     let mut line = Cmdline::parse("");
     if handoff.apply(&mut line).is_ok() {
-        assert_eq!(Handoff::parse(&line.to_string()), Ok(handoff), "from {text:?}");
+        assert_eq!(
+            Handoff::parse(&line.to_string()),
+            Ok(handoff),
+            "from {text:?}"
+        );
     }
 });
