@@ -3,7 +3,22 @@
 //! (shared/design.md, "Configuration").
 #![forbid(unsafe_code)]
 
+use crate::boot::cmdline::Cmdline;
+use crate::boot::handoff;
+use percent_encoding::percent_decode_str;
+use std::fmt;
 use std::time::Duration;
+
+/// Where the bootstrapper's initramfs keeps the configuration file.
+pub const CONF_PATH: &str = "/etc/vhdboot.conf";
+
+/// The prefix of our parameters on the bootstrapper's kernel command line.
+pub const CMDLINE_PREFIX: &str = "vhdboot.";
+
+/// Every key, in the order the documentation lists them.
+pub const KEYS: [&str; 9] = [
+    "default", "timeout", "search", "depth", "settle", "raw", "columns", "lines", "ascii",
+];
 
 /// Which image boots by itself: an optional host selector plus a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,5 +79,593 @@ impl Default for Config {
             lines: None,
             ascii: false,
         }
+    }
+}
+
+/// Where a setting came from, for warnings.
+#[derive(Debug, Clone, Copy)]
+enum Origin {
+    File { line: usize },
+    Cmdline,
+}
+
+impl Config {
+    /// Builds the configuration: the built-in defaults, then the
+    /// configuration file's text (if there is one), then the `vhdboot.*`
+    /// parameters of the bootstrapper's kernel command line.
+    ///
+    /// Nothing here fails: a bad line or value becomes a warning that names
+    /// the key, the value and the accepted forms, and the earlier value
+    /// stays.
+    pub fn from_sources(conf_text: Option<&str>, kernel_cmdline: &str) -> (Config, Vec<String>) {
+        let mut config = Config::default();
+        let mut warnings = Vec::new();
+        if let Some(text) = conf_text {
+            for (index, line) in text.lines().enumerate() {
+                config.apply_conf_line(line, index + 1, &mut warnings);
+            }
+        }
+        for param in Cmdline::parse(kernel_cmdline).params() {
+            let Some(key) = param.key().strip_prefix(CMDLINE_PREFIX) else {
+                continue;
+            };
+            if is_handoff_param(param.key()) {
+                continue;
+            }
+            config.apply(key, param.value(), Origin::Cmdline, &mut warnings);
+        }
+        (config, warnings)
+    }
+
+    fn apply_conf_line(&mut self, line: &str, number: usize, warnings: &mut Vec<String>) {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            return;
+        }
+        let origin = Origin::File { line: number };
+        let Some((key, value)) = line.split_once('=') else {
+            warnings.push(format!(
+                "{origin}: {line:?} is not a setting; write key = value (keys: {}), or start \
+                 the line with # for a comment",
+                KEYS.join(", ")
+            ));
+            return;
+        };
+        let value = value.trim();
+        // A value that is one word to the kernel's tokenizer loses its
+        // quotes the kernel's way; a longer value (an unquoted path with
+        // spaces, a list) is kept as written.
+        let words = Cmdline::parse(value);
+        let value = match words.params() {
+            [one] if words.init_args().is_none() => one.unquoted(),
+            _ => value.to_string(),
+        };
+        self.apply(key.trim(), Some(&value), origin, warnings);
+    }
+
+    fn apply(
+        &mut self,
+        key: &str,
+        value: Option<&str>,
+        origin: Origin,
+        warnings: &mut Vec<String>,
+    ) {
+        let shown = |v: Option<&str>| match origin {
+            Origin::File { .. } => format!("{key} = {:?}", v.unwrap_or("")),
+            Origin::Cmdline => match v {
+                Some(v) => format!("{CMDLINE_PREFIX}{key}={v}"),
+                None => format!("{CMDLINE_PREFIX}{key}"),
+            },
+        };
+        if !KEYS.contains(&key) {
+            warnings.push(format!(
+                "{origin}: unknown setting {} ignored; the settings are {}",
+                shown(value),
+                KEYS.join(", ")
+            ));
+            return;
+        }
+        // A bare flag on the kernel command line (`vhdboot.ascii`) means on.
+        let text = match (value, key) {
+            (Some(v), _) => v,
+            (None, "raw" | "ascii") => "1",
+            (None, _) => "",
+        };
+        let result = match key {
+            "default" => parse_default(text).map(|d| self.default = d),
+            "timeout" => parse_timeout(text).map(|t| self.timeout = t),
+            "search" => parse_search(text).map(|s| self.search = s),
+            "depth" => text
+                .parse::<u32>()
+                .map(|d| self.depth = d)
+                .map_err(|_| "a whole number of folder levels, such as 2".into()),
+            "settle" => parse_duration(text).map(|d| self.settle = d),
+            "raw" => parse_bool(text).map(|b| self.raw_images = b),
+            "ascii" => parse_bool(text).map(|b| self.ascii = b),
+            "columns" => parse_size(text).map(|c| self.columns = c),
+            "lines" => parse_size(text).map(|l| self.lines = l),
+            _ => Ok(()),
+        };
+        if let Err(accepted) = result {
+            warnings.push(format!(
+                "{origin}: {} is not valid; use {accepted}; keeping {}",
+                shown(value),
+                self.current(key)
+            ));
+        }
+    }
+
+    /// The current value of `key`, as a warning shows it.
+    fn current(&self, key: &str) -> String {
+        let or_auto = |v: Option<u16>| v.map_or("auto".to_string(), |v| v.to_string());
+        match key {
+            "default" => self
+                .default
+                .as_ref()
+                .map_or("no default".to_string(), |d| d.to_string()),
+            "timeout" => match self.timeout {
+                Timeout::Immediate => "0".into(),
+                Timeout::Never => "-1".into(),
+                Timeout::Seconds(s) => s.to_string(),
+            },
+            "search" => self.search.join(","),
+            "depth" => self.depth.to_string(),
+            "settle" => format!("{}ms", self.settle.as_millis()),
+            "raw" => u8::from(self.raw_images).to_string(),
+            "ascii" => u8::from(self.ascii).to_string(),
+            "columns" => or_auto(self.columns),
+            "lines" => or_auto(self.lines),
+            _ => String::new(),
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::File { line } => write!(f, "{CONF_PATH} line {line}"),
+            Origin::Cmdline => f.write_str("kernel command line"),
+        }
+    }
+}
+
+impl fmt::Display for DefaultSpec {
+    /// The form `default=` accepts, so messages show what to write.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.host {
+            None => f.write_str(&self.path),
+            Some(HostSelector::Label(l)) => write!(f, "LABEL={l}:{}", self.path),
+            Some(HostSelector::Uuid(u)) => write!(f, "UUID={u}:{}", self.path),
+        }
+    }
+}
+
+/// Parameters meant for stage 2, not settings.
+fn is_handoff_param(key: &str) -> bool {
+    [
+        handoff::HOST,
+        handoff::FSTYPE,
+        handoff::IMAGE,
+        handoff::SIZE,
+        handoff::NEXT,
+    ]
+    .contains(&key)
+}
+
+type Accepted = String;
+
+const DEFAULT_FORMS: &str = "a path such as /Images/ubuntu.vhd, optionally after LABEL=<label>: or \
+     UUID=<uuid>: (spaces quoted or written as %20), or nothing for no default";
+
+/// `[LABEL=<label>:|UUID=<uuid>:]<path>`; empty means no default.
+fn parse_default(text: &str) -> Result<Option<DefaultSpec>, Accepted> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let prefix = |p: &str| {
+        text.get(..p.len())
+            .filter(|head| head.eq_ignore_ascii_case(p))
+            .and_then(|_| text.get(p.len()..))
+    };
+    let (host, path) = if let Some(rest) = prefix("LABEL=") {
+        let (label, path) = split_selector(rest)?;
+        (Some(HostSelector::Label(decode(label)?)), path)
+    } else if let Some(rest) = prefix("UUID=") {
+        let (uuid, path) = split_selector(rest)?;
+        (Some(HostSelector::Uuid(decode(uuid)?)), path)
+    } else {
+        (None, text)
+    };
+    Ok(Some(DefaultSpec {
+        host,
+        path: parse_path(path).map_err(|_| DEFAULT_FORMS.to_string())?,
+    }))
+}
+
+/// Splits `<selector>:<path>` at the colon before the path's first slash.
+fn split_selector(rest: &str) -> Result<(&str, &str), Accepted> {
+    let at = rest
+        .find(":/")
+        .or_else(|| rest.find(":\\"))
+        .filter(|&i| i > 0)
+        .ok_or_else(|| DEFAULT_FORMS.to_string())?;
+    Ok((
+        rest.get(..at).unwrap_or(""),
+        rest.get(at + 1..).unwrap_or(""),
+    ))
+}
+
+fn decode(text: &str) -> Result<String, Accepted> {
+    percent_decode_str(text)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| "%XX escapes that spell UTF-8 text".to_string())
+}
+
+/// A path on the host filesystem. Backslashes become slashes: Windows
+/// users write them, and NTFS and exFAT forbid them in names anyway.
+fn parse_path(text: &str) -> Result<String, Accepted> {
+    let path = decode(text.trim())?.replace('\\', "/");
+    if path.starts_with('/') {
+        Ok(path)
+    } else {
+        Err("an absolute path starting with /".into())
+    }
+}
+
+fn parse_timeout(text: &str) -> Result<Timeout, Accepted> {
+    let number = text.trim().strip_suffix('s').unwrap_or(text.trim());
+    match number.parse::<i64>() {
+        Ok(-1) => Ok(Timeout::Never),
+        Ok(0) => Ok(Timeout::Immediate),
+        Ok(n) => u32::try_from(n)
+            .map(Timeout::Seconds)
+            .map_err(|_| timeout_forms()),
+        Err(_) => Err(timeout_forms()),
+    }
+}
+
+fn timeout_forms() -> Accepted {
+    "0 (boot the default at once), -1 (wait in the menu) or a number of seconds such as 5".into()
+}
+
+/// Folders separated by commas or spaces; quoted or %20 for spaces inside one.
+fn parse_search(text: &str) -> Result<Vec<String>, Accepted> {
+    let forms = || {
+        "folders starting with /, separated by commas or spaces, such as /,/vhd,/Images \
+         (a folder with a space in its name quoted or written with %20)"
+            .to_string()
+    };
+    let mut folders = Vec::new();
+    for word in Cmdline::parse(text).params() {
+        for item in word
+            .unquoted()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            folders.push(parse_path(item).map_err(|_| forms())?);
+        }
+    }
+    if folders.is_empty() {
+        return Err(forms());
+    }
+    Ok(folders)
+}
+
+fn parse_duration(text: &str) -> Result<Duration, Accepted> {
+    let text = text.trim();
+    let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
+        (ms, 1)
+    } else {
+        (text.strip_suffix('s').unwrap_or(text), 1000)
+    };
+    number
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .map(Duration::from_millis)
+        .ok_or_else(|| {
+            "a number of seconds such as 10 or 10s, or milliseconds such as 500ms".into()
+        })
+}
+
+fn parse_bool(text: &str) -> Result<bool, Accepted> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err("1, true, yes or on; or 0, false, no or off".into()),
+    }
+}
+
+/// A terminal dimension; 0 or `auto` means ask the console.
+fn parse_size(text: &str) -> Result<Option<u16>, Accepted> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("auto") {
+        return Ok(None);
+    }
+    match text.parse::<u16>() {
+        Ok(0) => Ok(None),
+        Ok(n) => Ok(Some(n)),
+        Err(_) => Err(
+            "a number of character cells from 1 to 65535, or 0 or auto to ask the console".into(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(conf: &str, cmdline: &str) -> (Config, Vec<String>) {
+        Config::from_sources(Some(conf), cmdline)
+    }
+
+    fn spec(host: Option<HostSelector>, path: &str) -> Option<DefaultSpec> {
+        Some(DefaultSpec {
+            host,
+            path: path.into(),
+        })
+    }
+
+    #[test]
+    fn no_sources_give_the_documented_defaults() {
+        let (c, w) = Config::from_sources(None, "");
+        assert_eq!(c, Config::default());
+        assert!(w.is_empty());
+        assert_eq!(c.timeout, Timeout::Seconds(5));
+        assert_eq!(c.search, ["/", "/vhd", "/Images", "/images", "/VHD"]);
+        assert_eq!(c.depth, 2);
+        assert_eq!(c.settle, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn conf_file_sets_every_key() {
+        let conf = r#"
+# The image that boots by itself.
+default = "LABEL=My Data:/Images/Ubuntu 24.04.vhd"
+  timeout=0
+search = /vhd, /Images "/My Images" /Other%20Images
+depth = 3
+settle = 15s
+raw = yes
+columns = 100
+lines = 30
+ascii = true
+"#;
+        let (c, w) = from(conf, "");
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(
+            c,
+            Config {
+                default: spec(
+                    Some(HostSelector::Label("My Data".into())),
+                    "/Images/Ubuntu 24.04.vhd"
+                ),
+                timeout: Timeout::Immediate,
+                search: vec![
+                    "/vhd".into(),
+                    "/Images".into(),
+                    "/My Images".into(),
+                    "/Other Images".into()
+                ],
+                depth: 3,
+                settle: Duration::from_secs(15),
+                raw_images: true,
+                columns: Some(100),
+                lines: Some(30),
+                ascii: true,
+            }
+        );
+    }
+
+    #[test]
+    fn kernel_cmdline_overrides_the_conf_file() {
+        let (c, w) = from(
+            "timeout = 3\ndefault = /a.vhd\nascii = 0",
+            r#"quiet vhdboot.timeout=-1 vhdboot.default="/my dir/b.vhd" vhdboot.ascii root=x"#,
+        );
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c.timeout, Timeout::Never);
+        assert_eq!(c.default, spec(None, "/my dir/b.vhd"));
+        assert!(c.ascii, "a bare vhdboot.ascii flag turns it on");
+    }
+
+    #[test]
+    fn whole_word_quotes_work_on_the_kernel_cmdline() {
+        let (c, _) = from("", r#""vhdboot.default=UUID=1234-ABCD:/my dir/a.vhd""#);
+        assert_eq!(
+            c.default,
+            spec(
+                Some(HostSelector::Uuid("1234-ABCD".into())),
+                "/my dir/a.vhd"
+            )
+        );
+    }
+
+    #[test]
+    fn default_accepts_percent_encoding_and_backslashes() {
+        let (c, w) = from(r"default = LABEL=My%20Data:\Images\Ubuntu%2024.04.vhd", "");
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(
+            c.default,
+            spec(
+                Some(HostSelector::Label("My Data".into())),
+                "/Images/Ubuntu 24.04.vhd"
+            )
+        );
+    }
+
+    #[test]
+    fn unquoted_default_with_spaces_in_the_conf_file_is_taken_whole() {
+        let (c, w) = from("default = /my dir/a.vhd", "");
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c.default, spec(None, "/my dir/a.vhd"));
+    }
+
+    #[test]
+    fn empty_default_on_the_cmdline_clears_the_conf_default() {
+        let (c, w) = from("default = /a.vhd", "vhdboot.default=");
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c.default, None);
+    }
+
+    #[test]
+    fn selector_prefix_is_case_insensitive() {
+        let (c, _) = from("default = label=Data:/a.vhd", "");
+        assert_eq!(
+            c.default,
+            spec(Some(HostSelector::Label("Data".into())), "/a.vhd")
+        );
+    }
+
+    #[test]
+    fn bad_values_warn_with_key_value_and_forms_and_keep_the_earlier_value() {
+        let cases: [(&str, &str, &str); 10] = [
+            (
+                "timeout = soon",
+                "timeout = \"soon\"",
+                "-1 (wait in the menu)",
+            ),
+            ("timeout = -5", "-5", "number of seconds"),
+            ("default = Images/a.vhd", "Images/a.vhd", "LABEL=<label>:"),
+            ("default = LABEL=Data", "LABEL=Data", "UUID=<uuid>:"),
+            ("search = vhd", "search = \"vhd\"", "starting with /"),
+            ("depth = two", "two", "folder levels"),
+            ("settle = 1 minute", "1 minute", "500ms"),
+            ("raw = maybe", "maybe", "false"),
+            ("columns = 70000", "70000", "65535"),
+            ("ascii =", "ascii = \"\"", "false"),
+        ];
+        for (line, shows, forms) in cases {
+            let (c, w) = from(&format!("timeout = 9\n{line}"), "");
+            assert_eq!(w.len(), 1, "{line}: {w:?}");
+            let text = &w[0];
+            assert!(text.starts_with("/etc/vhdboot.conf line 2: "), "{text}");
+            assert!(text.contains(shows), "{line}: {text}");
+            assert!(text.contains(forms), "{line}: {text}");
+            assert!(text.contains("keeping"), "{text}");
+            let expected = Config {
+                timeout: Timeout::Seconds(9),
+                ..Config::default()
+            };
+            assert_eq!(c, expected, "{line} changed the config");
+        }
+    }
+
+    #[test]
+    fn bad_cmdline_value_keeps_the_conf_value_and_says_so() {
+        let (c, w) = from("timeout = 3", "vhdboot.timeout=x");
+        assert_eq!(c.timeout, Timeout::Seconds(3));
+        assert_eq!(w.len(), 1);
+        assert!(
+            w[0].starts_with("kernel command line: vhdboot.timeout=x is not valid"),
+            "{}",
+            w[0]
+        );
+        assert!(w[0].ends_with("keeping 3"), "{}", w[0]);
+    }
+
+    #[test]
+    fn unknown_keys_and_malformed_lines_warn() {
+        let (c, w) = from("colour = blue\njust words", "vhdboot.bogus=1 bogus=2");
+        assert_eq!(c, Config::default());
+        assert_eq!(w.len(), 3, "{w:?}");
+        assert!(
+            w[0].contains("unknown setting colour = \"blue\""),
+            "{}",
+            w[0]
+        );
+        assert!(
+            w[1].contains("line 2") && w[1].contains("key = value"),
+            "{}",
+            w[1]
+        );
+        assert!(w[2].contains("vhdboot.bogus=1"), "{}", w[2]);
+    }
+
+    #[test]
+    fn handoff_params_on_the_cmdline_are_not_settings() {
+        let (_, w) = from(
+            "",
+            "vhdboot.host=UUID=1 vhdboot.image=/a.vhd vhdboot.size=1",
+        );
+        assert!(w.is_empty(), "{w:?}");
+    }
+
+    #[test]
+    fn timeout_forms() {
+        for (text, expected) in [
+            ("0", Timeout::Immediate),
+            ("-1", Timeout::Never),
+            ("12", Timeout::Seconds(12)),
+            ("12s", Timeout::Seconds(12)),
+        ] {
+            assert_eq!(parse_timeout(text), Ok(expected), "{text}");
+        }
+    }
+
+    #[test]
+    fn settle_forms() {
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("99999999999999999999").is_err());
+    }
+
+    #[test]
+    fn zero_or_auto_size_means_ask_the_console() {
+        let (c, w) = from("columns = 0\nlines = auto", "");
+        assert!(w.is_empty());
+        assert_eq!((c.columns, c.lines), (None, None));
+    }
+
+    #[test]
+    fn later_lines_win() {
+        let (c, _) = from("depth = 1\ndepth = 4", "vhdboot.depth=5 vhdboot.depth=6");
+        assert_eq!(c.depth, 6);
+    }
+
+    #[test]
+    fn default_spec_displays_in_the_accepted_form() {
+        let d = DefaultSpec {
+            host: Some(HostSelector::Uuid("AB".into())),
+            path: "/a.vhd".into(),
+        };
+        assert_eq!(d.to_string(), "UUID=AB:/a.vhd");
+        let (c, w) = from(&format!("default = {d}"), "");
+        assert!(w.is_empty());
+        assert_eq!(c.default, Some(d));
+    }
+
+    #[test]
+    fn shipped_conf_file_parses_without_warnings_to_the_defaults() {
+        let text = include_str!("../assets/vhdboot.conf");
+        let (c, w) = Config::from_sources(Some(text), "");
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c, Config::default());
+        for key in KEYS {
+            assert!(
+                text.contains(&format!("# {key} =")) || text.contains(&format!("\n{key} =")),
+                "assets/vhdboot.conf does not document {key}"
+            );
+        }
+    }
+
+    #[test]
+    fn shipped_conf_file_shows_the_real_defaults() {
+        // Uncommenting every "# key = value" line must change nothing.
+        let text = include_str!("../assets/vhdboot.conf");
+        let uncommented: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| KEYS.iter().any(|k| l.starts_with(&format!("{k} ="))))
+            .collect();
+        assert_eq!(uncommented.len(), KEYS.len(), "{uncommented:?}");
+        let (c, w) = Config::from_sources(Some(&uncommented.join("\n")), "");
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c, Config::default());
     }
 }

@@ -1,1 +1,232 @@
-//! TODO(skeleton): filled in by the boot work.
+//! The stage-2 archive: a small newc cpio carrying `/vhdboot/stage2`,
+//! appended to the target's initrd so that the kernel unpacks it on top.
+//!
+//! The archive holds only the `vhdboot` directory and the binary. Stage 2
+//! creates the mount points it needs at run time: the initramfs root is
+//! writable, and every target initramfs already has /proc, /sys and /dev.
+//! Adding entries for existing directories is not free either: the kernel's
+//! unpacker applies our mode and mtime to them.
+
+use cpio::newc::{self, Builder, ModeFileType};
+use std::io::Write;
+
+/// The directory in the archive, and the binary inside it. Matches
+/// `handoff::STAGE2_PATH` without the leading slash, as newc names are
+/// relative to the unpack root.
+const DIR_NAME: &str = "vhdboot";
+const STAGE2_NAME: &str = "vhdboot/stage2";
+
+/// The boundary the target's initrd is padded to before our archive.
+/// shared/lessons.md: an uncompressed cpio right after a zstd one at an
+/// unaligned offset was silently ignored by the kernel.
+pub const INITRD_ALIGN: usize = 512;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CpioError {
+    #[error(
+        "the stage-2 binary is {size} bytes, more than a newc cpio entry can hold (4 GiB); \
+         build vhdboot in release mode"
+    )]
+    TooLarge { size: usize },
+    #[error("writing the stage-2 cpio archive failed: {0}")]
+    Write(#[from] std::io::Error),
+}
+
+/// Builds the uncompressed newc archive holding `vhdboot/` (0755) and
+/// `vhdboot/stage2` (0755, `binary`), then the trailer.
+///
+/// Owner root, mtime 0, so the same binary always gives the same bytes.
+pub fn stage2_archive(binary: &[u8]) -> Result<Vec<u8>, CpioError> {
+    let size =
+        u32::try_from(binary.len()).map_err(|_| CpioError::TooLarge { size: binary.len() })?;
+    let mut out = Vec::with_capacity(binary.len() + 512);
+
+    let dir = Builder::new(DIR_NAME)
+        .ino(1)
+        .mode(0o755)
+        .set_mode_file_type(ModeFileType::Directory)
+        .nlink(2);
+    out = dir.write(out, 0).finish()?;
+
+    let file = Builder::new(STAGE2_NAME)
+        .ino(2)
+        .mode(0o755)
+        .set_mode_file_type(ModeFileType::Regular)
+        .nlink(1);
+    let mut writer = file.write(out, size);
+    writer.write_all(binary)?;
+    out = writer.finish()?;
+
+    Ok(newc::trailer(out)?)
+}
+
+/// The target's initrd, zero-padded to `INITRD_ALIGN`, followed by our
+/// archive. The kernel skips zero bytes between concatenated archives.
+/// An empty target initrd gives just our archive.
+pub fn append_to_initrd(target_initrd: &[u8], archive: &[u8]) -> Vec<u8> {
+    let padded = target_initrd.len().next_multiple_of(INITRD_ALIGN);
+    let mut out = Vec::with_capacity(padded + archive.len());
+    out.extend_from_slice(target_initrd);
+    out.resize(padded, 0);
+    out.extend_from_slice(archive);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+    use std::process::{Command, Stdio};
+
+    /// Some bytes that are not a multiple of 4 long, so padding is exercised.
+    fn fake_binary() -> Vec<u8> {
+        (0..10_001u32).map(|i| (i * 7 % 251) as u8).collect()
+    }
+
+    /// Runs `program args` in `dir` with `input` on stdin; fails the test
+    /// with a clear message if the tool is missing or fails.
+    fn run_with_input(dir: &Path, program: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
+        let mut child = Command::new(program)
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {program} (is it installed?): {e}"));
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{program} {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    fn assert_extracted(root: &Path, binary: &[u8]) {
+        let dir = root.join("vhdboot");
+        let file = dir.join("stage2");
+        assert!(dir.is_dir(), "no vhdboot directory in {}", root.display());
+        assert_eq!(std::fs::read(&file).unwrap(), binary);
+        let file_mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(file_mode & 0o7777, 0o755, "stage2 mode {file_mode:o}");
+        let dir_mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(dir_mode & 0o7777, 0o755, "vhdboot mode {dir_mode:o}");
+    }
+
+    #[test]
+    fn gnu_cpio_extracts_the_binary_with_mode_0755() {
+        let binary = fake_binary();
+        let archive = stage2_archive(&binary).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        run_with_input(
+            tmp.path(),
+            "cpio",
+            &["-i", "--quiet", "--no-absolute-filenames"],
+            &archive,
+        );
+        assert_extracted(tmp.path(), &binary);
+    }
+
+    #[test]
+    fn busybox_cpio_extracts_the_binary_with_mode_0755() {
+        let binary = fake_binary();
+        let archive = stage2_archive(&binary).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        run_with_input(tmp.path(), "busybox", &["cpio", "-i"], &archive);
+        assert_extracted(tmp.path(), &binary);
+    }
+
+    #[test]
+    fn archive_lists_directory_then_binary_then_nothing_else() {
+        let archive = stage2_archive(b"#!").unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let listing = run_with_input(tmp.path(), "cpio", &["-t", "--quiet"], &archive);
+        assert_eq!(
+            String::from_utf8(listing).unwrap(),
+            "vhdboot\nvhdboot/stage2\n"
+        );
+        assert_eq!(archive.len() % 4, 0, "newc archives end 4-byte aligned");
+        assert!(archive.starts_with(b"070701"), "newc magic");
+    }
+
+    #[test]
+    fn same_binary_gives_identical_archives() {
+        assert_eq!(
+            stage2_archive(b"abc").unwrap(),
+            stage2_archive(b"abc").unwrap()
+        );
+    }
+
+    #[test]
+    fn target_initrd_is_zero_padded_to_512_before_the_archive() {
+        let archive = stage2_archive(b"x").unwrap();
+        for target_len in [1usize, 3, 511, 512, 513, 1000, 4097] {
+            let target: Vec<u8> = (0..target_len).map(|i| (i % 200 + 1) as u8).collect();
+            let joined = append_to_initrd(&target, &archive);
+            let start = target_len.next_multiple_of(512);
+            assert_eq!(start % 512, 0);
+            assert_eq!(&joined[..target_len], &target[..]);
+            assert!(joined[target_len..start].iter().all(|&b| b == 0));
+            assert_eq!(
+                &joined[start..],
+                &archive[..],
+                "target of {target_len} bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_target_initrd_gives_just_the_archive() {
+        let archive = stage2_archive(b"x").unwrap();
+        assert_eq!(append_to_initrd(&[], &archive), archive);
+    }
+
+    /// A zstd-compressed newc archive of a small tree, like the initrd a
+    /// distro ships, built with the real tools.
+    fn zstd_target_initrd(dir: &Path) -> (Vec<u8>, Vec<u8>) {
+        let tree = dir.join("tree");
+        std::fs::create_dir_all(tree.join("bin")).unwrap();
+        std::fs::write(tree.join("init"), b"#!/bin/sh\necho target init\n").unwrap();
+        std::fs::write(tree.join("bin/odd"), vec![7u8; 1234]).unwrap();
+        let cpio = run_with_input(
+            &tree,
+            "cpio",
+            &["-o", "-H", "newc", "--quiet"],
+            b"init\nbin\nbin/odd\n",
+        );
+        let zst = run_with_input(&tree, "zstd", &["-q", "-c", "-19"], &cpio);
+        (cpio, zst)
+    }
+
+    #[test]
+    fn stage2_archive_after_a_zstd_initrd_starts_aligned_and_both_parts_unpack() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (target_cpio, target_zst) = zstd_target_initrd(tmp.path());
+        assert_ne!(target_zst.len() % 512, 0, "the fixture should need padding");
+        let binary = fake_binary();
+        let archive = stage2_archive(&binary).unwrap();
+        let joined = append_to_initrd(&target_zst, &archive);
+
+        let offset = target_zst.len().next_multiple_of(512);
+        assert_eq!(offset % 512, 0);
+        assert_eq!(&joined[offset..offset + 6], b"070701");
+
+        // The compressed part still decompresses to the target's archive.
+        let unpacked = run_with_input(
+            tmp.path(),
+            "zstd",
+            &["-q", "-d", "-c"],
+            &joined[..target_zst.len()],
+        );
+        assert_eq!(unpacked, target_cpio);
+
+        // Ours, read from where the kernel will find it, extracts whole.
+        let root = tmp.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        run_with_input(&root, "cpio", &["-i", "--quiet"], &joined[offset..]);
+        assert_extracted(&root, &binary);
+    }
+}

@@ -1,7 +1,11 @@
 //! The BootPlan: everything `Host::load` needs to kexec one entry, decided
 //! without touching the system.
 
-use crate::discovery::{EntryRef, EntrySource, FsType, Snapshot};
+use super::cmdline::Cmdline;
+use super::handoff::{DEFAULT_NEXT, Handoff, HandoffError};
+use crate::discovery::{
+    EntryRef, EntrySource, FsType, ImageKind, MountState, Snapshot, VolumeBadge,
+};
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -42,16 +46,424 @@ impl BootPlan {
     }
 }
 
-/// Why a plan could not be made.
+/// The x86 kernel's COMMAND_LINE_SIZE, counting the terminating NUL. A
+/// longer line is refused by kexec_file_load (EINVAL) or cut short.
+pub const MAX_CMDLINE: usize = 2048;
+
+/// Why a plan could not be made. Each names the volume, image or entry and
+/// says what to do.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlanError {
     #[error("the selected entry no longer exists; press r to rescan")]
     NoSuchEntry(EntryRef),
+    #[error(
+        "{volume} ({device}) is not mounted ({why}), so its images cannot be read; check the \
+         scan log, then press r to rescan"
+    )]
+    HostNotMounted {
+        volume: String,
+        device: PathBuf,
+        why: String,
+    },
+    #[error(
+        "{volume} ({device}) is {state}; stage 2 must mount it read-write, which is refused or \
+         unsafe in this state; {hint}"
+    )]
+    HostUnsafe {
+        volume: String,
+        device: PathBuf,
+        state: &'static str,
+        hint: &'static str,
+    },
+    #[error(
+        "{volume} ({device}) is read-only, but stage 2 must mount it read-write to run the \
+         image; remove the write protection and rescan"
+    )]
+    HostReadOnly { volume: String, device: PathBuf },
+    #[error(
+        "{volume} ({device}) holds a {fstype} filesystem; vhdboot boots images from NTFS or \
+         exFAT only; move the image to an NTFS or exFAT partition"
+    )]
+    UnsupportedFs {
+        volume: String,
+        device: PathBuf,
+        fstype: String,
+    },
+    #[error(
+        "{volume} ({device}) has neither a filesystem UUID nor a partition UUID, so stage 2 \
+         could not find it again after the reboot into the target kernel; give it a UUID \
+         (reformat, or use a GPT partition) and rescan"
+    )]
+    NoHostId { volume: String, device: PathBuf },
+    #[error(
+        "{image} on {volume} cannot sit on a loop device ({kind}); convert it to a fixed VHD, \
+         e.g. qemu-img convert -O vpc -o subformat=fixed, then rescan"
+    )]
+    NotLoopable {
+        volume: String,
+        image: String,
+        kind: &'static str,
+    },
+    #[error("{image} on {volume} cannot boot: {what}; {hint}")]
+    ImageBlocked {
+        volume: String,
+        image: String,
+        what: String,
+        hint: String,
+    },
+    #[error(
+        "the command line for {entry} could not carry the stage-2 parameters: {source}; edit \
+         the command line (e to edit) and try again"
+    )]
+    Cmdline {
+        entry: String,
+        #[source]
+        source: HandoffError,
+    },
+    #[error(
+        "the command line for {entry} would be {len} bytes with the stage-2 parameters, more \
+         than the kernel's limit of {max}; edit it (e to edit) to remove what is not needed, or \
+         move the image to a shorter path"
+    )]
+    CmdlineTooLong {
+        entry: String,
+        len: usize,
+        max: usize,
+    },
 }
 
 /// Builds the plan for `entry`, booting it with `cmdline` (the entry's own
-/// line or the user's edit). TODO(skeleton): filled in by the boot work.
+/// line or the user's edit). Checks, in order: the entry exists, the host
+/// is mounted, safe to mount read-write later and has an id stage 2 can
+/// find, the image can sit on a loop device and has no blocking problem.
 pub fn plan(snapshot: &Snapshot, entry: EntryRef, cmdline: &str) -> Result<BootPlan, PlanError> {
-    let _ = (snapshot, cmdline);
-    Err(PlanError::NoSuchEntry(entry))
+    let (Some(volume), Some(image), Some(boot_entry)) = (
+        snapshot.volume(entry),
+        snapshot.image(entry),
+        snapshot.entry(entry),
+    ) else {
+        return Err(PlanError::NoSuchEntry(entry));
+    };
+    let name = volume.display_name();
+    let device = volume.device.clone();
+
+    let host_mount = match &volume.mount {
+        MountState::Mounted { at } => at.clone(),
+        MountState::Refused { reason } => {
+            return Err(PlanError::HostNotMounted {
+                volume: name,
+                device,
+                why: format!("the kernel refused the mount: {reason}"),
+            });
+        }
+        MountState::NotMounted => {
+            return Err(PlanError::HostNotMounted {
+                volume: name,
+                device,
+                why: "stage 1 did not mount it".into(),
+            });
+        }
+    };
+    // Hibernation is checked first: its fix (a full shutdown) also clears
+    // the dirty flag that usually comes with it.
+    for (badge, state, hint) in [
+        (
+            VolumeBadge::Hibernated,
+            "hibernated (Windows Fast Startup or hibernation)",
+            "start Windows and shut it down fully (shutdown /s /t 0, or turn Fast Startup \
+             off), then try again",
+        ),
+        (
+            VolumeBadge::Dirty,
+            "marked dirty (not cleanly unmounted)",
+            "start Windows and run chkdsk /f on it, then try again",
+        ),
+    ] {
+        if volume.badges.contains(&badge) {
+            return Err(PlanError::HostUnsafe {
+                volume: name,
+                device,
+                state,
+                hint,
+            });
+        }
+    }
+    if volume.badges.contains(&VolumeBadge::ReadOnly) {
+        return Err(PlanError::HostReadOnly {
+            volume: name,
+            device,
+        });
+    }
+    if let FsType::Other(other) = &volume.fstype {
+        return Err(PlanError::UnsupportedFs {
+            volume: name,
+            device,
+            fstype: other.clone(),
+        });
+    }
+    let host_id = match (&volume.uuid, &volume.partuuid) {
+        (Some(u), _) if !u.is_empty() => HostId::Uuid(u.clone()),
+        (_, Some(p)) if !p.is_empty() => HostId::PartUuid(p.clone()),
+        _ => {
+            return Err(PlanError::NoHostId {
+                volume: name,
+                device,
+            });
+        }
+    };
+    let Some(data_size) = image.kind.data_size() else {
+        let kind = match image.kind {
+            ImageKind::DynamicVhd => "it is a dynamic VHD",
+            ImageKind::DifferencingVhd => "it is a differencing VHD",
+            _ => "it is not a readable image",
+        };
+        return Err(PlanError::NotLoopable {
+            volume: name,
+            image: image.path.clone(),
+            kind,
+        });
+    };
+    if let Some(problem) = image.problems.iter().find(|p| p.blocks_boot) {
+        return Err(PlanError::ImageBlocked {
+            volume: name,
+            image: image.path.clone(),
+            what: problem.what.clone(),
+            hint: problem.hint.clone(),
+        });
+    }
+
+    let mut line = Cmdline::parse(cmdline);
+    let handoff = Handoff {
+        host: host_id.clone(),
+        fstype: volume.fstype.clone(),
+        image: image.path.clone(),
+        size: data_size,
+        next: DEFAULT_NEXT.to_string(),
+    };
+    handoff
+        .apply(&mut line)
+        .map_err(|source| PlanError::Cmdline {
+            entry: boot_entry.title.clone(),
+            source,
+        })?;
+
+    let cmdline = line.to_string();
+    if cmdline.len() >= MAX_CMDLINE {
+        return Err(PlanError::CmdlineTooLong {
+            entry: boot_entry.title.clone(),
+            len: cmdline.len() + 1,
+            max: MAX_CMDLINE,
+        });
+    }
+
+    Ok(BootPlan {
+        title: boot_entry.title.clone(),
+        host_device: device,
+        host_id,
+        fstype: volume.fstype.clone(),
+        host_mount,
+        image_path: image.path.clone(),
+        data_size,
+        source: boot_entry.source.clone(),
+        cmdline,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::boot::handoff::STAGE2_PATH;
+    use crate::discovery::Problem;
+    use crate::discovery::decisions::fixtures::{at, snapshot};
+
+    #[test]
+    fn plan_carries_the_host_image_and_handoff() {
+        let s = snapshot();
+        let p = plan(&s, at(0, 0, 0), "root=PARTUUID=x ro quiet splash").unwrap();
+        assert_eq!(p.title, "Ubuntu 24.04 LTS");
+        assert_eq!(p.host_device, PathBuf::from("/dev/sda2"));
+        assert_eq!(p.host_id, HostId::Uuid("1A2B3C4D5E6F7081".into()));
+        assert_eq!(p.fstype, FsType::Ntfs);
+        assert_eq!(p.host_mount, PathBuf::from("/run/vhdboot/Data"));
+        assert_eq!(p.image_path, "/Images/Ubuntu 24.04.vhd");
+        assert_eq!(p.data_size, 20 << 30);
+        assert_eq!(
+            p.image_file(),
+            PathBuf::from("/run/vhdboot/Data/Images/Ubuntu 24.04.vhd")
+        );
+        assert_eq!(p.source, s.volumes[0].images[0].entries[0].source);
+        let handoff = Handoff::parse(&p.cmdline).unwrap();
+        assert_eq!(handoff.image, "/Images/Ubuntu 24.04.vhd");
+        assert_eq!(handoff.size, 20 << 30);
+        assert!(
+            p.cmdline
+                .starts_with("root=PARTUUID=x ro quiet splash vhdboot.host=UUID=1A2B3C4D5E6F7081"),
+            "{}",
+            p.cmdline
+        );
+    }
+
+    #[test]
+    fn plan_uses_the_given_cmdline_not_the_entrys() {
+        let p = plan(&snapshot(), at(0, 0, 0), "rdinit=/custom nomodeset").unwrap();
+        let line = Cmdline::parse(&p.cmdline);
+        assert!(line.contains("nomodeset"));
+        assert!(!line.contains("splash"));
+        assert_eq!(line.get("rdinit"), Some(STAGE2_PATH));
+        assert_eq!(Handoff::parse(&p.cmdline).unwrap().next, "/custom");
+    }
+
+    #[test]
+    fn missing_entry_is_reported() {
+        assert_eq!(
+            plan(&snapshot(), at(0, 0, 9), ""),
+            Err(PlanError::NoSuchEntry(at(0, 0, 9)))
+        );
+    }
+
+    #[test]
+    fn unmounted_host_is_refused_with_the_kernels_reason() {
+        let mut s = snapshot();
+        s.volumes[0].mount = MountState::Refused {
+            reason: "wrong fs type".into(),
+        };
+        let err = plan(&s, at(0, 0, 0), "").unwrap_err();
+        assert!(matches!(err, PlanError::HostNotMounted { .. }));
+        let text = err.to_string();
+        assert!(
+            text.contains("Data (/dev/sda2)") && text.contains("wrong fs type"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn hibernated_or_dirty_host_is_refused() {
+        for (badge, expect) in [
+            (VolumeBadge::Hibernated, "shut it down fully"),
+            (VolumeBadge::Dirty, "chkdsk"),
+        ] {
+            let mut s = snapshot();
+            s.volumes[0].badges.push(badge);
+            let err = plan(&s, at(0, 0, 0), "").unwrap_err();
+            assert!(matches!(err, PlanError::HostUnsafe { .. }), "{err:?}");
+            assert!(err.to_string().contains(expect), "{err}");
+        }
+    }
+
+    #[test]
+    fn read_only_host_is_refused() {
+        let mut s = snapshot();
+        s.volumes[0].badges.push(VolumeBadge::ReadOnly);
+        let err = plan(&s, at(0, 0, 0), "").unwrap_err();
+        assert!(matches!(err, PlanError::HostReadOnly { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn host_on_another_filesystem_is_refused() {
+        let mut s = snapshot();
+        s.volumes[0].fstype = FsType::Other("btrfs".into());
+        let err = plan(&s, at(0, 0, 0), "").unwrap_err();
+        assert!(err.to_string().contains("btrfs"), "{err}");
+    }
+
+    #[test]
+    fn host_without_fs_uuid_falls_back_to_partuuid() {
+        let mut s = snapshot();
+        s.volumes[0].uuid = None;
+        let p = plan(&s, at(0, 0, 0), "").unwrap();
+        assert_eq!(
+            p.host_id,
+            HostId::PartUuid("5f3c2a10-0b1e-4c5d-9e8f-0123456789ab".into())
+        );
+        assert!(
+            p.cmdline.contains("vhdboot.host=PARTUUID=5f3c2a10"),
+            "{}",
+            p.cmdline
+        );
+    }
+
+    #[test]
+    fn host_without_any_uuid_is_refused() {
+        let mut s = snapshot();
+        s.volumes[0].uuid = None;
+        s.volumes[0].partuuid = Some(String::new());
+        let err = plan(&s, at(0, 0, 0), "").unwrap_err();
+        assert!(matches!(err, PlanError::NoHostId { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn dynamic_vhd_is_refused_with_a_conversion_hint() {
+        let mut s = snapshot();
+        s.volumes[0].images[0].kind = ImageKind::DynamicVhd;
+        let err = plan(&s, at(0, 0, 0), "").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("dynamic VHD") && text.contains("subformat=fixed"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn raw_image_boots_with_its_data_size() {
+        let mut s = snapshot();
+        s.volumes[0].images[0].kind = ImageKind::Raw { data_size: 4096 };
+        assert_eq!(plan(&s, at(0, 0, 0), "").unwrap().data_size, 4096);
+    }
+
+    #[test]
+    fn blocking_problem_is_refused_and_warnings_are_not() {
+        let mut s = snapshot();
+        s.volumes[0].images[0]
+            .problems
+            .push(Problem::warning("old kernel", "update it"));
+        assert!(plan(&s, at(0, 0, 0), "").is_ok());
+        s.volumes[0].images[0].problems.push(Problem::blocking(
+            "the file is compressed",
+            "uncompress it in Windows",
+        ));
+        let err = plan(&s, at(0, 0, 0), "").unwrap_err();
+        assert!(err.to_string().contains("the file is compressed"), "{err}");
+    }
+
+    #[test]
+    fn rdinit_that_cannot_be_carried_over_is_reported_for_editing() {
+        // An open quote in the entry's rdinit= makes a value that has no
+        // spelling the kernel reads back unchanged.
+        let err = plan(&snapshot(), at(0, 0, 0), r#"quiet rdinit=/a"b c"#).unwrap_err();
+        assert!(matches!(err, PlanError::Cmdline { .. }), "{err:?}");
+        assert!(err.to_string().contains("edit"), "{err}");
+    }
+
+    #[test]
+    fn command_line_over_the_kernel_limit_is_refused() {
+        let s = snapshot();
+        let base = plan(&s, at(0, 0, 0), "").unwrap().cmdline.len();
+        // One byte is kept for the terminating NUL.
+        let fits = format!("x={}", "a".repeat(MAX_CMDLINE - 1 - base - 3));
+        assert_eq!(
+            plan(&s, at(0, 0, 0), &fits).unwrap().cmdline.len(),
+            MAX_CMDLINE - 1
+        );
+        let too_long = format!("{fits}a");
+        let err = plan(&s, at(0, 0, 0), &too_long).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                PlanError::CmdlineTooLong {
+                    len: 2049,
+                    max: 2048,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn exfat_host_hands_over_the_exfat_driver() {
+        let mut s = snapshot();
+        s.volumes[0].fstype = FsType::Exfat;
+        let p = plan(&s, at(0, 0, 0), "").unwrap();
+        assert_eq!(Handoff::parse(&p.cmdline).unwrap().fstype, FsType::Exfat);
+    }
 }

@@ -3,7 +3,8 @@
 //! fixtures; the I/O that fills a snapshot lives in `sys` and `scan`.
 #![forbid(unsafe_code)]
 
+pub mod decisions;
 pub mod model;
+pub mod scan;
 
 pub use model::*;
-pub mod scan;

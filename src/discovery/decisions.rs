@@ -1,0 +1,444 @@
+//! Decisions made over a snapshot before the menu shows: which entry is the
+//! configured default, whether to boot it at once, count down or wait, and
+//! which entry the cursor starts on.
+
+use super::model::{EntryRef, Snapshot, Volume};
+use crate::boot::plan::plan;
+use crate::config::{Config, DefaultSpec, HostSelector, Timeout};
+
+/// How stage 1 starts once the scan is done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    /// Boot this entry without showing the menu (timeout 0).
+    Boot(EntryRef),
+    /// Show the menu with this entry selected and count down to booting it.
+    Countdown { entry: EntryRef, seconds: u32 },
+    /// Show the menu and wait; `reason` says why the default did not start
+    /// (none when no default is configured or the timeout is -1).
+    Menu { reason: Option<String> },
+}
+
+/// The entry the configured default names: the first entry of the first
+/// image whose path matches (case-insensitively, as NTFS and exFAT are) on
+/// a volume the host selector matches. `None` when there is no default or
+/// no such image with entries.
+pub fn find_default(snapshot: &Snapshot, config: &Config) -> Option<EntryRef> {
+    let spec = config.default.as_ref()?;
+    locate(snapshot, spec).ok()
+}
+
+/// Decides between booting the default at once, a countdown and the menu.
+pub fn decide_start(snapshot: &Snapshot, config: &Config) -> Start {
+    let Some(spec) = &config.default else {
+        return Start::Menu { reason: None };
+    };
+    let entry = match locate(snapshot, spec) {
+        Ok(entry) => entry,
+        Err(reason) => {
+            return Start::Menu {
+                reason: Some(reason),
+            };
+        }
+    };
+    // The same checks as an actual boot, so the menu never counts down to
+    // something the boot would then refuse.
+    let own_cmdline = snapshot
+        .entry(entry)
+        .map(|e| e.cmdline.as_str())
+        .unwrap_or("");
+    if let Err(err) = plan(snapshot, entry, own_cmdline) {
+        return Start::Menu {
+            reason: Some(format!("the default {spec} cannot boot: {err}")),
+        };
+    }
+    match config.timeout {
+        Timeout::Never => Start::Menu { reason: None },
+        Timeout::Immediate | Timeout::Seconds(0) => Start::Boot(entry),
+        Timeout::Seconds(seconds) => Start::Countdown { entry, seconds },
+    }
+}
+
+/// The entry the cursor starts on: the default if it exists, else the
+/// first entry that can boot, else the first entry.
+pub fn initial_selection(snapshot: &Snapshot, default: Option<EntryRef>) -> Option<EntryRef> {
+    if let Some(d) = default.filter(|&d| snapshot.entry(d).is_some()) {
+        return Some(d);
+    }
+    let mut all = all_entries(snapshot).peekable();
+    let first = all.peek().copied();
+    all.find(|&r| {
+        let line = snapshot.entry(r).map(|e| e.cmdline.as_str()).unwrap_or("");
+        plan(snapshot, r, line).is_ok()
+    })
+    .or(first)
+}
+
+/// Every entry in snapshot order.
+pub fn all_entries(snapshot: &Snapshot) -> impl Iterator<Item = EntryRef> + '_ {
+    snapshot.volumes.iter().enumerate().flat_map(|(v, vol)| {
+        vol.images.iter().enumerate().flat_map(move |(i, img)| {
+            (0..img.entries.len()).map(move |e| EntryRef {
+                volume: v,
+                image: i,
+                entry: e,
+            })
+        })
+    })
+}
+
+fn host_matches(volume: &Volume, host: &Option<HostSelector>) -> bool {
+    let same = |a: &Option<String>, b: &str| {
+        a.as_deref()
+            .is_some_and(|a| a.to_lowercase() == b.to_lowercase())
+    };
+    match host {
+        None => true,
+        Some(HostSelector::Label(l)) => same(&volume.label, l),
+        Some(HostSelector::Uuid(u)) => same(&volume.uuid, u),
+    }
+}
+
+/// NTFS and exFAT compare names case-insensitively; Unicode lowercasing is
+/// close to their upcase tables for the names people use.
+fn same_path(a: &str, b: &str) -> bool {
+    a.to_lowercase() == b.to_lowercase()
+}
+
+/// Finds the default, or says in one sentence why it is not there.
+fn locate(snapshot: &Snapshot, spec: &DefaultSpec) -> Result<EntryRef, String> {
+    let shown = spec;
+    let volumes: Vec<usize> = snapshot
+        .volumes
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| host_matches(v, &spec.host))
+        .map(|(i, _)| i)
+        .collect();
+    if volumes.is_empty() {
+        return Err(format!(
+            "the default {shown} was not found: no volume has that {}; check vhdboot.default \
+             against the volumes listed",
+            match spec.host {
+                Some(HostSelector::Label(_)) => "label",
+                _ => "UUID",
+            }
+        ));
+    }
+    let mut found_without_entries = None;
+    for &v in &volumes {
+        let Some(volume) = snapshot.volumes.get(v) else {
+            continue;
+        };
+        for (i, image) in volume.images.iter().enumerate() {
+            if !same_path(&image.path, &spec.path) {
+                continue;
+            }
+            if image.entries.is_empty() {
+                found_without_entries.get_or_insert_with(|| volume.display_name());
+                continue;
+            }
+            return Ok(EntryRef {
+                volume: v,
+                image: i,
+                entry: 0,
+            });
+        }
+    }
+    Err(match found_without_entries {
+        Some(volume) => format!(
+            "the default {shown} on {volume} has no boot entries (no UKI in /EFI/Linux and no \
+             Boot Loader Spec entry in its EFI system partition); see its problems in the list"
+        ),
+        None => format!(
+            "the default {shown} was not found on any mounted volume; check the path in \
+             vhdboot.default and the search folders"
+        ),
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use crate::discovery::*;
+    use std::path::PathBuf;
+
+    pub fn entry(title: &str, cmdline: &str) -> BootEntry {
+        BootEntry {
+            title: title.into(),
+            version: Some("6.8.0-45-generic".into()),
+            cmdline: cmdline.into(),
+            source: EntrySource::Uki {
+                esp: ByteRange {
+                    offset: 1 << 20,
+                    len: 512 << 20,
+                },
+                path: "/EFI/Linux/ubuntu.efi".into(),
+            },
+            kernel_size: 14 << 20,
+            initrd_size: 60 << 20,
+        }
+    }
+
+    pub fn fixed_image(path: &str, entries: Vec<BootEntry>) -> Image {
+        let data_size = 20u64 << 30;
+        Image {
+            path: path.into(),
+            file_size: data_size + 512,
+            kind: ImageKind::FixedVhd { data_size },
+            entries,
+            problems: vec![],
+        }
+    }
+
+    pub fn ntfs_volume(device: &str, label: &str, uuid: &str, images: Vec<Image>) -> Volume {
+        Volume {
+            device: PathBuf::from(device),
+            fstype: FsType::Ntfs,
+            label: Some(label.into()),
+            uuid: Some(uuid.into()),
+            partuuid: Some("5f3c2a10-0b1e-4c5d-9e8f-0123456789ab".into()),
+            size: 500 << 30,
+            mount: MountState::Mounted {
+                at: PathBuf::from(format!("/run/vhdboot/{label}")),
+            },
+            badges: vec![],
+            images,
+        }
+    }
+
+    /// Two NTFS volumes: "Data" with Ubuntu (two entries) and Fedora, and
+    /// "Backup" with a second copy of Ubuntu.
+    pub fn snapshot() -> Snapshot {
+        Snapshot {
+            volumes: vec![
+                ntfs_volume(
+                    "/dev/sda2",
+                    "Data",
+                    "1A2B3C4D5E6F7081",
+                    vec![
+                        fixed_image(
+                            "/Images/Ubuntu 24.04.vhd",
+                            vec![
+                                entry("Ubuntu 24.04 LTS", "root=PARTUUID=x ro quiet splash"),
+                                entry("Ubuntu 24.04 LTS (recovery)", "root=PARTUUID=x ro single"),
+                            ],
+                        ),
+                        fixed_image(
+                            "/Images/fedora.vhd",
+                            vec![entry("Fedora Linux 41", "rhgb quiet")],
+                        ),
+                    ],
+                ),
+                ntfs_volume(
+                    "/dev/sdb1",
+                    "Backup",
+                    "99AA88BB77CC66DD",
+                    vec![fixed_image(
+                        "/Images/Ubuntu 24.04.vhd",
+                        vec![entry("Ubuntu 24.04 LTS", "quiet")],
+                    )],
+                ),
+            ],
+            log: vec![],
+        }
+    }
+
+    pub fn at(volume: usize, image: usize, entry: usize) -> EntryRef {
+        EntryRef {
+            volume,
+            image,
+            entry,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::*;
+    use super::*;
+    use crate::discovery::{MountState, Problem, VolumeBadge};
+
+    fn config(default: Option<(&Option<HostSelector>, &str)>, timeout: Timeout) -> Config {
+        Config {
+            default: default.map(|(host, path)| DefaultSpec {
+                host: host.clone(),
+                path: path.into(),
+            }),
+            timeout,
+            ..Config::default()
+        }
+    }
+
+    fn reason(start: Start) -> String {
+        match start {
+            Start::Menu { reason: Some(r) } => r,
+            other => panic!("expected a menu with a reason, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn default_path_matches_case_insensitively_on_the_first_volume() {
+        let c = config(
+            Some((&None, "/images/UBUNTU 24.04.VHD")),
+            Timeout::Seconds(5),
+        );
+        assert_eq!(find_default(&snapshot(), &c), Some(at(0, 0, 0)));
+    }
+
+    #[test]
+    fn label_selector_picks_the_volume_case_insensitively() {
+        let host = Some(HostSelector::Label("backup".into()));
+        let c = config(
+            Some((&host, "/Images/Ubuntu 24.04.vhd")),
+            Timeout::Seconds(5),
+        );
+        assert_eq!(find_default(&snapshot(), &c), Some(at(1, 0, 0)));
+    }
+
+    #[test]
+    fn uuid_selector_picks_the_volume_case_insensitively() {
+        let host = Some(HostSelector::Uuid("99aa88bb77cc66dd".into()));
+        let c = config(
+            Some((&host, "/Images/Ubuntu 24.04.vhd")),
+            Timeout::Seconds(5),
+        );
+        assert_eq!(find_default(&snapshot(), &c), Some(at(1, 0, 0)));
+    }
+
+    #[test]
+    fn missing_default_is_not_found() {
+        let c = config(Some((&None, "/Images/nothing.vhd")), Timeout::Seconds(5));
+        assert_eq!(find_default(&snapshot(), &c), None);
+        assert_eq!(find_default(&snapshot(), &Config::default()), None);
+    }
+
+    #[test]
+    fn no_default_configured_shows_the_menu_without_a_reason() {
+        assert_eq!(
+            decide_start(&snapshot(), &Config::default()),
+            Start::Menu { reason: None }
+        );
+    }
+
+    #[test]
+    fn timeout_zero_boots_a_bootable_default_at_once() {
+        let c = config(Some((&None, "/Images/fedora.vhd")), Timeout::Immediate);
+        assert_eq!(decide_start(&snapshot(), &c), Start::Boot(at(0, 1, 0)));
+    }
+
+    #[test]
+    fn positive_timeout_counts_down_to_the_default() {
+        let c = config(Some((&None, "/Images/fedora.vhd")), Timeout::Seconds(7));
+        assert_eq!(
+            decide_start(&snapshot(), &c),
+            Start::Countdown {
+                entry: at(0, 1, 0),
+                seconds: 7
+            }
+        );
+    }
+
+    #[test]
+    fn timeout_never_waits_in_the_menu() {
+        let c = config(Some((&None, "/Images/fedora.vhd")), Timeout::Never);
+        assert_eq!(decide_start(&snapshot(), &c), Start::Menu { reason: None });
+    }
+
+    #[test]
+    fn default_not_found_shows_the_menu_with_the_path() {
+        let c = config(Some((&None, "/Images/gone.vhd")), Timeout::Immediate);
+        let r = reason(decide_start(&snapshot(), &c));
+        assert!(
+            r.contains("/Images/gone.vhd") && r.contains("not found"),
+            "{r}"
+        );
+    }
+
+    #[test]
+    fn default_on_an_unknown_label_names_the_label() {
+        let host = Some(HostSelector::Label("Nope".into()));
+        let c = config(Some((&host, "/Images/fedora.vhd")), Timeout::Immediate);
+        let r = reason(decide_start(&snapshot(), &c));
+        assert!(
+            r.contains("LABEL=Nope:/Images/fedora.vhd") && r.contains("label"),
+            "{r}"
+        );
+    }
+
+    #[test]
+    fn default_without_entries_says_so() {
+        let mut s = snapshot();
+        s.volumes[0].images[1].entries.clear();
+        let c = config(Some((&None, "/Images/fedora.vhd")), Timeout::Immediate);
+        let r = reason(decide_start(&s, &c));
+        assert!(r.contains("no boot entries"), "{r}");
+    }
+
+    #[test]
+    fn default_on_a_hibernated_volume_shows_the_menu_with_the_reason() {
+        let mut s = snapshot();
+        s.volumes[0].badges.push(VolumeBadge::Hibernated);
+        let c = config(Some((&None, "/Images/fedora.vhd")), Timeout::Immediate);
+        let r = reason(decide_start(&s, &c));
+        assert!(r.contains("cannot boot") && r.contains("hibernated"), "{r}");
+    }
+
+    #[test]
+    fn default_with_a_blocking_problem_shows_the_menu_with_the_problem() {
+        let mut s = snapshot();
+        s.volumes[0].images[1].problems.push(Problem::blocking(
+            "the file is sparse",
+            "copy it with cp --sparse=never",
+        ));
+        let c = config(Some((&None, "/Images/fedora.vhd")), Timeout::Seconds(3));
+        let r = reason(decide_start(&s, &c));
+        assert!(r.contains("the file is sparse"), "{r}");
+    }
+
+    #[test]
+    fn initial_selection_prefers_the_default() {
+        assert_eq!(
+            initial_selection(&snapshot(), Some(at(0, 1, 0))),
+            Some(at(0, 1, 0))
+        );
+    }
+
+    #[test]
+    fn initial_selection_ignores_a_stale_default() {
+        assert_eq!(
+            initial_selection(&snapshot(), Some(at(5, 0, 0))),
+            Some(at(0, 0, 0))
+        );
+    }
+
+    #[test]
+    fn initial_selection_skips_entries_that_cannot_boot() {
+        let mut s = snapshot();
+        s.volumes[0].mount = MountState::Refused {
+            reason: "volume is dirty".into(),
+        };
+        assert_eq!(initial_selection(&s, None), Some(at(1, 0, 0)));
+    }
+
+    #[test]
+    fn initial_selection_falls_back_to_the_first_entry_when_none_can_boot() {
+        let mut s = snapshot();
+        for v in &mut s.volumes {
+            v.mount = MountState::NotMounted;
+        }
+        assert_eq!(initial_selection(&s, None), Some(at(0, 0, 0)));
+    }
+
+    #[test]
+    fn initial_selection_of_an_empty_snapshot_is_none() {
+        assert_eq!(initial_selection(&Snapshot::default(), None), None);
+    }
+
+    #[test]
+    fn all_entries_walks_in_snapshot_order() {
+        let all: Vec<_> = all_entries(&snapshot()).collect();
+        assert_eq!(
+            all,
+            vec![at(0, 0, 0), at(0, 0, 1), at(0, 1, 0), at(1, 0, 0)]
+        );
+    }
+}
