@@ -36,10 +36,7 @@ pub fn run() -> ! {
         Ok(handoff) => {
             let next = handoff.next.clone();
             match attach(&handoff) {
-                Ok(msg) => say(&format!(
-                    "{msg} ({} ms)",
-                    started.elapsed().as_millis()
-                )),
+                Ok(msg) => say(&format!("{msg} ({} ms)", started.elapsed().as_millis())),
                 Err(e) => say(&format!(
                     "stage 2 failed: {e}. Handing over to {next} anyway; the distro's emergency shell will follow."
                 )),
@@ -99,7 +96,9 @@ fn attach(h: &Handoff) -> Result<String, String> {
 }
 
 fn load_modules(fs_driver: &str) {
-    let Ok(release) = nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()) else {
+    let Ok(release) =
+        nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned())
+    else {
         return;
     };
     let root = PathBuf::from("/lib/modules").join(&release);
@@ -124,8 +123,14 @@ fn wait_for_host(host: &HostId) -> Result<PathBuf, String> {
     loop {
         for dev in blkid::probe_block_devices(Path::new("/sys")) {
             let hit = match host {
-                HostId::Uuid(u) => dev.uuid.as_deref().is_some_and(|d| d.eq_ignore_ascii_case(u)),
-                HostId::PartUuid(u) => dev.partuuid.as_deref().is_some_and(|d| d.eq_ignore_ascii_case(u)),
+                HostId::Uuid(u) => dev
+                    .uuid
+                    .as_deref()
+                    .is_some_and(|d| d.eq_ignore_ascii_case(u)),
+                HostId::PartUuid(u) => dev
+                    .partuuid
+                    .as_deref()
+                    .is_some_and(|d| d.eq_ignore_ascii_case(u)),
             };
             if hit {
                 return Ok(dev.device);

@@ -148,7 +148,6 @@ fn enter_shows_the_outcome_in_a_modal_over_the_menu() {
 }
 
 #[test]
-#[ignore = "needs boot::plan from the boot branch (passes merged with boot at 6cb5869); drop this ignore after merging"]
 fn enter_shows_the_demo_boot_plan_with_the_handoff() {
     let t = Tmux::start("plan", 100, 30, "--timeout -1");
     t.wait_for("Enter boot");

@@ -84,7 +84,9 @@ fn folder_volume(root: &Path, config: &Config) -> Volume {
 
 fn print_snapshot(s: &Snapshot) {
     if s.volumes.is_empty() {
-        println!("no NTFS or exFAT volumes found (run as root to mount unmounted ones, or pass --root DIR)");
+        println!(
+            "no NTFS or exFAT volumes found (run as root to mount unmounted ones, or pass --root DIR)"
+        );
     }
     for v in &s.volumes {
         println!(
@@ -101,7 +103,11 @@ fn print_snapshot(s: &Snapshot) {
             println!("  no images");
         }
         for img in &v.images {
-            let state = if img.is_bootable() { "bootable" } else { "not bootable" };
+            let state = if img.is_bootable() {
+                "bootable"
+            } else {
+                "not bootable"
+            };
             println!(
                 "  {} ({}, {state})",
                 img.path,

@@ -157,7 +157,10 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         touch(t.path(), "vHd/a.vhd");
         let search = vec!["/".to_string(), "/VHD".to_string()];
-        assert_eq!(find_image_files(t.path(), &search, 2, false), vec!["/vHd/a.vhd"]);
+        assert_eq!(
+            find_image_files(t.path(), &search, 2, false),
+            vec!["/vHd/a.vhd"]
+        );
     }
 
     #[test]

@@ -38,10 +38,6 @@ impl Discovery {
         }
     }
 
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
     pub fn note(&mut self, line: String) {
         let t = self.started.elapsed().as_secs_f64();
         self.log.push(format!("[{t:7.3}] {line}"));
@@ -133,7 +129,10 @@ impl Discovery {
                 } else if lower.contains("dirty") {
                     volume.badges.push(VolumeBadge::Dirty);
                 }
-                self.note(format!("not mounting {}: {reason}", volume.device.display()));
+                self.note(format!(
+                    "not mounting {}: {reason}",
+                    volume.device.display()
+                ));
                 volume.mount = MountState::Refused { reason };
             }
         }

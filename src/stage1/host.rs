@@ -35,7 +35,13 @@ impl Host for RealHost {
         })?;
         let len = file
             .metadata()
-            .map_err(|e| failure(format!("reading the size of {where_}"), e, "press r to rescan"))?
+            .map_err(|e| {
+                failure(
+                    format!("reading the size of {where_}"),
+                    e,
+                    "press r to rescan",
+                )
+            })?
             .len();
         if len < plan.data_size {
             return Err(failure(
@@ -47,8 +53,14 @@ impl Host for RealHost {
                 "the image changed since the scan; press r to rescan",
             ));
         }
-        let payload = inspect::load_payload(&mut file, plan.data_size, &plan.source)
-            .map_err(|e| failure(format!("reading the kernel of {}", plan.title), e, "check the entry with `vhdboot inspect` on another machine"))?;
+        let payload =
+            inspect::load_payload(&mut file, plan.data_size, &plan.source).map_err(|e| {
+                failure(
+                    format!("reading the kernel of {}", plan.title),
+                    e,
+                    "check the entry with `vhdboot inspect` on another machine",
+                )
+            })?;
         let me = std::fs::read("/proc/self/exe").map_err(|e| {
             failure(
                 "reading vhdboot itself for stage 2",
@@ -56,8 +68,13 @@ impl Host for RealHost {
                 "this should not happen; use the rescue shell and report it",
             )
         })?;
-        let archive = vhdboot::boot::cpio::stage2_archive(&me)
-            .map_err(|e| failure("building the stage-2 archive", e, "use the rescue shell and report it"))?;
+        let archive = vhdboot::boot::cpio::stage2_archive(&me).map_err(|e| {
+            failure(
+                "building the stage-2 archive",
+                e,
+                "use the rescue shell and report it",
+            )
+        })?;
         let initrd = vhdboot::boot::cpio::append_to_initrd(&payload.initrd, &archive);
         kexec::kexec_file_load(&payload.kernel, &initrd, &plan.cmdline).map_err(|e| {
             failure(

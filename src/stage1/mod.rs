@@ -112,7 +112,9 @@ pub fn run() -> ! {
             Ok(_) => {}
             Err(e) => {
                 restore_terminal();
-                eprintln!("\r\nvhdboot: the menu failed: {e}. Starting the rescue shell; exit it to try the menu again.\r");
+                eprintln!(
+                    "\r\nvhdboot: the menu failed: {e}. Starting the rescue shell; exit it to try the menu again.\r"
+                );
                 let _ = pid1::run_rescue_shell();
             }
         }

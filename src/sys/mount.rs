@@ -316,7 +316,9 @@ pub fn mountinfo_mount_point_of(mountinfo: &str, device: &Path) -> Option<PathBu
         if unescape_octal(source) != wanted {
             return None;
         }
-        left.split(' ').nth(4).map(|p| PathBuf::from(unescape_octal(p)))
+        left.split(' ')
+            .nth(4)
+            .map(|p| PathBuf::from(unescape_octal(p)))
     })
 }
 
