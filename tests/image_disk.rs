@@ -192,12 +192,10 @@ fn esp_partition_without_fat_is_a_clear_error() {
     let part = table.esps().next().unwrap();
     // An ext-like blob: the ext superblock magic at 1024 + 56.
     disk::poke(&path, part.range.offset + 1024 + 56, &[0x53, 0xEF]);
-    let err = Esp::open(Window::new(&f, part.range.offset, part.range.len))
-        .err()
-        .unwrap();
+    let err = Esp::open_partition(&f, part).err().unwrap();
     let msg = err.to_string();
     assert!(
-        msg.contains(&format!("byte offset {}", part.range.offset)),
+        msg.contains(&format!("partition 1 at byte offset {}", part.range.offset)),
         "{msg}"
     );
     assert!(msg.contains("not a FAT filesystem"), "{msg}");

@@ -6,6 +6,7 @@
 //! read-only use none of these change, and the window refuses writes anyway.
 //! Paths are looked up case-insensitively, as FAT itself does.
 
+use super::partitions::Partition;
 use super::window::Window;
 use fatfs::{FileSystem, FsOptions};
 use serde::Serialize;
@@ -23,10 +24,13 @@ pub struct EspEntry {
 #[derive(Debug, thiserror::Error)]
 pub enum EspError {
     #[error(
-        "the partition at byte offset {offset} ({len} bytes) is not a FAT filesystem ({source}); \
-         an EFI system partition must be FAT32: format it with `mkfs.vfat -F 32`"
+        "{} at byte offset {offset} ({len} bytes) is not a FAT filesystem ({source}); \
+         an EFI system partition must be FAT32: format it with `mkfs.vfat -F 32`",
+        partition.map_or("the partition".to_string(), |n| format!("partition {n}"))
     )]
     NotFat {
+        /// The partition number, when known.
+        partition: Option<u32>,
         offset: u64,
         len: u64,
         #[source]
@@ -91,12 +95,31 @@ impl<R: Read + Seek> Esp<R> {
         let (offset, len) = (window.offset(), window.len());
         let fs = FileSystem::new(window, FsOptions::new().update_accessed_date(false)).map_err(
             |source| EspError::NotFat {
+                partition: None,
                 offset,
                 len,
                 source,
             },
         )?;
         Ok(Esp { fs, offset, len })
+    }
+
+    /// Opens partition `part` of the image data area `data`.
+    pub fn open_partition(data: R, part: &Partition) -> Result<Esp<R>, EspError> {
+        Esp::open(Window::new(data, part.range.offset, part.range.len)).map_err(|e| match e {
+            EspError::NotFat {
+                offset,
+                len,
+                source,
+                ..
+            } => EspError::NotFat {
+                partition: Some(part.number),
+                offset,
+                len,
+                source,
+            },
+            other => other,
+        })
     }
 
     /// Where the partition starts in the image's data area.
