@@ -181,6 +181,18 @@ impl<R: Read + Seek> Esp<R> {
             .take(cap)
             .read_to_end(&mut out)
             .map_err(|e| map_err(path, e))?;
+        if out.len() as u64 != size {
+            return Err(EspError::Io {
+                path: path.to_string(),
+                source: io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "its directory entry says {size} bytes but its clusters hold {}",
+                        out.len()
+                    ),
+                ),
+            });
+        }
         Ok(out)
     }
 
@@ -397,5 +409,23 @@ mod tests {
         assert!(matches!(err, EspError::TooManyEntries { .. }), "{err}");
         let err = esp.file_size("/missing.txt").unwrap_err();
         assert!(matches!(err, EspError::TooManyEntries { .. }), "{err}");
+    }
+
+    #[test]
+    fn file_with_a_corrupt_first_cluster_is_an_error() {
+        // Cluster numbers below 2 do not exist; fatfs computes `cluster - 2`
+        // unchecked (see Cargo.toml), so this must end as an error.
+        let mut bytes = fat32(0);
+        let at = bytes
+            .windows(11)
+            .position(|w| w == b"A       EFI")
+            .expect("the 8.3 entry of a.efi");
+        bytes[at + 20..at + 22].copy_from_slice(&0u16.to_le_bytes());
+        bytes[at + 26..at + 28].copy_from_slice(&1u16.to_le_bytes());
+        let len = bytes.len() as u64;
+        let esp = Esp::open(Window::new(Cursor::new(bytes), 0, len)).unwrap();
+        assert_eq!(esp.file_size("/EFI/Linux/a.efi").unwrap(), 3000);
+        let err = esp.read_file("/EFI/Linux/a.efi", 1 << 20).unwrap_err();
+        assert!(err.to_string().contains("fsck.vfat"), "{err}");
     }
 }
