@@ -291,41 +291,12 @@ fn walking_gpt_and_esp_reads_little_of_the_image() {
     assert!(read < 256 * 1024, "read {read} bytes");
 }
 
-/// CRC-32 (IEEE, reflected), as the GPT header uses; bitwise, for tests.
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
-/// Rewrites the primary header's entry count and size, with a valid CRC,
-/// so only the values themselves are wrong.
-fn set_primary_entry_array(path: &std::path::Path, count: u32, entry_size: u32) {
-    let mut bytes = std::fs::read(path).unwrap();
-    let h = &mut bytes[512..512 + 92];
-    h[80..84].copy_from_slice(&count.to_le_bytes());
-    h[84..88].copy_from_slice(&entry_size.to_le_bytes());
-    h[16..20].copy_from_slice(&[0; 4]);
-    let crc = crc32(h);
-    h[16..20].copy_from_slice(&crc.to_le_bytes());
-    std::fs::write(path, bytes).unwrap();
-}
-
 #[test]
 fn gpt_with_256_byte_entries_is_refused_not_a_panic() {
     // gpt 4.1 asserts that entries are 128 bytes; the check must come first.
     let dir = tempfile::tempdir().unwrap();
     let path = disk::make_gpt_disk(dir.path(), "d.img", 40 * MIB, &[PartSpec::esp(16)]);
-    set_primary_entry_array(&path, 64, 256);
+    disk::set_primary_entry_array(&path, 64, 256);
     let (f, len) = open(&path);
     let err = read_partitions(f, len).unwrap_err();
     assert!(
@@ -344,7 +315,7 @@ fn gpt_with_256_byte_entries_is_refused_not_a_panic() {
 fn gpt_with_a_huge_entry_count_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = disk::make_gpt_disk(dir.path(), "d.img", 40 * MIB, &[PartSpec::esp(16)]);
-    set_primary_entry_array(&path, 4_000_000, 128);
+    disk::set_primary_entry_array(&path, 4_000_000, 128);
     let (f, len) = open(&path);
     let err = read_partitions(f, len).unwrap_err();
     assert!(
