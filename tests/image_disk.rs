@@ -192,12 +192,10 @@ fn esp_partition_without_fat_is_a_clear_error() {
     let part = table.esps().next().unwrap();
     // An ext-like blob: the ext superblock magic at 1024 + 56.
     disk::poke(&path, part.range.offset + 1024 + 56, &[0x53, 0xEF]);
-    let err = Esp::open(Window::new(&f, part.range.offset, part.range.len))
-        .err()
-        .unwrap();
+    let err = Esp::open_partition(&f, part).err().unwrap();
     let msg = err.to_string();
     assert!(
-        msg.contains(&format!("byte offset {}", part.range.offset)),
+        msg.contains(&format!("partition 1 at byte offset {}", part.range.offset)),
         "{msg}"
     );
     assert!(msg.contains("not a FAT filesystem"), "{msg}");
@@ -291,4 +289,73 @@ fn walking_gpt_and_esp_reads_little_of_the_image() {
     let read = counter.get();
     println!("inspect-style walk read {read} bytes of an {len}-byte image");
     assert!(read < 256 * 1024, "read {read} bytes");
+}
+
+#[test]
+fn gpt_with_256_byte_entries_is_refused_not_a_panic() {
+    // gpt 4.1 asserts that entries are 128 bytes; the check must come first.
+    let dir = tempfile::tempdir().unwrap();
+    let path = disk::make_gpt_disk(dir.path(), "d.img", 40 * MIB, &[PartSpec::esp(16)]);
+    disk::set_primary_entry_array(&path, 64, 256);
+    let (f, len) = open(&path);
+    let err = read_partitions(f, len).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PartitionError::UnsupportedEntrySize {
+                entry_size: 256,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn gpt_with_a_huge_entry_count_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = disk::make_gpt_disk(dir.path(), "d.img", 40 * MIB, &[PartSpec::esp(16)]);
+    disk::set_primary_entry_array(&path, 4_000_000, 128);
+    let (f, len) = open(&path);
+    let err = read_partitions(f, len).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PartitionError::TooManyEntries {
+                count: 4_000_000,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("primary"), "{err}");
+}
+
+#[test]
+fn partition_past_the_end_of_a_truncated_image_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = disk::make_gpt_disk(
+        dir.path(),
+        "d.img",
+        40 * MIB,
+        &[PartSpec::esp(16), PartSpec::root(20)],
+    );
+    let cut = 30 * MIB;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(cut)
+        .unwrap();
+    let (f, len) = open(&path);
+    let err = read_partitions(f, len).unwrap_err();
+    match err {
+        PartitionError::PartitionPastEnd {
+            number, data_size, ..
+        } => {
+            assert_eq!(number, 2);
+            assert_eq!(data_size, cut);
+        }
+        other => panic!("unexpected {other}"),
+    }
 }

@@ -8,9 +8,12 @@ use vhdboot::image::vhd::{VhdFooter, classify, find_stale_footer};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(footer) = VhdFooter::parse(data) {
+        // to_bytes zeroes the reserved area, which the input may not have,
+        // so only the checksum may differ after one round trip.
         let bytes = footer.to_bytes();
         let again = VhdFooter::parse(&bytes).expect("a written footer parses");
-        assert_eq!(again, footer);
+        assert_eq!(again, VhdFooter { checksum: again.checksum, ..footer });
+        assert_eq!(again.to_bytes(), bytes);
     }
     let len = data.len() as u64;
     let _ = classify(&mut Cursor::new(data), len, true);

@@ -158,11 +158,7 @@ fn already_vhd(path: &Path, f: &VhdFooter) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         DiskType::Dynamic | DiskType::Differencing => {
-            let kind = if f.disk_type == DiskType::Dynamic {
-                ImageKind::DynamicVhd
-            } else {
-                ImageKind::DifferencingVhd
-            };
+            let kind = f.image_kind();
             let hint = kind_problem(&kind).map(|p| p.hint).unwrap_or_default();
             bail!(
                 "raw2vhd: {shown} is already a {} VHD, not a raw image; nothing written. To boot it, {hint}",
@@ -272,13 +268,7 @@ fn info(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
              if it is a raw disk image, make it a fixed VHD with `vhdboot raw2vhd {shown}`"
         );
     };
-    let kind = match footer.disk_type {
-        DiskType::Fixed => ImageKind::FixedVhd {
-            data_size: footer.current_size,
-        },
-        DiskType::Dynamic => ImageKind::DynamicVhd,
-        DiskType::Differencing => ImageKind::DifferencingVhd,
-    };
+    let kind = footer.image_kind();
     let problem = kind_problem(&kind).map(|p| format!("{}; {}", p.what, p.hint));
     if json {
         let info = VhdInfo {

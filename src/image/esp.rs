@@ -6,6 +6,7 @@
 //! read-only use none of these change, and the window refuses writes anyway.
 //! Paths are looked up case-insensitively, as FAT itself does.
 
+use super::partitions::Partition;
 use super::window::Window;
 use fatfs::{FileSystem, FsOptions};
 use serde::Serialize;
@@ -23,10 +24,13 @@ pub struct EspEntry {
 #[derive(Debug, thiserror::Error)]
 pub enum EspError {
     #[error(
-        "the partition at byte offset {offset} ({len} bytes) is not a FAT filesystem ({source}); \
-         an EFI system partition must be FAT32: format it with `mkfs.vfat -F 32`"
+        "{} at byte offset {offset} ({len} bytes) is not a FAT filesystem ({source}); \
+         an EFI system partition must be FAT32: format it with `mkfs.vfat -F 32`",
+        partition.map_or("the partition".to_string(), |n| format!("partition {n}"))
     )]
     NotFat {
+        /// The partition number, when known.
+        partition: Option<u32>,
         offset: u64,
         len: u64,
         #[source]
@@ -91,12 +95,31 @@ impl<R: Read + Seek> Esp<R> {
         let (offset, len) = (window.offset(), window.len());
         let fs = FileSystem::new(window, FsOptions::new().update_accessed_date(false)).map_err(
             |source| EspError::NotFat {
+                partition: None,
                 offset,
                 len,
                 source,
             },
         )?;
         Ok(Esp { fs, offset, len })
+    }
+
+    /// Opens partition `part` of the image data area `data`.
+    pub fn open_partition(data: R, part: &Partition) -> Result<Esp<R>, EspError> {
+        Esp::open(Window::new(data, part.range.offset, part.range.len)).map_err(|e| match e {
+            EspError::NotFat {
+                offset,
+                len,
+                source,
+                ..
+            } => EspError::NotFat {
+                partition: Some(part.number),
+                offset,
+                len,
+                source,
+            },
+            other => other,
+        })
     }
 
     /// Where the partition starts in the image's data area.
@@ -158,6 +181,18 @@ impl<R: Read + Seek> Esp<R> {
             .take(cap)
             .read_to_end(&mut out)
             .map_err(|e| map_err(path, e))?;
+        if out.len() as u64 != size {
+            return Err(EspError::Io {
+                path: path.to_string(),
+                source: io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "its directory entry says {size} bytes but its clusters hold {}",
+                        out.len()
+                    ),
+                ),
+            });
+        }
         Ok(out)
     }
 
@@ -374,5 +409,23 @@ mod tests {
         assert!(matches!(err, EspError::TooManyEntries { .. }), "{err}");
         let err = esp.file_size("/missing.txt").unwrap_err();
         assert!(matches!(err, EspError::TooManyEntries { .. }), "{err}");
+    }
+
+    #[test]
+    fn file_with_a_corrupt_first_cluster_is_an_error() {
+        // Cluster numbers below 2 do not exist; fatfs computes `cluster - 2`
+        // unchecked (see Cargo.toml), so this must end as an error.
+        let mut bytes = fat32(0);
+        let at = bytes
+            .windows(11)
+            .position(|w| w == b"A       EFI")
+            .expect("the 8.3 entry of a.efi");
+        bytes[at + 20..at + 22].copy_from_slice(&0u16.to_le_bytes());
+        bytes[at + 26..at + 28].copy_from_slice(&1u16.to_le_bytes());
+        let len = bytes.len() as u64;
+        let esp = Esp::open(Window::new(Cursor::new(bytes), 0, len)).unwrap();
+        assert_eq!(esp.file_size("/EFI/Linux/a.efi").unwrap(), 3000);
+        let err = esp.read_file("/EFI/Linux/a.efi", 1 << 20).unwrap_err();
+        assert!(err.to_string().contains("fsck.vfat"), "{err}");
     }
 }

@@ -81,6 +81,15 @@ pub enum HeaderSource {
     Backup,
 }
 
+impl std::fmt::Display for HeaderSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            HeaderSource::Primary => "primary",
+            HeaderSource::Backup => "backup",
+        })
+    }
+}
+
 /// The partition table of an image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PartitionTable {
@@ -124,14 +133,14 @@ pub enum PartitionError {
     )]
     BadHeaders { primary: String, backup: String },
     #[error(
-        "the {header:?} GPT header declares {entry_size}-byte entries; only 128-byte entries are supported"
+        "the {header} GPT header declares {entry_size}-byte entries; only 128-byte entries are supported"
     )]
     UnsupportedEntrySize {
         header: HeaderSource,
         entry_size: u32,
     },
     #[error(
-        "the {header:?} GPT header declares {count} entries of {entry_size} bytes, more than vhdboot reads ({MAX_ENTRY_ARRAY} bytes); the header is probably corrupt"
+        "the {header} GPT header declares {count} entries of {entry_size} bytes, more than vhdboot reads ({MAX_ENTRY_ARRAY} bytes); the header is probably corrupt"
     )]
     TooManyEntries {
         header: HeaderSource,
@@ -139,7 +148,7 @@ pub enum PartitionError {
         entry_size: u32,
     },
     #[error(
-        "the {header:?} GPT's partition entries fail their CRC check; the table is damaged: repair it with `gdisk` on a copy"
+        "the {header} GPT's partition entries fail their CRC check; the table is damaged: repair it with `gdisk` on a copy"
     )]
     BadEntriesCrc { header: HeaderSource },
     #[error(

@@ -379,6 +379,17 @@ impl VhdFooter {
         b
     }
 
+    /// The discovery model's view of this footer.
+    pub fn image_kind(&self) -> ImageKind {
+        match self.disk_type {
+            DiskType::Fixed => ImageKind::FixedVhd {
+                data_size: self.current_size,
+            },
+            DiskType::Dynamic => ImageKind::DynamicVhd,
+            DiskType::Differencing => ImageKind::DifferencingVhd,
+        }
+    }
+
     /// The creation time as a Unix timestamp.
     pub fn unix_time(&self) -> u64 {
         VHD_EPOCH_UNIX + u64::from(self.timestamp)
@@ -462,34 +473,27 @@ pub fn classify<R: Read + Seek>(
     len: u64,
     raw_allowed: bool,
 ) -> Result<ImageKind, VhdError> {
-    match read_footer(r, len) {
-        Ok(FileFooter::Vhd(f)) => Ok(match f.disk_type {
-            DiskType::Fixed => ImageKind::FixedVhd {
-                data_size: f.current_size,
-            },
-            DiskType::Dynamic => ImageKind::DynamicVhd,
-            DiskType::Differencing => ImageKind::DifferencingVhd,
-        }),
-        Ok(FileFooter::None) if footer_copy_at_start(r)?.is_some() => {
-            // qemu-img's dynamic VHDs keep a copy of the footer at offset 0;
-            // with the end footer gone the file is a damaged dynamic VHD.
-            match footer_copy_at_start(r)?.map(|f| f.disk_type) {
-                Some(DiskType::Differencing) => Ok(ImageKind::DifferencingVhd),
-                _ => Ok(ImageKind::DynamicVhd),
-            }
-        }
-        Ok(FileFooter::None) | Err(VhdError::TooShort { .. }) if raw_allowed => {
-            if len == 0 || len % 512 != 0 {
-                return Err(VhdError::BadSize {
-                    size: len,
-                    next: next_multiple_of_512(len),
-                });
-            }
-            Ok(ImageKind::Raw { data_size: len })
-        }
-        Ok(FileFooter::None) => Err(VhdError::NoFooter),
-        Err(e) => Err(e),
+    let missing = match read_footer(r, len) {
+        Ok(FileFooter::Vhd(f)) => return Ok(f.image_kind()),
+        Ok(FileFooter::None) => VhdError::NoFooter,
+        Err(e @ VhdError::TooShort { .. }) => e,
+        Err(e) => return Err(e),
+    };
+    // qemu-img's dynamic VHDs keep a copy of the footer at offset 0; with
+    // the end footer gone the file is still a (damaged) dynamic VHD.
+    if let Some(copy) = footer_copy_at_start(r)? {
+        return Ok(copy.image_kind());
     }
+    if !raw_allowed {
+        return Err(missing);
+    }
+    if len == 0 || len % 512 != 0 {
+        return Err(VhdError::BadSize {
+            size: len,
+            next: next_multiple_of_512(len),
+        });
+    }
+    Ok(ImageKind::Raw { data_size: len })
 }
 
 /// The footer copy that dynamic and differencing VHDs keep at offset 0,
@@ -768,6 +772,15 @@ mod tests {
         assert!(p.blocks_boot);
         assert!(p.what.contains("loop device"));
         assert!(p.hint.contains("subformat=fixed"));
+    }
+
+    #[test]
+    fn dynamic_vhd_with_only_the_start_copy_is_still_dynamic() {
+        let mut file = with_type(3).to_vec();
+        file.extend_from_slice(&[0u8; 4096]);
+        let len = file.len() as u64;
+        let kind = classify(&mut Cursor::new(file), len, true).unwrap();
+        assert_eq!(kind, ImageKind::DynamicVhd);
     }
 
     #[test]

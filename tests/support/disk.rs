@@ -221,3 +221,32 @@ pub fn open_with_len(path: &Path) -> (File, u64) {
     let len = f.metadata().unwrap().len();
     (f, len)
 }
+
+/// CRC-32 (IEEE, reflected), as the GPT header uses; bitwise, for tests.
+pub fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// Rewrites the primary header's entry count and size, with a valid CRC,
+/// so only the values themselves are wrong.
+pub fn set_primary_entry_array(path: &Path, count: u32, entry_size: u32) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let h = &mut bytes[512..512 + 92];
+    h[80..84].copy_from_slice(&count.to_le_bytes());
+    h[84..88].copy_from_slice(&entry_size.to_le_bytes());
+    h[16..20].copy_from_slice(&[0; 4]);
+    let crc = crc32(h);
+    h[16..20].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(path, bytes).unwrap();
+}
