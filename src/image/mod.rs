@@ -5,6 +5,7 @@
 
 pub mod bls;
 pub mod esp;
+pub mod initrd;
 pub mod inspect;
 pub mod osrelease;
 pub mod partitions;
