@@ -9,8 +9,9 @@ use std::fs::File;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
-use vhdboot::discovery::{EntrySource, ImageKind};
-use vhdboot::image::inspect::{Inspection, inspect as inspect_image};
+use vhdboot::discovery::{EntrySource, ImageKind, Problem};
+use vhdboot::image::initrd::{self, ModuleCheck, Presence};
+use vhdboot::image::inspect::{Inspection, inspect as inspect_image, load_payload};
 use vhdboot::image::partitions::PartitionKind;
 use vhdboot::image::vhd::{FileFooter, VhdFooter, format_utc, read_footer};
 use vhdboot::image::window::{CountingReader, ReadCounter};
@@ -28,6 +29,24 @@ pub struct InspectArgs {
     /// it took (used by bench/inspect).
     #[arg(long, hide = true)]
     pub stats: bool,
+    /// The host filesystem driver the image will be booted from: the
+    /// initramfs check looks for `loop` and this module.
+    #[arg(long, default_value = "ntfs3", value_parser = ["ntfs3", "exfat"])]
+    pub host_fs: String,
+    /// Skip reading each entry's initramfs (which can take seconds).
+    #[arg(long)]
+    pub no_initramfs_check: bool,
+}
+
+/// The boot-time initramfs check of one entry, as `inspect` shows it.
+#[derive(Serialize)]
+struct EntryInitramfs {
+    /// The entry's number in the list, from 1.
+    entry: usize,
+    #[serde(flatten)]
+    check: Option<ModuleCheck>,
+    /// Why the entry's kernel and initrd could not be read, if they could not.
+    error: Option<String>,
 }
 
 /// Exit status when the image was read but cannot boot.
@@ -39,6 +58,7 @@ struct Report<'a> {
     file_size: u64,
     footer: Option<&'a VhdFooter>,
     bootable: bool,
+    initramfs: Vec<EntryInitramfs>,
     #[serde(flatten)]
     inspection: &'a Inspection,
 }
@@ -66,6 +86,12 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
         _ => None,
     };
     let elapsed = started.elapsed();
+    let mut inspection = inspection;
+    let initramfs = if a.no_initramfs_check {
+        Vec::new()
+    } else {
+        check_initramfs(path, &mut inspection, &a.host_fs)?
+    };
     let bootable =
         !inspection.entries.is_empty() && !inspection.problems.iter().any(|p| p.blocks_boot);
     let report = Report {
@@ -73,6 +99,7 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
         file_size: file_len,
         footer: footer.as_ref(),
         bootable,
+        initramfs,
         inspection: &inspection,
     };
     if a.json {
@@ -93,6 +120,64 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(NOT_BOOTABLE)
     })
+}
+
+/// Runs the boot-time initramfs check on every entry, outside the read
+/// statistics (it reads whole initrds). A refusal that would stop every
+/// entry becomes a blocking problem of the image; one that stops only some
+/// entries is a warning, as the others can still boot.
+fn check_initramfs(
+    path: &Path,
+    inspection: &mut Inspection,
+    driver: &str,
+) -> anyhow::Result<Vec<EntryInitramfs>> {
+    let Some(data_size) = inspection.kind.data_size() else {
+        return Ok(Vec::new());
+    };
+    let mut file = File::open(path)
+        .with_context(|| format!("{}: cannot open the image again", path.display()))?;
+    let mut out = Vec::new();
+    let mut refusals = Vec::new();
+    for (n, e) in inspection.entries.iter().enumerate() {
+        let (check, error) = match load_payload(&mut file, data_size, &e.source) {
+            Ok(payload) => (
+                Some(initrd::check_payload(
+                    &payload,
+                    e.version.as_deref(),
+                    driver,
+                )),
+                None,
+            ),
+            Err(err) => (None, Some(err.to_string())),
+        };
+        if let Some(p) = check.as_ref().and_then(ModuleCheck::problem) {
+            refusals.push((n + 1, e.title.clone(), p));
+        }
+        out.push(EntryInitramfs {
+            entry: n + 1,
+            check,
+            error,
+        });
+    }
+    let all_blocked =
+        refusals.iter().filter(|(_, _, p)| p.blocks_boot).count() == inspection.entries.len();
+    for (n, title, p) in refusals {
+        inspection.problems.push(Problem {
+            what: format!("entry {n} ({title}): {}", p.what),
+            hint: p.hint,
+            blocks_boot: p.blocks_boot && all_blocked,
+        });
+    }
+    Ok(out)
+}
+
+fn presence_text(p: &Presence) -> String {
+    match p {
+        Presence::File(path) => path.clone(),
+        Presence::BuiltIn => "built in".to_string(),
+        Presence::Missing => "MISSING".to_string(),
+        Presence::Unknown => "unknown".to_string(),
+    }
 }
 
 fn kind_text(kind: &ImageKind) -> String {
@@ -118,6 +203,34 @@ fn partition_kind_text(kind: PartitionKind) -> &'static str {
         PartitionKind::LinuxFilesystem => "Linux filesystem",
         PartitionKind::Other => "other",
     }
+}
+
+fn initramfs_text(c: &EntryInitramfs) -> String {
+    let Some(check) = &c.check else {
+        return format!(
+            "not checked: {}",
+            c.error.as_deref().unwrap_or("not readable")
+        );
+    };
+    if check.no_initramfs() {
+        return "none".to_string();
+    }
+    let kernel = check.version.as_deref().unwrap_or("unknown kernel");
+    let mods: Vec<String> = check
+        .modules
+        .iter()
+        .map(|(m, p)| format!("{m}: {}", presence_text(p)))
+        .collect();
+    let segs: Vec<&str> = check
+        .segments
+        .iter()
+        .map(|s| s.compression.name())
+        .collect();
+    let mut line = format!("[{}] for {kernel}: {}", segs.join(" + "), mods.join(", "));
+    if let Some(why) = &check.unsure {
+        line.push_str(&format!(" (incomplete: {why})"));
+    }
+    line
 }
 
 fn print_text(report: &Report<'_>, path: &Path) {
@@ -195,6 +308,9 @@ fn print_text(report: &Report<'_>, path: &Path) {
             human_size(e.initrd_size)
         );
         println!("     cmdline: {}", e.cmdline);
+        if let Some(c) = report.initramfs.iter().find(|c| c.entry == n + 1) {
+            println!("     initramfs: {}", initramfs_text(c));
+        }
     }
     if !i.problems.is_empty() {
         println!("Problems:");

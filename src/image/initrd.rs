@@ -19,6 +19,7 @@
 //! xz decoder writes its output rather than being read from; the `cpio`
 //! crate only reads.
 
+use super::inspect::Payload;
 use crate::discovery::Problem;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -592,6 +593,14 @@ pub struct ModuleCheck {
     pub segments: Vec<Segment>,
 }
 
+impl ModuleCheck {
+    /// True when the entry has no initramfs at all: stage 2 would have no
+    /// `/init` to hand over to and no modules to load.
+    pub fn no_initramfs(&self) -> bool {
+        self.segments.is_empty() && self.unsure.is_none()
+    }
+}
+
 /// The kernel release (`uname -r`) in a bzImage's header: the
 /// `kernel_version` field at 0x20E points at a NUL-terminated string, less
 /// 0x200, whose first word is the release (boot protocol 2.00 and later).
@@ -611,6 +620,14 @@ pub fn bzimage_release(kernel: &[u8]) -> Option<String> {
     (!release.is_empty()).then(|| release.to_string())
 }
 
+/// [`check_modules`] for a loaded entry. The kernel version comes from its
+/// bzImage header, which is what will run, whatever the entry claims;
+/// `claimed` (the UKI's `.uname` or the entry's `version`) is the fallback.
+pub fn check_payload(payload: &Payload, claimed: Option<&str>, fs_driver: &str) -> ModuleCheck {
+    let release = bzimage_release(&payload.kernel);
+    check_modules(&payload.initrd, release.as_deref().or(claimed), fs_driver)
+}
+
 /// Checks that the target can get `loop` and `fs_driver` (`ntfs3` or
 /// `exfat`) for kernel `version` from `initrd`. With no version, a single
 /// module tree in the initramfs is taken as the target's.
@@ -625,7 +642,9 @@ pub fn check_modules(initrd: &[u8], version: Option<&str>, fs_driver: &str) -> M
     });
     let tree = version.as_ref().and_then(|v| found.trees.get(v));
     let mut unsure = found.unread.clone();
-    if tree.is_none() {
+    if found.segments.is_empty() {
+        // No initramfs at all: `no_initramfs` reports it.
+    } else if tree.is_none() {
         let have: Vec<&str> = found.trees.keys().map(String::as_str).collect();
         unsure.get_or_insert_with(|| match (&version, have.is_empty()) {
             (_, true) => "the initramfs holds no kernel modules at all (lib/modules)".to_string(),
@@ -688,6 +707,14 @@ impl ModuleCheck {
     /// drivers built in but no modules.builtin in its initramfs), so only
     /// proof refuses; doubt only warns.
     pub fn problem(&self) -> Option<Problem> {
+        if self.no_initramfs() {
+            return Some(Problem::blocking(
+                "the entry has no initramfs, so stage 2 would have neither the loop and \
+                 filesystem modules nor an /init to hand over to",
+                "inside the OS, build the UKI or entry with its initramfs (kernel-install, ukify \
+                 --initrd, or an `initrd` line in the entry)",
+            ));
+        }
         let all: Vec<&str> = self.modules.iter().map(|(m, _)| m.as_str()).collect();
         let kernel = self
             .version
@@ -951,6 +978,14 @@ mod tests {
         let c = check_modules(&a, Some(K), "ntfs3");
         assert!(c.missing().is_empty(), "a cut archive proves nothing");
         assert!(!c.problem().unwrap().blocks_boot);
+    }
+
+    #[test]
+    fn an_entry_without_initramfs_is_refused() {
+        let c = check_modules(&[0u8; 16], Some(K), "ntfs3");
+        assert!(c.no_initramfs());
+        let p = c.problem().unwrap();
+        assert!(p.blocks_boot && p.what.contains("no initramfs"), "{p:?}");
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::fs::File;
 
 use vhdboot::boot::plan::BootPlan;
 use vhdboot::discovery::Snapshot;
-use vhdboot::image::inspect;
+use vhdboot::image::{initrd, inspect};
 use vhdboot::sys::{kexec, pid1};
 use vhdboot::tui::host::{Failure, Host};
 
@@ -61,6 +61,16 @@ impl Host for RealHost {
                     "check the entry with `vhdboot inspect` on another machine",
                 )
             })?;
+        // The pre-flight module check: only now are the initrd's bytes in
+        // memory, and decompressing them is too slow for discovery.
+        let check = initrd::check_payload(&payload, None, plan.fstype.driver());
+        if let Some(problem) = check.problem() {
+            if problem.blocks_boot {
+                return Err(failure(plan.title.clone(), problem.what, problem.hint));
+            }
+            self.discovery
+                .note(format!("{}: warning: {}", plan.title, problem.what));
+        }
         let me = std::fs::read("/proc/self/exe").map_err(|e| {
             failure(
                 "reading vhdboot itself for stage 2",
