@@ -1,6 +1,8 @@
 //! The boot-time initramfs check over initramfs images built with the real
 //! tools (cpio, gzip, xz, zstd, lz4), and through a whole UKI inside a
 //! fixed VHD, as stage 1 reads it when an entry is booted.
+// Fixture helpers outside #[test] functions stop the test on failure.
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 mod support;
 
