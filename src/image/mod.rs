@@ -7,6 +7,7 @@ pub mod bls;
 pub mod esp;
 pub mod initrd;
 pub mod inspect;
+pub mod ntfs;
 pub mod osrelease;
 pub mod partitions;
 pub mod uki;
