@@ -259,3 +259,54 @@ fn run_allow_fail(args: &[&str]) -> std::process::Output {
         .output()
         .unwrap()
 }
+
+fn problems_of(snapshot: &serde_json::Value, path: &str) -> Vec<String> {
+    let images = snapshot["volumes"][0]["images"].as_array().unwrap();
+    let img = images
+        .iter()
+        .find(|i| i["path"] == path)
+        .unwrap_or_else(|| panic!("{path} not listed: {snapshot}"));
+    img["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| format!("{} [{}]", p["what"], p["blocks_boot"]))
+        .collect()
+}
+
+#[test]
+fn scan_blocks_a_sparse_image_and_not_a_fully_allocated_copy() {
+    // ext4 reports allocation in st_blocks as ntfs3 does.
+    let t = tempfile::tempdir_in("/var/tmp").unwrap();
+    let sparse = t.path().join("sparse.vhd");
+    run(Command::new("truncate").args(["-s", "64M"]).arg(&sparse));
+    run(Command::new(env!("CARGO_BIN_EXE_vhdboot"))
+        .arg("raw2vhd")
+        .arg(&sparse));
+    let full = t.path().join("full.vhd");
+    run(Command::new("cp")
+        .arg("--sparse=never")
+        .arg(&sparse)
+        .arg(&full));
+    let out = run(Command::new(env!("CARGO_BIN_EXE_vhdboot"))
+        .args(["scan", "--json", "--root"])
+        .arg(t.path()));
+    let snap: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sparse_problems = problems_of(&snap, "/sparse.vhd");
+    assert!(
+        sparse_problems
+            .iter()
+            .any(|p| p.contains("the image file is sparse: only") && p.ends_with("[true]")),
+        "{sparse_problems:?}"
+    );
+    let full_problems = problems_of(&snap, "/full.vhd");
+    assert!(
+        !full_problems.iter().any(|p| p.contains("sparse")),
+        "{full_problems:?}"
+    );
+    // Both lack an ESP, which is what makes them unbootable otherwise.
+    assert!(
+        full_problems.iter().any(|p| p.contains("partition")),
+        "{full_problems:?}"
+    );
+}

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use crate::stage1::discover::Discovery;
 use vhdboot::config::Config;
-use vhdboot::discovery::scan::{describe_image, find_image_files};
+use vhdboot::discovery::scan::find_image_files;
 use vhdboot::discovery::{FsType, MountState, Snapshot, Volume};
 
 #[derive(Args)]
@@ -65,7 +65,7 @@ fn scan_devices(config: Config) -> anyhow::Result<Snapshot> {
 fn folder_volume(root: &Path, config: &Config) -> Volume {
     let images = find_image_files(root, &config.search, config.depth, config.raw_images)
         .iter()
-        .map(|p| describe_image(root, p, config.raw_images))
+        .map(|p| crate::stage1::discover::describe_with_preflight(root, p, config.raw_images))
         .collect();
     Volume {
         device: root.to_path_buf(),

@@ -5,6 +5,7 @@
 
 pub mod decisions;
 pub mod model;
+pub mod preflight;
 pub mod scan;
 
 pub use model::*;

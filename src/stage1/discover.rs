@@ -8,12 +8,38 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use vhdboot::config::Config;
+use vhdboot::discovery::preflight;
 use vhdboot::discovery::scan::{describe_image, find_image_files};
-use vhdboot::discovery::{FsType, MountState, Snapshot, Volume, VolumeBadge};
-use vhdboot::sys::{blkid, mount};
+use vhdboot::discovery::{
+    FsType, Image, ImageKind, MountState, Problem, Snapshot, Volume, VolumeBadge,
+};
+use vhdboot::sys::{blkid, fileinfo, mount};
 
 /// Where host volumes are mounted, one folder per filesystem UUID.
 pub const HOSTS_DIR: &str = "/run/vhdboot/hosts";
+
+fn add_badge(volume: &mut Volume, badge: Option<VolumeBadge>) {
+    if let Some(b) = badge.filter(|b| !volume.badges.contains(b)) {
+        volume.badges.push(b);
+    }
+}
+
+/// Describes one image and adds the problems in how its file is stored
+/// (sparse, compressed, encrypted), from one statx.
+pub fn describe_with_preflight(root: &Path, path: &str, raw: bool) -> Image {
+    let mut image = describe_image(root, path, raw);
+    if image.kind != ImageKind::Unreadable {
+        let full = root.join(path.trim_start_matches('/'));
+        match fileinfo::file_facts(&full) {
+            Ok(facts) => image.problems.extend(preflight::file_problems(&facts)),
+            Err(e) => image.problems.push(Problem::warning(
+                format!("cannot tell how the file is stored: {e}"),
+                "the sparse, compressed and encrypted checks were skipped",
+            )),
+        }
+    }
+    image
+}
 
 /// The volumes found so far, keyed by device, plus the scan log.
 pub struct Discovery {
@@ -73,6 +99,12 @@ impl Discovery {
             if dev.read_only {
                 volume.badges.push(VolumeBadge::ReadOnly);
             }
+            if volume.fstype == FsType::Ntfs {
+                match preflight::ntfs_dirty_badge(&volume.device) {
+                    Ok(badge) => add_badge(&mut volume, badge),
+                    Err(e) => self.note(format!("cannot read the NTFS dirty flag: {e}")),
+                }
+            }
             self.mount_and_scan(&mut volume);
             self.volumes.insert(dev.device, volume);
             added += 1;
@@ -98,6 +130,7 @@ impl Discovery {
                 at.display()
             ));
             volume.mount = MountState::Mounted { at };
+            self.check_hibernation(volume);
             self.scan_images(volume);
             return;
         }
@@ -119,6 +152,7 @@ impl Discovery {
                 ));
                 self.ours.push(target.clone());
                 volume.mount = MountState::Mounted { at: target };
+                self.check_hibernation(volume);
                 self.scan_images(volume);
             }
             Err(e) => {
@@ -138,6 +172,20 @@ impl Discovery {
         }
     }
 
+    /// Windows' hibernation file is read through the read-only mount.
+    fn check_hibernation(&mut self, volume: &mut Volume) {
+        let MountState::Mounted { at } = &volume.mount else {
+            return;
+        };
+        if volume.fstype != FsType::Ntfs {
+            return;
+        }
+        match preflight::hibernation_badge(at) {
+            Ok(badge) => add_badge(volume, badge),
+            Err(e) => self.note(format!("cannot check for hibernation: {e}")),
+        }
+    }
+
     fn scan_images(&mut self, volume: &mut Volume) {
         let MountState::Mounted { at } = &volume.mount else {
             return;
@@ -148,7 +196,7 @@ impl Discovery {
         let raw = c.raw_images;
         volume.images = paths
             .iter()
-            .map(|p| describe_image(&root, p, raw))
+            .map(|p| describe_with_preflight(&root, p, raw))
             .collect();
         let n_entries: usize = volume.images.iter().map(|i| i.entries.len()).sum();
         self.note(format!(
