@@ -147,6 +147,7 @@ fn empty_snapshot() -> Snapshot {
             images: vec![],
         }],
         log: vec![],
+        secure_boot: None,
     }
 }
 

@@ -22,6 +22,7 @@ fn big_snapshot() -> Snapshot {
     let mut snap = Snapshot {
         volumes: Vec::new(),
         log: fixture.log.clone(),
+        secure_boot: None,
     };
     let templates: Vec<_> = fixture.volumes[0].images.clone();
     for v in 0..4 {

@@ -40,6 +40,7 @@ pub fn run(a: ScanArgs) -> anyhow::Result<ExitCode> {
         Snapshot {
             volumes: a.roots.iter().map(|r| folder_volume(r, &config)).collect(),
             log: Vec::new(),
+            secure_boot: None,
         }
     };
     if a.json {

@@ -239,6 +239,7 @@ pub(crate) mod fixtures {
                 ),
             ],
             log: vec![],
+            secure_boot: None,
         }
     }
 

@@ -10,6 +10,10 @@ pub struct Snapshot {
     pub volumes: Vec<Volume>,
     /// Human-readable lines on what the scan did, for the log view.
     pub log: Vec<String>,
+    /// Whether the firmware has Secure Boot on (from efivars), or None
+    /// when it could not be read (no EFI, no efivarfs, the CLI). When on,
+    /// kexec accepts only kernels signed by a trusted key.
+    pub secure_boot: Option<bool>,
 }
 
 /// The filesystem on a host volume.

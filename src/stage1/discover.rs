@@ -230,6 +230,7 @@ impl Discovery {
         Snapshot {
             volumes: self.volumes.values().cloned().collect(),
             log: self.log.clone(),
+            secure_boot: None,
         }
     }
 

@@ -173,5 +173,6 @@ pub fn fixture_snapshot() -> Snapshot {
             "image: /vhd/scratch-dynamic.vhd dynamic VHD: not bootable".into(),
             "image: /images/ubuntu.vhd fixed VHD, 1 UKI".into(),
         ],
+        secure_boot: None,
     }
 }
