@@ -262,3 +262,16 @@ fn tiny_terminals_draw_every_screen_without_panicking() {
         }
     }
 }
+
+#[test]
+fn secure_boot_shows_in_the_title_bar_only_when_on() {
+    let mut m = model(false);
+    assert!(!draw(&mut m, 80, 24).contains("Secure Boot"));
+    m.snapshot.secure_boot = Some(true);
+    let screen = draw(&mut m, 80, 24);
+    let first = screen.lines().next().unwrap_or_default();
+    assert!(
+        first.contains("[Secure Boot: signed kernels only]"),
+        "{screen}"
+    );
+}

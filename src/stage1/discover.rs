@@ -13,7 +13,7 @@ use vhdboot::discovery::scan::{describe_image, find_image_files};
 use vhdboot::discovery::{
     FsType, Image, ImageKind, MountState, Problem, Snapshot, Volume, VolumeBadge,
 };
-use vhdboot::sys::{blkid, fileinfo, mount};
+use vhdboot::sys::{blkid, efi, fileinfo, mount};
 
 /// Where host volumes are mounted, one folder per filesystem UUID.
 pub const HOSTS_DIR: &str = "/run/vhdboot/hosts";
@@ -50,18 +50,24 @@ pub struct Discovery {
     ours: Vec<PathBuf>,
     log: Vec<String>,
     started: Instant,
+    secure_boot: Option<bool>,
 }
 
 impl Discovery {
     pub fn new(config: Config, hosts_dir: &Path) -> Discovery {
-        Discovery {
+        let mut d = Discovery {
             config,
             hosts_dir: hosts_dir.to_path_buf(),
             volumes: BTreeMap::new(),
             ours: Vec::new(),
             log: Vec::new(),
             started: Instant::now(),
+            secure_boot: efi::secure_boot(Path::new(efi::EFIVARS)),
+        };
+        if let Some(n) = preflight::secure_boot_notice(d.secure_boot) {
+            d.note(format!("{}; {}", n.what, n.hint));
         }
+        d
     }
 
     pub fn note(&mut self, line: String) {
@@ -230,7 +236,7 @@ impl Discovery {
         Snapshot {
             volumes: self.volumes.values().cloned().collect(),
             log: self.log.clone(),
-            secure_boot: None,
+            secure_boot: self.secure_boot,
         }
     }
 

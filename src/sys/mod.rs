@@ -4,6 +4,7 @@
 
 pub mod blkid;
 pub mod console;
+pub mod efi;
 pub mod fileinfo;
 pub mod kexec;
 pub mod kmsg;

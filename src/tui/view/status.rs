@@ -9,9 +9,16 @@ use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-pub fn title(_model: &Model, theme: &Theme, frame: &mut Frame, area: Rect) {
+pub fn title(model: &Model, theme: &Theme, frame: &mut Frame, area: Rect) {
+    // With Secure Boot on, kexec takes only signed kernels; the log holds
+    // the full notice (discovery::preflight::secure_boot_notice).
+    let secure = if model.snapshot.secure_boot == Some(true) {
+        " [Secure Boot: signed kernels only]"
+    } else {
+        ""
+    };
     let text = format!(
-        " vhdboot {} - choose a system to boot",
+        " vhdboot {} - choose a system to boot{secure}",
         env!("CARGO_PKG_VERSION")
     );
     frame.render_widget(Paragraph::new(text).style(theme.title_bar()), area);
