@@ -310,3 +310,45 @@ fn scan_blocks_a_sparse_image_and_not_a_fully_allocated_copy() {
         "{full_problems:?}"
     );
 }
+
+#[test]
+fn uki_whose_kernel_is_not_a_bzimage_is_not_offered() {
+    let t = tempfile::tempdir().unwrap();
+    let good = make_uki(t.path(), "good.efi", &UkiSpec::debian(8192));
+    let bad_spec = UkiSpec {
+        linux: Some(vec![0x4d; 8192]),
+        ..UkiSpec::debian(0)
+    };
+    let bad = make_uki(t.path(), "arm.efi", &bad_spec);
+
+    let (disk, _) = make_esp_disk(
+        t.path(),
+        &[("EFI/Linux/good.efi", &good), ("EFI/Linux/arm.efi", &bad)],
+    );
+    let (mut file, len) = open_with_len(&disk);
+    let found = inspect(&mut file, len, true);
+    assert_eq!(found.entries.len(), 1, "{found:?}");
+    assert!(
+        matches!(&found.entries[0].source, EntrySource::Uki { path, .. } if path.ends_with("good.efi"))
+    );
+    let p = found
+        .problems
+        .iter()
+        .find(|p| p.what.contains("arm.efi"))
+        .unwrap();
+    assert!(!p.blocks_boot, "the good entry still boots");
+    assert!(p.what.contains("not an x86 bzImage"), "{}", p.what);
+
+    let (alone, _) = make_esp_disk(t.path(), &[("EFI/Linux/arm.efi", &bad)]);
+    let (mut file, len) = open_with_len(&alone);
+    let found = inspect(&mut file, len, true);
+    assert!(found.entries.is_empty());
+    assert!(
+        found
+            .problems
+            .iter()
+            .any(|p| p.blocks_boot && p.what.starts_with("no boot entries")),
+        "{:?}",
+        found.problems
+    );
+}

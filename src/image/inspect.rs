@@ -171,12 +171,15 @@ fn scan_boot_partition<R: Read + Seek>(
         let path = format!("{UKI_DIR}/{}", file.name);
         report.ukis.push(path.clone());
         match read_uki_entry(&esp, part.range, &path, &file.name, file.size) {
-            Ok((entry, warning)) => {
-                if let Some(w) = warning {
-                    problems.push(Problem::warning(format!("{where_}: {path}: {w}"), "kexec will probably refuse this kernel; rebuild the UKI with an x86 bzImage"));
-                }
-                entries.push(entry);
-            }
+            // A kernel that is not a bzImage is one kexec_file_load refuses
+            // on x86, so the entry is not offered (as with an unreadable
+            // UKI): its image still boots through its other entries, and
+            // with none left, "no boot entries" blocks it.
+            Ok((_, Some(w))) => problems.push(Problem::warning(
+                format!("{where_}: {path} cannot boot: {w}"),
+                "kexec_file_load accepts only an x86 bzImage; rebuild the UKI with one (the other entries can still boot)",
+            )),
+            Ok((entry, None)) => entries.push(entry),
             Err(e) => problems.push(Problem::warning(
                 format!("{where_}: {path} is not a usable UKI: {e}"),
                 "the other entries can still boot; reinstall this kernel inside the OS",
