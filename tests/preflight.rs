@@ -352,3 +352,29 @@ fn uki_whose_kernel_is_not_a_bzimage_is_not_offered() {
         found.problems
     );
 }
+
+#[test]
+fn vhd_whose_file_size_disagrees_with_its_footer_is_blocked_with_both_sizes() {
+    let t = tempfile::tempdir().unwrap();
+    let vhd = t.path().join("cut.vhd");
+    std::fs::write(&vhd, vec![0u8; 1 << 20]).unwrap();
+    run(Command::new(env!("CARGO_BIN_EXE_vhdboot"))
+        .arg("raw2vhd")
+        .arg(&vhd));
+    // Drop 4 KiB of data in front of the footer, as a bad copy would.
+    let bytes = std::fs::read(&vhd).unwrap();
+    let (data, footer) = bytes.split_at(bytes.len() - 512);
+    let mut cut = data[..data.len() - 4096].to_vec();
+    cut.extend_from_slice(footer);
+    std::fs::write(&vhd, &cut).unwrap();
+
+    let img = vhdboot::discovery::scan::describe_image(t.path(), "/cut.vhd", false);
+    assert!(!img.is_bootable());
+    let p = img.problems.iter().find(|p| p.blocks_boot).unwrap();
+    let expected = (1u64 << 20) + 512;
+    assert!(
+        p.what.contains(&expected.to_string()) && p.what.contains(&cut.len().to_string()),
+        "{}",
+        p.what
+    );
+}
