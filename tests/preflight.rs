@@ -378,3 +378,22 @@ fn vhd_whose_file_size_disagrees_with_its_footer_is_blocked_with_both_sizes() {
         p.what
     );
 }
+
+#[test]
+fn a_second_compressed_segment_is_read_after_the_first() {
+    let t = tempfile::tempdir().unwrap();
+    let first = t.path().join("first");
+    let dir = first.join(format!("lib/modules/{KVER}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("modules.builtin"), "kernel/fs/ext4/ext4.ko\n").unwrap();
+    let second = tree(&t.path().join("second"), true, None);
+    for (cmd, kind) in &COMPRESSORS[1..4] {
+        let mut bytes = initramfs(&first, cmd);
+        bytes.extend(initramfs(&second, cmd));
+        let c = check_modules(&bytes, Some(KVER), "ntfs3");
+        assert_eq!(c.segments.len(), 2, "{cmd}: {c:?}");
+        assert_eq!(c.segments[1].compression, *kind, "{cmd}");
+        assert!(matches!(c.modules[0].1, Presence::File(_)), "{cmd}: {c:?}");
+        assert_eq!(c.problem(), None, "{cmd}");
+    }
+}

@@ -34,6 +34,8 @@ const BUILTIN_CAP: u64 = 4 << 20;
 const NAME_CAP: usize = 4096;
 const HEADER_LEN: usize = 110;
 const LZ4_LEGACY_MAGIC: u32 = 0x184C_2102;
+/// What lzma-rs says when a complete xz stream is followed by more data.
+const XZ_TRAILING_DATA: &str = "Unexpected data after last XZ block";
 /// The kernel's legacy LZ4 frame holds blocks of up to 8 MiB.
 const LZ4_LEGACY_BLOCK: usize = 8 << 20;
 
@@ -506,10 +508,21 @@ fn decompress(c: Compression, input: &[u8], sink: &mut Sink<'_>) -> io::Result<u
         }
         Compression::Xz => {
             let mut rest = input;
-            lzma_rs::xz_decompress(&mut rest, sink).map_err(|e| match e {
-                lzma_rs::error::Error::IoError(e) => e,
-                other => io::Error::new(io::ErrorKind::InvalidData, other.to_string()),
-            })?;
+            match lzma_rs::xz_decompress(&mut rest, sink) {
+                Ok(()) => {}
+                // lzma-rs wants the stream to end the input and says so
+                // only after the whole stream, footer included, was read
+                // and checked; `rest` then starts at the next segment.
+                // tests/preflight.rs pins this message.
+                Err(lzma_rs::error::Error::XzError(m)) if m == XZ_TRAILING_DATA => {}
+                Err(lzma_rs::error::Error::IoError(e)) => return Err(e),
+                Err(other) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        other.to_string(),
+                    ));
+                }
+            }
             Ok(input.len() - rest.len())
         }
         Compression::Zstd => {

@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 use vhdboot::config::Config;
 use vhdboot::discovery::preflight;
 use vhdboot::discovery::scan::{describe_image, find_image_files};
-use vhdboot::discovery::{
-    FsType, Image, ImageKind, MountState, Problem, Snapshot, Volume, VolumeBadge,
-};
+use vhdboot::discovery::{FsType, Image, MountState, Problem, Snapshot, Volume, VolumeBadge};
 use vhdboot::sys::{blkid, efi, fileinfo, mount};
 
 /// Where host volumes are mounted, one folder per filesystem UUID.
@@ -28,7 +26,8 @@ fn add_badge(volume: &mut Volume, badge: Option<VolumeBadge>) {
 /// (sparse, compressed, encrypted), from one statx.
 pub fn describe_with_preflight(root: &Path, path: &str, raw: bool) -> Image {
     let mut image = describe_image(root, path, raw);
-    if image.kind != ImageKind::Unreadable {
+    // Dynamic, differencing and unreadable images are blocked already.
+    if image.kind.data_size().is_some() {
         let full = root.join(path.trim_start_matches('/'));
         match fileinfo::file_facts(&full) {
             Ok(facts) => image.problems.extend(preflight::file_problems(&facts)),
