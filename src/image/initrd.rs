@@ -547,9 +547,6 @@ fn decompress(c: Compression, input: &[u8], sink: &mut Sink<'_>) -> io::Result<u
 /// length (padding) also ends it, and a repeated magic starts a new frame.
 fn lz4_legacy(input: &[u8], sink: &mut Sink<'_>) -> io::Result<usize> {
     let mut out = Vec::new();
-    out.try_reserve_exact(LZ4_LEGACY_BLOCK)
-        .map_err(|_| io::Error::other("cannot allocate 8 MiB for lz4"))?;
-    out.resize(LZ4_LEGACY_BLOCK, 0);
     let mut pos = 4usize;
     loop {
         let Some(len) = input
@@ -572,6 +569,18 @@ fn lz4_legacy(input: &[u8], sink: &mut Sink<'_>) -> io::Result<usize> {
             .ok_or_else(|| {
                 io::Error::new(io::ErrorKind::UnexpectedEof, "an lz4 block is cut short")
             })?;
+        // An LZ4 block expands at most 255 times, so small blocks need
+        // less than the 8 MiB a full one may fill.
+        let room = block
+            .len()
+            .saturating_mul(255)
+            .saturating_add(64)
+            .min(LZ4_LEGACY_BLOCK);
+        if out.len() < room {
+            out.try_reserve_exact(room - out.len())
+                .map_err(|_| io::Error::other("cannot allocate the lz4 output buffer"))?;
+            out.resize(room, 0);
+        }
         let n = lz4_flex::block::decompress_into(block, &mut out)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
         sink.write_all(out.get(..n).unwrap_or_default())?;
@@ -1015,6 +1024,43 @@ mod tests {
         }
         let c = check_modules(&h, Some(K), "ntfs3");
         assert!(c.unsure.unwrap().contains("name of"));
+    }
+
+    /// Deterministic xorshift, so failures reproduce.
+    fn xorshift(x: &mut u64) -> u64 {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        *x
+    }
+
+    #[test]
+    fn corrupted_archives_never_panic() {
+        let plain = archive(&[
+            ("lib/modules/6.12.9-amd64/modules.builtin", b"kernel/a.ko\n"),
+            ("lib/modules/6.12.9-amd64/kernel/fs/ntfs3/ntfs3.ko", b"y"),
+        ]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&plain).unwrap();
+        let gz = gz.finish().unwrap();
+        let mut lz4 = LZ4_LEGACY_MAGIC.to_le_bytes().to_vec();
+        let block = lz4_flex::block::compress(&plain);
+        lz4.extend_from_slice(&(block.len() as u32).to_le_bytes());
+        lz4.extend_from_slice(&block);
+        assert!(check_modules(&lz4, Some(K), "ntfs3").unsure.is_none());
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for base in [&plain, &gz, &lz4] {
+            for _ in 0..400 {
+                let mut bytes = base.clone();
+                for _ in 0..1 + xorshift(&mut x) % 4 {
+                    let at = (xorshift(&mut x) as usize) % bytes.len();
+                    bytes[at] = xorshift(&mut x) as u8;
+                }
+                let cut = (xorshift(&mut x) as usize) % (bytes.len() + 1);
+                let _ = check_modules(&bytes, Some(K), "ntfs3").problem();
+                let _ = check_modules(&bytes[..cut], None, "exfat").problem();
+            }
+        }
     }
 
     #[test]

@@ -427,6 +427,34 @@ mod tests {
     }
 
     #[test]
+    fn corrupted_records_never_panic() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..2000 {
+            let mut r = volume_record(1);
+            for _ in 0..1 + next() % 6 {
+                let at = (next() as usize) % r.len();
+                r[at] = next() as u8;
+            }
+            if apply_fixups(&mut r, 3).is_ok() {
+                let _ = parse_volume_record(&r, 3);
+            }
+            let _ = parse_volume_record(&r, 3);
+            let mut s = boot_sector(512, 8, 2, -10);
+            let at = (next() as usize) % 0x48;
+            s[at] = next() as u8;
+            if let Ok(b) = NtfsBoot::parse(&s) {
+                let _ = b.record_offset(3);
+            }
+        }
+    }
+
+    #[test]
     fn hibernation_signatures_are_recognised() {
         for sig in [b"hibr", b"HIBR", b"wake", b"WAKE"] {
             assert!(is_hibernation_signature(sig));
