@@ -251,6 +251,14 @@ fn boot_time_check_passes_a_uki_with_loop_and_ntfs3() {
     );
     assert!(text.contains("Bootable: yes"), "{text}");
     assert!(out.status.success(), "{text}");
+
+    let out = run_allow_fail(&["inspect", "--json", disk.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let check = &v["initramfs"][0];
+    assert_eq!(check["entry"], 1, "{v}");
+    assert_eq!(check["version"], KVER, "{v}");
+    assert_eq!(check["modules"][0][0], "loop", "{v}");
+    assert!(check["modules"][0][1]["File"].is_string(), "{v}");
 }
 
 fn run_allow_fail(args: &[&str]) -> std::process::Output {
