@@ -54,6 +54,9 @@ KEYS = {
     "ctrl-e": b"\x05",
 }
 
+DSR_QUERY = b"\x1b[6n"
+DSR_REPLY = b"\x1b[1;1R"
+
 NTFS_TITLE = "E2E NTFS Linux"
 EXFAT_TITLE = "E2E exFAT Linux"
 NTFS_PATH = "/Images/ntfs-linux.vhd"
@@ -66,6 +69,94 @@ def strip_ansi(raw: str) -> str:
     text = CURSOR_MOVE.sub("\n", raw)
     text = ESCAPES.sub("", text)
     return text.replace("\r", "")
+
+
+class Screen:
+    """A minimal VT100 screen: enough of cursor addressing and erasing to
+    rebuild what a TUI drew. ratatui redraws only changed cells and skips
+    unstyled spaces with a cursor move, so menu text is only readable on the
+    rendered grid, not in the byte stream. The grid is larger than any size
+    the menu picks on a serial console (80x24 unless told otherwise)."""
+
+    CSI = re.compile(r"\x1b\[([0-9;?<=>]*)[ -/]*([@-~])")
+    OTHER_ESC = re.compile(r"\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][0-9A-Za-z]|\x1b[=>78cDEHM]")
+
+    def __init__(self, columns=200, lines=60):
+        self.columns, self.lines = columns, lines
+        self.grid = [[" "] * columns for _ in range(lines)]
+        self.row = self.col = 0
+
+    def _newline(self):
+        self.row += 1
+        if self.row >= self.lines:
+            self.grid.pop(0)
+            self.grid.append([" "] * self.columns)
+            self.row = self.lines - 1
+
+    def _csi(self, params: str, final: str):
+        nums = [int(p) if p.isdigit() else 0 for p in params.lstrip("?").split(";")] if params else []
+        n = (nums[0] if nums else 0) or 1
+        if final in "Hf":
+            r = (nums[0] if len(nums) > 0 else 1) or 1
+            c = (nums[1] if len(nums) > 1 else 1) or 1
+            self.row, self.col = min(r - 1, self.lines - 1), min(c - 1, self.columns - 1)
+        elif final == "A":
+            self.row = max(0, self.row - n)
+        elif final == "B":
+            self.row = min(self.lines - 1, self.row + n)
+        elif final == "C":
+            self.col = min(self.columns - 1, self.col + n)
+        elif final == "D":
+            self.col = max(0, self.col - n)
+        elif final == "G":
+            self.col = min(self.columns - 1, n - 1)
+        elif final == "J":
+            mode = nums[0] if nums else 0
+            rows = range(self.lines) if mode in (2, 3) else (
+                range(self.row + 1, self.lines) if mode == 0 else range(0, self.row))
+            for r in rows:
+                self.grid[r] = [" "] * self.columns
+            if mode == 0:
+                self.grid[self.row][self.col:] = [" "] * (self.columns - self.col)
+        elif final == "K":
+            mode = nums[0] if nums else 0
+            line = self.grid[self.row]
+            if mode == 0:
+                line[self.col:] = [" "] * (self.columns - self.col)
+            elif mode == 1:
+                line[: self.col + 1] = [" "] * (self.col + 1)
+            else:
+                self.grid[self.row] = [" "] * self.columns
+
+    def feed(self, text: str):
+        pos = 0
+        while pos < len(text):
+            ch = text[pos]
+            if ch == "\x1b":
+                m = self.CSI.match(text, pos)
+                if m:
+                    self._csi(m.group(1), m.group(2))
+                    pos = m.end()
+                    continue
+                m = self.OTHER_ESC.match(text, pos)
+                pos = m.end() if m else pos + 1
+                continue
+            if ch == "\r":
+                self.col = 0
+            elif ch == "\n":
+                self._newline()
+            elif ch == "\b":
+                self.col = max(0, self.col - 1)
+            elif ch >= " ":
+                if self.col >= self.columns:
+                    self.col = 0
+                    self._newline()
+                self.grid[self.row][self.col] = ch
+                self.col += 1
+            pos += 1
+
+    def text(self) -> str:
+        return "\n".join("".join(line).rstrip() for line in self.grid)
 
 
 class Failure(Exception):
@@ -105,11 +196,13 @@ class Vm:
         )
         self.raw = bytearray()
         self.lock = threading.Condition()
+        self.write_lock = threading.Lock()
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
     def _read(self):
         assert self.proc.stdout is not None
+        scanned = 0
         while True:
             chunk = os.read(self.proc.stdout.fileno(), 65536)
             with self.lock:
@@ -117,21 +210,39 @@ class Vm:
                     self.lock.notify_all()
                     return
                 self.raw += chunk
+                # Act as the terminal: crossterm asks for the cursor position
+                # (DSR, ESC [ 6 n) when the TUI starts and fails if nothing
+                # answers within two seconds. Reply "row 1, column 1".
+                while (i := self.raw.find(DSR_QUERY, scanned)) >= 0:
+                    scanned = i + len(DSR_QUERY)
+                    self.send(DSR_REPLY)
+                scanned = max(scanned, len(self.raw) - len(DSR_QUERY) + 1)
                 self.lock.notify_all()
 
     def text(self) -> str:
+        """The whole output with escape sequences removed: for lines printed
+        by the kernel and by the target (the marker)."""
         with self.lock:
             return strip_ansi(self.raw.decode("utf-8", "replace"))
+
+    def screen(self) -> str:
+        """What a terminal would show now: for the menu."""
+        with self.lock:
+            raw = self.raw.decode("utf-8", "replace")
+        screen = Screen()
+        screen.feed(raw)
+        return screen.text()
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
-    def wait_for(self, pattern, timeout, what):
-        """Waits until the ANSI-stripped output matches pattern (a regex
-        string or a callable over the text); returns the match."""
+    def wait_for(self, pattern, timeout, what, on_screen=False):
+        """Waits until the ANSI-stripped output (or, with on_screen, the
+        rendered screen) matches pattern, a regex string or a callable over
+        the text; returns the match."""
         deadline = time.monotonic() + timeout
         while True:
-            text = self.text()
+            text = self.screen() if on_screen else self.text()
             m = pattern(text) if callable(pattern) else re.search(pattern, text)
             if m:
                 return m
@@ -159,8 +270,13 @@ class Vm:
 
     def send(self, data: bytes):
         assert self.proc.stdin is not None
-        self.proc.stdin.write(data)
-        self.proc.stdin.flush()
+        # The reader thread answers terminal queries, so writes are serialised.
+        with self.write_lock:
+            try:
+                self.proc.stdin.write(data)
+                self.proc.stdin.flush()
+            except BrokenPipeError:
+                pass  # QEMU has exited; wait_for reports that with context.
 
     def key(self, name: str):
         self.send(KEYS[name])
@@ -173,9 +289,16 @@ class Vm:
         with open(self.log_path, "wb") as f:
             f.write(self.raw)
 
-    def tail(self, n=60) -> str:
-        lines = [line for line in self.text().split("\n") if line.strip()]
-        return "\n".join(line[:200] for line in lines[-n:])
+
+
+def last_lines(log: str, n: int) -> str:
+    with open(log, "rb") as f:
+        raw = f.read().decode("utf-8", "replace")
+    # A tall screen keeps the history that scrolled past an 80x24 menu.
+    screen = Screen(columns=200, lines=400)
+    screen.feed(raw)
+    lines = screen.text().rstrip("\n").split("\n")
+    return "\n".join(lines[-n:])
 
 
 def marker(vm: Vm, timeout: float):
@@ -230,7 +353,7 @@ def boot_menu(args, name, settings):
 
 def wait_menu(vm, args, timings, titles):
     for title in titles:
-        vm.wait_for(re.escape(title), args.timeout, f"the menu to show {title!r}")
+        vm.wait_for(re.escape(title), args.timeout, f"the menu to show {title!r}", on_screen=True)
     timings["start to menu"] = vm.elapsed()
 
 
@@ -238,7 +361,8 @@ def scenario_default(args, timings):
     vm = boot_menu(args, "default", f"vhdboot.default={NTFS_PATH} vhdboot.timeout=3")
     try:
         wait_menu(vm, args, timings, [NTFS_TITLE])
-        vm.wait_for(r"(?i)booting", args.timeout, "the countdown line 'Booting ... in N s'")
+        vm.wait_for(r"(?i)booting", args.timeout, "the countdown line 'Booting ... in N s'",
+                    on_screen=True)
         t_menu = vm.elapsed()
         m = marker(vm, args.timeout)
         timings["menu to marker"] = vm.elapsed() - t_menu
@@ -249,7 +373,8 @@ def scenario_default(args, timings):
 
 
 def scenario_pick(args, timings):
-    vm = boot_menu(args, "pick", f"vhdboot.default={NTFS_PATH} vhdboot.timeout=30")
+    # No countdown (-1): while one runs, the first key only stops it.
+    vm = boot_menu(args, "pick", f"vhdboot.default={NTFS_PATH} vhdboot.timeout=-1")
     try:
         wait_menu(vm, args, timings, [NTFS_TITLE, EXFAT_TITLE])
         vm.settle()
@@ -267,7 +392,7 @@ def scenario_pick(args, timings):
 
 
 def scenario_edit(args, timings):
-    vm = boot_menu(args, "edit", f"vhdboot.default={NTFS_PATH} vhdboot.timeout=30")
+    vm = boot_menu(args, "edit", f"vhdboot.default={NTFS_PATH} vhdboot.timeout=-1")
     try:
         wait_menu(vm, args, timings, [NTFS_TITLE])
         vm.settle()
@@ -322,11 +447,9 @@ def main() -> int:
             print(f"e2e: FAIL {name} after {total:.1f} s: {e}", file=sys.stderr)
             log = os.path.join(args.workdir, f"{name}.serial.log")
             if os.path.exists(log):
-                with open(log, "rb") as f:
-                    text = strip_ansi(f.read().decode("utf-8", "replace"))
-                lines = [line for line in text.split("\n") if line.strip()]
-                print(f"--- last 60 lines of serial output ({log}) ---", file=sys.stderr)
-                print("\n".join(line[:200] for line in lines[-60:]), file=sys.stderr)
+                print(f"--- last 60 lines of serial output, as a terminal shows them ({log}) ---",
+                      file=sys.stderr)
+                print(last_lines(log, 60), file=sys.stderr)
             return 1
         total = time.monotonic() - started
         parts = ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
