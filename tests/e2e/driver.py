@@ -85,11 +85,13 @@ class Screen:
         self.columns, self.lines = columns, lines
         self.grid = [[" "] * columns for _ in range(lines)]
         self.row = self.col = 0
+        # Rows scrolled off or wiped by a clear, as a terminal's scrollback.
+        self.history: list = []
 
     def _newline(self):
         self.row += 1
         if self.row >= self.lines:
-            self.grid.pop(0)
+            self.history.append("".join(self.grid.pop(0)).rstrip())
             self.grid.append([" "] * self.columns)
             self.row = self.lines - 1
 
@@ -112,6 +114,8 @@ class Screen:
             self.col = min(self.columns - 1, n - 1)
         elif final == "J":
             mode = nums[0] if nums else 0
+            if mode in (2, 3):
+                self.history += self.text().rstrip("\n").split("\n")
             rows = range(self.lines) if mode in (2, 3) else (
                 range(self.row + 1, self.lines) if mode == 0 else range(0, self.row))
             for r in rows:
@@ -190,6 +194,8 @@ class Vm:
             )
             cmd += ["-drive", f"file={overlay},if=virtio,format=qcow2"]
         self.started = time.monotonic()
+        # One overall limit per scenario, shared by all its waits.
+        self.deadline = self.started + args.timeout
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -240,7 +246,7 @@ class Vm:
         """Waits until the ANSI-stripped output (or, with on_screen, the
         rendered screen) matches pattern, a regex string or a callable over
         the text; returns the match."""
-        deadline = time.monotonic() + timeout
+        deadline = min(time.monotonic() + timeout, self.deadline)
         while True:
             text = self.screen() if on_screen else self.text()
             m = pattern(text) if callable(pattern) else re.search(pattern, text)
@@ -250,7 +256,7 @@ class Vm:
                 raise Failure(f"QEMU exited (status {self.proc.returncode}) before {what}")
             left = deadline - time.monotonic()
             if left <= 0:
-                raise Failure(f"timed out after {timeout:.0f} s waiting for {what}")
+                raise Failure(f"timed out at {self.elapsed():.0f} s waiting for {what}")
             with self.lock:
                 self.lock.wait(min(left, 0.5))
 
@@ -294,10 +300,10 @@ class Vm:
 def last_lines(log: str, n: int) -> str:
     with open(log, "rb") as f:
         raw = f.read().decode("utf-8", "replace")
-    # A tall screen keeps the history that scrolled past an 80x24 menu.
-    screen = Screen(columns=200, lines=400)
+    screen = Screen()
     screen.feed(raw)
-    lines = screen.text().rstrip("\n").split("\n")
+    lines = screen.history + screen.text().rstrip("\n").split("\n")
+    lines = [line for line in lines if line.strip()]
     return "\n".join(lines[-n:])
 
 
@@ -413,6 +419,30 @@ def scenario_edit(args, timings):
     return vm
 
 
+def self_test():
+    """Checks the driver's own parsing on known input, so that a harness bug
+    cannot pass as a product bug (or hide one)."""
+    # ratatui writes "E2E NTFS Linux" on an unstyled row as three runs with
+    # cursor moves over the unchanged spaces.
+    screen = Screen(columns=40, lines=5)
+    screen.feed("\x1b[2J\x1b[2;3HE2E\x1b[2;7HNTFS\x1b[2;12H\x1b[1mLinux\x1b[0m\r\n\x1b[K")
+    assert screen.text().split("\n")[1] == "  E2E NTFS Linux", screen.text()
+    assert strip_ansi("a\x1b[31mb\x1b]0;t\x07c") == "abc"
+    line = ("VHDBOOT-TARGET-OK cmdline=console=ttyS0 quiet e2e.uki=ntfs rdinit=/vhdboot/stage2 "
+            "backing=/run/h/Images/ntfs-linux.vhd dio=1 root=/dev/loop0p2 parts=loop0p1,loop0p2")
+    m = MARKER.search(line)
+    assert m and m["cmdline"].endswith("rdinit=/vhdboot/stage2") and m["dio"] == "1", m
+    check_booted_image(m, NTFS_PATH, "e2e.uki=ntfs")
+    try:
+        check_booted_image(m, EXFAT_PATH, "e2e.uki=ntfs")
+    except Failure:
+        pass
+    else:
+        raise AssertionError("the wrong backing file was accepted")
+    empty = MARKER.search("VHDBOOT-TARGET-OK cmdline=quiet backing= dio= root= parts=")
+    assert empty and empty["backing"] == "" and empty["cmdline"] == "quiet", empty
+
+
 SCENARIOS = {
     "direct": scenario_direct,
     "default": scenario_default,
@@ -432,6 +462,7 @@ def main() -> int:
     p.add_argument("--scenario", action="append", choices=sorted(SCENARIOS),
                    help="run only these (repeatable); default: all, in order")
     args = p.parse_args()
+    self_test()
     os.makedirs(args.workdir, exist_ok=True)
     names = args.scenario or list(SCENARIOS)
     results = []
