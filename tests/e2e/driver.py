@@ -367,7 +367,8 @@ def scenario_default(args, timings):
     vm = boot_menu(args, "default", f"vhdboot.default={NTFS_PATH} vhdboot.timeout=3")
     try:
         wait_menu(vm, args, timings, [NTFS_TITLE])
-        vm.wait_for(r"(?i)booting", args.timeout, "the countdown line 'Booting ... in N s'",
+        # SeaBIOS's "Booting from ROM..." is cleared before the menu, but be sure.
+        vm.wait_for(r"(?i)booting (?!from ROM)", args.timeout, "the countdown line 'Booting ... in N s'",
                     on_screen=True)
         t_menu = vm.elapsed()
         m = marker(vm, args.timeout)
