@@ -23,6 +23,7 @@ Python standard library only.
 """
 
 import argparse
+import codecs
 import os
 import re
 import subprocess
@@ -87,6 +88,7 @@ class Screen:
         self.row = self.col = 0
         # Rows scrolled off or wiped by a clear, as a terminal's scrollback.
         self.history: list = []
+        self.pending = ""
 
     def _newline(self):
         self.row += 1
@@ -133,6 +135,10 @@ class Screen:
                 self.grid[self.row] = [" "] * self.columns
 
     def feed(self, text: str):
+        """Applies output; an escape sequence cut off at the end of `text`
+        is kept and completed by the next call."""
+        text = self.pending + text
+        self.pending = ""
         pos = 0
         while pos < len(text):
             ch = text[pos]
@@ -143,6 +149,9 @@ class Screen:
                     pos = m.end()
                     continue
                 m = self.OTHER_ESC.match(text, pos)
+                if not m and len(text) - pos < 64:
+                    self.pending = text[pos:]
+                    return
                 pos = m.end() if m else pos + 1
                 continue
             if ch == "\r":
@@ -201,6 +210,8 @@ class Vm:
             stderr=subprocess.STDOUT,
         )
         self.raw = bytearray()
+        self.term = Screen()
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self.lock = threading.Condition()
         self.write_lock = threading.Lock()
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -216,6 +227,7 @@ class Vm:
                     self.lock.notify_all()
                     return
                 self.raw += chunk
+                self.term.feed(self.decoder.decode(chunk))
                 # Act as the terminal: crossterm asks for the cursor position
                 # (DSR, ESC [ 6 n) when the TUI starts and fails if nothing
                 # answers within two seconds. Reply "row 1, column 1".
@@ -234,10 +246,7 @@ class Vm:
     def screen(self) -> str:
         """What a terminal would show now: for the menu."""
         with self.lock:
-            raw = self.raw.decode("utf-8", "replace")
-        screen = Screen()
-        screen.feed(raw)
-        return screen.text()
+            return self.term.text()
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -261,16 +270,18 @@ class Vm:
                 self.lock.wait(min(left, 0.5))
 
     def settle(self, quiet=0.7, limit=10.0):
-        """Waits until the console has been quiet for `quiet` seconds, so that
-        a key lands after the redraw caused by the previous one."""
+        """Waits until the screen has not changed for `quiet` seconds, so that
+        a key lands after the redraw caused by the previous one. The menu
+        redraws several times a second even when nothing changed (cursor and
+        colour resets), so the rendered screen is compared, not the bytes."""
         deadline = time.monotonic() + limit
-        last = len(self.raw)
+        last = self.screen()
         quiet_since = time.monotonic()
         while time.monotonic() < deadline:
             time.sleep(0.1)
-            n = len(self.raw)
-            if n != last:
-                last, quiet_since = n, time.monotonic()
+            now = self.screen()
+            if now != last:
+                last, quiet_since = now, time.monotonic()
             elif time.monotonic() - quiet_since >= quiet:
                 return
 
@@ -390,6 +401,7 @@ def scenario_pick(args, timings):
         vm.settle()
         vm.key("enter")
         t_enter = vm.elapsed()
+        timings["keys"] = t_enter - timings["start to menu"]
         m = marker(vm, args.timeout)
         timings["enter to marker"] = vm.elapsed() - t_enter
         check_booted_image(m, EXFAT_PATH, "e2e.uki=exfat")
@@ -410,6 +422,7 @@ def scenario_edit(args, timings):
         vm.settle()
         vm.key("enter")
         t_enter = vm.elapsed()
+        timings["keys"] = t_enter - timings["start to menu"]
         m = marker(vm, args.timeout)
         timings["enter to marker"] = vm.elapsed() - t_enter
         check("e2e.edited=1" in m["cmdline"].split(),
@@ -429,6 +442,10 @@ def self_test():
     screen.feed("\x1b[2J\x1b[2;3HE2E\x1b[2;7HNTFS\x1b[2;12H\x1b[1mLinux\x1b[0m\r\n\x1b[K")
     assert screen.text().split("\n")[1] == "  E2E NTFS Linux", screen.text()
     assert strip_ansi("a\x1b[31mb\x1b]0;t\x07c") == "abc"
+    split = Screen(columns=20, lines=3)
+    split.feed("\x1b[2;")
+    split.feed("5Hok")
+    assert split.text().split("\n")[1] == "    ok", split.text()
     line = ("VHDBOOT-TARGET-OK cmdline=console=ttyS0 quiet e2e.uki=ntfs rdinit=/vhdboot/stage2 "
             "backing=/run/h/Images/ntfs-linux.vhd dio=1 root=/dev/loop0p2 parts=loop0p1,loop0p2")
     m = MARKER.search(line)
