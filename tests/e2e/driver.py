@@ -15,6 +15,7 @@ Scenarios:
            countdown ends; dio=1 and the root partition is on the loop device
   pick     Down + Enter picks the exFAT image
   edit     e, End, " e2e.edited=1", Enter: the target's cmdline has the word
+  readonly the menu is shown, then p, y powers off: the host disk is unchanged
   silent   (opt-in) the driver answers no terminal queries, as a serial line
            with nothing attached; the default must still boot
 
@@ -463,6 +464,31 @@ def self_test():
     assert empty and empty["backing"] == "" and empty["cmdline"] == "quiet", empty
 
 
+def scenario_readonly(args, timings):
+    """Stage 1 scans both host volumes and shows the menu; powering off from
+    the menu must leave the host disk bit-for-bit unchanged (design.md,
+    data-safety invariant 1: stage 1 never writes to user disks)."""
+    vm = boot_menu(args, "readonly", f"vhdboot.default={NTFS_PATH} vhdboot.timeout=-1")
+    try:
+        wait_menu(vm, args, timings, [NTFS_TITLE, EXFAT_TITLE])
+        vm.settle()
+        vm.send(b"p")
+        vm.settle()
+        vm.send(b"y")
+        vm.wait_for(lambda t: vm.proc.poll() is not None, 60, "QEMU to exit after p, y (power off)")
+        timings["to power off"] = vm.elapsed()
+    finally:
+        vm.close()
+    overlay = os.path.join(args.workdir, "readonly.overlay.qcow2")
+    cmp = subprocess.run(
+        ["qemu-img", "compare", "-f", "qcow2", "-F", "raw", overlay, os.path.abspath(args.disk)],
+        capture_output=True, text=True,
+    )
+    check(cmp.returncode == 0,
+          f"stage 1 changed the host disk (qemu-img compare: {cmp.stdout.strip()} {cmp.stderr.strip()})")
+    return vm
+
+
 def scenario_silent(args, timings):
     """A serial console with nothing attached answers no terminal queries;
     the default must still boot by itself (a headless machine)."""
@@ -482,12 +508,13 @@ SCENARIOS = {
     "default": scenario_default,
     "pick": scenario_pick,
     "edit": scenario_edit,
+    "readonly": scenario_readonly,
     "silent": scenario_silent,
 }
 # The scenarios run when none is named. "silent" is opt-in until stage 1 no
 # longer needs an answer to the cursor-position query (ratatui's
 # Terminal::clear asks for it).
-DEFAULT_SCENARIOS = ["direct", "default", "pick", "edit"]
+DEFAULT_SCENARIOS = ["direct", "default", "pick", "edit", "readonly"]
 
 
 def main() -> int:
