@@ -16,7 +16,7 @@ Scenarios:
   pick     Down + Enter picks the exFAT image
   edit     e, End, " e2e.edited=1", Enter: the target's cmdline has the word
   readonly the menu is shown, then p, y powers off: the host disk is unchanged
-  silent   (opt-in) the driver answers no terminal queries, as a serial line
+  silent   the driver answers no terminal queries, as a serial line
            with nothing attached; the default must still boot
 
 Usage: driver.py --kernel K --initrd I --disk D --uki NTFS_UKI --workdir W
@@ -511,10 +511,8 @@ SCENARIOS = {
     "readonly": scenario_readonly,
     "silent": scenario_silent,
 }
-# The scenarios run when none is named. "silent" is opt-in until stage 1 no
-# longer needs an answer to the cursor-position query (ratatui's
-# Terminal::clear asks for it).
-DEFAULT_SCENARIOS = ["direct", "default", "pick", "edit", "readonly"]
+# The scenarios run when none is named.
+DEFAULT_SCENARIOS = ["direct", "default", "pick", "edit", "readonly", "silent"]
 
 
 def main() -> int:
