@@ -8,44 +8,20 @@
     reason = "clippy.toml allows these only inside #[test] functions, not in the fixture helpers"
 )]
 
-use std::fs;
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Stdio};
+mod support;
 
+use std::fs;
+use std::path::Path;
+
+use support::disk::run_with_input;
 use vhdboot::sys::blkid::{BlockInfo, probe_block_devices, probe_block_devices_in};
 use vhdboot::sys::loopdev::{self, LoopConfig, LoopDevice};
 
 const MIB: u64 = 1024 * 1024;
 
-fn run(name: &str, args: &[&str], stdin: Option<&str>) -> String {
-    let mut child = Command::new(name)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{name} is needed by this test and could not run: {e}"));
-    if let Some(text) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{name} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 /// What util-linux's blkid says, low-level probing the file itself.
 fn blkid_value(path: &Path, tag: &str) -> String {
-    run(
+    run_with_input(
         "blkid",
         &["-p", "-o", "value", "-s", tag, path.to_str().unwrap()],
         None,
@@ -86,7 +62,7 @@ fn probe_on_loop(image: &Path) -> BlockInfo {
 fn ntfs_on_a_loop_device_reports_type_label_and_uuid() {
     let dir = tempfile::tempdir().unwrap();
     let img = image(dir.path(), "ntfs.img", 16 * MIB);
-    run(
+    run_with_input(
         "mkntfs",
         &["-Q", "-F", "-L", "TESTVOL", img.to_str().unwrap()],
         None,
@@ -108,7 +84,7 @@ fn ntfs_on_a_loop_device_reports_type_label_and_uuid() {
 fn exfat_on_a_loop_device_reports_type_label_and_uuid() {
     let dir = tempfile::tempdir().unwrap();
     let img = image(dir.path(), "exfat.img", 16 * MIB);
-    run("mkfs.exfat", &["-L", "EXVOL", img.to_str().unwrap()], None);
+    run_with_input("mkfs.exfat", &["-L", "EXVOL", img.to_str().unwrap()], None);
     let info = probe_on_loop(&img);
     assert_eq!(info.fstype.as_deref(), Some("exfat"));
     assert_eq!(info.label.as_deref(), Some("EXVOL"));
@@ -128,13 +104,13 @@ fn partition_gets_partuuid_from_its_disks_gpt() {
     let dev = root.path().join("dev");
     fs::create_dir_all(&dev).unwrap();
     let disk = image(&dev, "vda", 8 * MIB);
-    run(
+    run_with_input(
         "sfdisk",
         &["-q", disk.to_str().unwrap()],
         Some("label: gpt\nstart=2048, type=L, uuid=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n"),
     );
     let part = image(&dev, "vda1", 4 * MIB);
-    run("mkfs.exfat", &["-L", "HOST", part.to_str().unwrap()], None);
+    run_with_input("mkfs.exfat", &["-L", "HOST", part.to_str().unwrap()], None);
 
     let disk_dir = sys.join("devices/pci0000:00/virtio1/block/vda");
     let part_dir = disk_dir.join("vda1");

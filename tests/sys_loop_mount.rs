@@ -9,12 +9,14 @@
     reason = "clippy.toml allows these only inside #[test] functions, not in the fixture helpers"
 )]
 
+mod support;
+
 use std::fs;
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use support::disk::run_with_input;
 use vhdboot::sys::loopdev::{self, LoopConfig, LoopDevice};
 use vhdboot::sys::mount::{self, MountError, MountMode, Unmounted};
 
@@ -24,30 +26,6 @@ fn require_root() {
     assert!(
         nix::unistd::geteuid().is_root(),
         "this test needs root (loop devices and mounts); run it as root, as CI does"
-    );
-}
-
-fn tool(name: &str, args: &[&str], stdin: Option<&str>) {
-    let mut child = Command::new(name)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{name} is needed by this test and could not run: {e}"));
-    if let Some(text) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{name} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
     );
 }
 
@@ -115,7 +93,7 @@ fn sysfs(dev: &LoopDevice, leaf: &str) -> String {
 fn gpt_image_with_footer(dir: &Path) -> PathBuf {
     let path = dir.join("disk.vhd");
     fs::File::create(&path).unwrap().set_len(8 * MIB).unwrap();
-    tool(
+    run_with_input(
         "sfdisk",
         &["-q", path.to_str().unwrap()],
         Some("label: gpt\n,,L\n"),
@@ -210,7 +188,7 @@ fn read_only_loop_device_refuses_writes() {
 fn ext4_on_loop(dir: &Path) -> Attached {
     let image = dir.join("fs.img");
     fs::File::create(&image).unwrap().set_len(16 * MIB).unwrap();
-    tool(
+    run_with_input(
         "mkfs.ext4",
         &["-q", "-F", "-L", "VHDTEST", image.to_str().unwrap()],
         None,

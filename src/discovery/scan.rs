@@ -6,8 +6,9 @@
 
 use super::model::{Image, ImageKind, Problem};
 use crate::image::inspect;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fs::File;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 /// The image files below `root`, as paths on that filesystem (starting with
@@ -15,30 +16,42 @@ use std::path::Path;
 /// case-insensitively, since NTFS and exFAT are case-insensitive; missing
 /// folders are skipped. Symlinks are not followed.
 pub fn find_image_files(root: &Path, search: &[String], depth: u32, raw: bool) -> Vec<String> {
-    let mut found = BTreeSet::new();
+    let mut found = Found::default();
     for folder in search {
         let Some(dir) = resolve_folder(root, folder) else {
             continue;
         };
         walk(root, &dir, depth, raw, &mut found);
     }
-    found.into_iter().collect()
+    found.paths.into_iter().collect()
 }
 
-/// Finds `folder` below `root`, matching each component case-insensitively.
+/// The files found so far. On a case-insensitive filesystem `/Images` and
+/// `/images` are one folder, so a file is known by its inode, not its path.
+#[derive(Default)]
+struct Found {
+    paths: BTreeSet<String>,
+    inodes: HashSet<(u64, u64)>,
+}
+
+/// Finds `folder` below `root`, matching each component case-insensitively
+/// but spelling it as the directory does, so that paths shown and handed
+/// to stage 2 are the real names.
 fn resolve_folder(root: &Path, folder: &str) -> Option<std::path::PathBuf> {
     let mut dir = root.to_path_buf();
     for part in folder.split('/').filter(|p| !p.is_empty()) {
-        let exact = dir.join(part);
-        if exact.is_dir() {
-            dir = exact;
-            continue;
-        }
-        let entries = std::fs::read_dir(&dir).ok()?;
-        let hit = entries.flatten().find(|e| {
-            e.file_name().to_string_lossy().eq_ignore_ascii_case(part)
-                && e.file_type().map(|t| t.is_dir()).unwrap_or(false)
-        })?;
+        let dirs: Vec<_> = std::fs::read_dir(&dir)
+            .ok()?
+            .flatten()
+            .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+            .collect();
+        let hit = dirs
+            .iter()
+            .find(|e| e.file_name().to_string_lossy() == part)
+            .or_else(|| {
+                dirs.iter()
+                    .find(|e| e.file_name().to_string_lossy().eq_ignore_ascii_case(part))
+            })?;
         dir = hit.path();
     }
     Some(dir)
@@ -50,7 +63,7 @@ fn is_image_name(name: &str, raw: bool) -> bool {
 }
 
 /// `depth` counts folder levels below `dir`: 0 means only `dir` itself.
-fn walk(root: &Path, dir: &Path, depth: u32, raw: bool, found: &mut BTreeSet<String>) {
+fn walk(root: &Path, dir: &Path, depth: u32, raw: bool, found: &mut Found) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -58,8 +71,12 @@ fn walk(root: &Path, dir: &Path, depth: u32, raw: bool, found: &mut BTreeSet<Str
         let Ok(ft) = entry.file_type() else { continue };
         let path = entry.path();
         if ft.is_file() && is_image_name(&entry.file_name().to_string_lossy(), raw) {
+            let Ok(meta) = entry.metadata() else { continue };
+            if !found.inodes.insert((meta.dev(), meta.ino())) {
+                continue;
+            }
             if let Ok(rel) = path.strip_prefix(root) {
-                found.insert(format!("/{}", rel.to_string_lossy()));
+                found.paths.insert(format!("/{}", rel.to_string_lossy()));
             }
         } else if ft.is_dir() && depth > 0 {
             walk(root, &path, depth - 1, raw, found);
@@ -160,6 +177,32 @@ mod tests {
         assert_eq!(
             find_image_files(t.path(), &search, 2, false),
             vec!["/vHd/a.vhd"]
+        );
+    }
+
+    #[test]
+    fn one_file_reached_through_two_paths_is_listed_once() {
+        // On exFAT, /Images/a.vhd and /images/a.vhd are one file; a hard
+        // link gives the same situation on the test machine's filesystem.
+        let t = tempfile::tempdir().unwrap();
+        touch(t.path(), "Images/a.vhd");
+        std::fs::create_dir(t.path().join("VHD")).unwrap();
+        std::fs::hard_link(t.path().join("Images/a.vhd"), t.path().join("VHD/a.vhd")).unwrap();
+        let search = vec!["/Images".to_string(), "/VHD".to_string()];
+        assert_eq!(
+            find_image_files(t.path(), &search, 0, false),
+            vec!["/Images/a.vhd"]
+        );
+    }
+
+    #[test]
+    fn folders_are_spelled_as_the_directory_spells_them() {
+        let t = tempfile::tempdir().unwrap();
+        touch(t.path(), "Images/a.vhd");
+        let search = vec!["/images".to_string()];
+        assert_eq!(
+            find_image_files(t.path(), &search, 0, false),
+            vec!["/Images/a.vhd"]
         );
     }
 

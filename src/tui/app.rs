@@ -177,7 +177,7 @@ impl Console {
     fn draw(&mut self, model: &mut Model) -> io::Result<()> {
         if model.repaint {
             model.repaint = false;
-            self.terminal.clear()?;
+            self.repaint_all()?;
         }
         self.terminal.draw(|f| view(model, f))?;
         Ok(())
@@ -188,7 +188,17 @@ impl Console {
         queue_now!(io::stdout(), EnterAlternateScreen, cursor::Hide)?;
         self.active = true;
         // Whatever ran meanwhile drew over the screen: repaint all of it.
-        self.terminal.clear()
+        self.repaint_all()
+    }
+
+    /// Clears the screen and makes the next draw repaint every cell.
+    /// `Terminal::clear()` would ask the terminal for the cursor position
+    /// first, and a serial line with nothing attached never answers, so
+    /// the menu would fail on a headless machine. Resizing to the same area
+    /// clears and resets ratatui's back buffer without that query.
+    fn repaint_all(&mut self) -> io::Result<()> {
+        let area = self.terminal.get_frame().area();
+        self.terminal.resize(area)
     }
 
     fn leave(&mut self) {

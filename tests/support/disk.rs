@@ -62,6 +62,36 @@ pub fn run(cmd: &mut Command) -> Output {
     out
 }
 
+/// Runs `name` with `args`, feeding `stdin` when given, and returns its
+/// trimmed standard output; fails the test with its stderr when the tool is
+/// missing or fails.
+pub fn run_with_input(name: &str, args: &[&str], stdin: Option<&str>) -> String {
+    let mut child = Command::new(tool(name))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{name} is needed by this test and could not run: {e}"));
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    // Dropping stdin here closes it, so the tool sees end of input.
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{name} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// Fails the test when `tool` is not on PATH.
 pub fn require_tool(tool: &str) {
     let found = std::env::var_os("PATH")
@@ -107,27 +137,11 @@ pub fn make_gpt_disk(dir: &Path, name: &str, size: u64, parts: &[PartSpec]) -> P
             p.size_mib, p.type_guid, p.name
         ));
     }
-    let mut child = Command::new(tool("sfdisk"))
-        .arg("--quiet")
-        .arg("--no-reread")
-        .arg("--no-tell-kernel")
-        .arg(&path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run sfdisk: {e}; install fdisk"));
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "sfdisk failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let disk = path.to_string_lossy();
+    run_with_input(
+        "sfdisk",
+        &["--quiet", "--no-reread", "--no-tell-kernel", &disk],
+        Some(&script),
     );
     path
 }
