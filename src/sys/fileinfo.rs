@@ -31,15 +31,20 @@ pub fn file_facts(path: &Path) -> Result<FileFacts, FileInfoError> {
     })?;
     // SAFETY: statx is plain data; all-zero bytes are a valid value.
     let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // The raw system call, not glibc's wrapper: in the static PID 1 the
+    // wrapper's symbol resolved to address 0 and the call crashed (seen in
+    // the QEMU end-to-end test), as std's own weak `statx` lookup allows.
     // SAFETY: `c` is a NUL-terminated path that outlives the call, and
-    // `stx` is a valid, writable statx buffer owned by this frame.
+    // `stx` is a valid, writable statx buffer owned by this frame; the
+    // argument order is the kernel's statx(dirfd, path, flags, mask, buf).
     let rc = unsafe {
-        libc::statx(
+        libc::syscall(
+            libc::SYS_statx,
             libc::AT_FDCWD,
             c.as_ptr(),
             libc::AT_SYMLINK_NOFOLLOW,
             libc::STATX_SIZE | libc::STATX_BLOCKS,
-            &mut stx,
+            &mut stx as *mut libc::statx,
         )
     };
     if rc != 0 {
