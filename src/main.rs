@@ -1,6 +1,7 @@
 //! The vhdboot binary. It dispatches on how it was started: as PID 1 it runs
 //! stage 1 (the boot menu), as `/vhdboot/stage2` it runs stage 2 inside the
-//! target's initramfs, and anything else is the command-line tool.
+//! target's initramfs, as `shutdown` it detaches the image at power-off
+//! (systemd's initrd interface), and anything else is the command-line tool.
 
 mod cli;
 mod stage1;
@@ -17,6 +18,11 @@ fn main() -> ExitCode {
     if name == "stage2" {
         // Stage 2 hands over to the target's init and never returns.
         stage2::run();
+    }
+    if name == "shutdown" {
+        // systemd's initrd shutdown hook (/run/initramfs/shutdown), copied
+        // there by stage 2; it powers off and never returns.
+        stage2::shutdown::run();
     }
     if std::process::id() == 1 {
         // Stage 1 is PID 1 and must never exit.

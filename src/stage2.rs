@@ -13,10 +13,17 @@ use vhdboot::boot::handoff::Handoff;
 use vhdboot::boot::plan::HostId;
 use vhdboot::sys::{blkid, kmsg, loopdev, modules, mount, pid1};
 
-/// Where stage 2 mounts the host volume. It lies inside our own cpio folder
-/// so that the target's init, which may mount a tmpfs over /run, does not
-/// hide it.
-const HOST_MOUNT: &str = "/vhdboot/host";
+pub mod shutdown;
+
+/// Where stage 2 mounts the host volume. It lies under /run because
+/// systemd-based initrds (dracut, mkinitcpio's systemd hook) keep the /run
+/// stage 2 mounted and move it, submounts included, into the real root at
+/// switch-root, and again into `/run/initramfs` at shutdown: the shutdown
+/// hook can only unmount the host cleanly if it can still reach it. A mount
+/// on the initramfs root itself would become unreachable after switch-root.
+/// (initramfs-tools mounts a fresh /run over ours; the host then stays
+/// mounted but hidden, and no clean detach happens at shutdown.)
+const HOST_MOUNT: &str = "/run/vhdboot/host";
 
 /// How long stage 2 waits for the host device to appear.
 const HOST_WAIT: Duration = Duration::from_secs(30);
@@ -87,8 +94,12 @@ fn attach(h: &Handoff) -> Result<String, String> {
         Err(_) => "direct I/O state unknown",
     };
     let parts = loopdev::wait_for_partitions(&lo, Duration::from_secs(5));
+    let detach = match shutdown::prepare(Path::new(shutdown::INITRAMFS), &device) {
+        Ok(()) => format!("{}/shutdown ready", shutdown::INITRAMFS),
+        Err(e) => format!("no clean detach at shutdown: {e}"),
+    };
     Ok(format!(
-        "{} on {}, {dio}, {} partition(s)",
+        "{} on {}, {dio}, {} partition(s), {detach}",
         h.image,
         lo.path.display(),
         parts.len()

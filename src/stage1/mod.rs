@@ -12,12 +12,15 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use vhdboot::boot::plan::{BootPlan, plan};
 use vhdboot::config::{Config, Timeout};
+use vhdboot::discovery::Snapshot;
 use vhdboot::discovery::decisions::{self, Start};
+use vhdboot::discovery::model::MountState;
 use vhdboot::sys::{console, kmsg, modules, pid1};
 use vhdboot::tui::app::{self, AppOptions};
 use vhdboot::tui::executor::execute;
-use vhdboot::tui::host::Effect;
+use vhdboot::tui::host::{Effect, Failure, Host};
 use vhdboot::tui::model::Model;
 use vhdboot::tui::msg::Msg;
 use vhdboot::tui::update::update;
@@ -31,6 +34,97 @@ const FS_MODULES: [&str; 3] = ["loop", "ntfs3", "exfat"];
 /// The console log level while the menu is up: only emergencies, so that
 /// kernel messages do not overwrite the menu (shared/lessons.md).
 const MENU_LOGLEVEL: u8 = 1;
+
+/// The test-only failpoint switch on the kernel command line. With
+/// `vhdboot.failpoint=panic-on-boot`, loading a boot entry panics inside
+/// the executor, so the end-to-end suite can prove that a panic ends in the
+/// rescue shell. Harmless in production: it can only start that shell.
+const FAILPOINT_PANIC_ON_BOOT: &str = "vhdboot.failpoint=panic-on-boot";
+
+/// The machine's effects, with the test-only failpoint in front of them.
+struct Stage1Host {
+    real: RealHost,
+    panic_on_boot: bool,
+}
+
+/// Panics on purpose; only the failpoint calls it.
+#[allow(clippy::panic, reason = "the test-only failpoint exists to panic")]
+fn failpoint_panic() -> ! {
+    panic!(
+        "failpoint {FAILPOINT_PANIC_ON_BOOT}: panicking inside the boot executor on purpose (test only)"
+    )
+}
+
+impl Host for Stage1Host {
+    fn load(&mut self, plan: &BootPlan) -> Result<(), Failure> {
+        if self.panic_on_boot {
+            failpoint_panic();
+        }
+        self.real.load(plan)
+    }
+    fn exec(&mut self) -> Failure {
+        self.real.exec()
+    }
+    fn rescue_shell(&mut self) -> Result<(), Failure> {
+        self.real.rescue_shell()
+    }
+    fn rescan(&mut self) -> Result<Snapshot, Failure> {
+        self.real.rescan()
+    }
+    fn reboot(&mut self) -> Failure {
+        self.real.reboot()
+    }
+    fn power_off(&mut self) -> Failure {
+        self.real.power_off()
+    }
+}
+
+/// Says why nothing can boot, one line per finding, or None when some
+/// entry can boot.
+fn nothing_bootable(snapshot: &Snapshot) -> Option<Vec<String>> {
+    let bootable = decisions::all_entries(snapshot).any(|r| {
+        let line = snapshot.entry(r).map(|e| e.cmdline.as_str()).unwrap_or("");
+        plan(snapshot, r, line).is_ok()
+    });
+    if bootable {
+        return None;
+    }
+    let mut why = vec!["vhdboot: nothing bootable was found.".to_string()];
+    if snapshot.volumes.is_empty() {
+        why.push(
+            "  No NTFS or exFAT volume was found. Check that the disk is attached and its \
+             controller's driver is in this kernel (lsmod, dmesg in the shell)."
+                .to_string(),
+        );
+    }
+    for v in &snapshot.volumes {
+        let name = format!("{} ({})", v.display_name(), v.device.display());
+        if let MountState::Refused { reason } = &v.mount {
+            why.push(format!(
+                "  {name}: the read-only mount was refused: {reason}"
+            ));
+        }
+        if !v.badges.is_empty() {
+            why.push(format!("  {name}: {:?}", v.badges));
+        }
+        if v.images.is_empty() && !matches!(v.mount, MountState::Refused { .. }) {
+            why.push(format!("  {name}: no .vhd images found"));
+        }
+        for img in &v.images {
+            if img.entries.is_empty() && img.problems.is_empty() {
+                why.push(format!("  {name}: {}: no boot entries", img.path));
+            }
+            for p in img.problems.iter().filter(|p| p.blocks_boot) {
+                why.push(format!("  {name}: {}: {} ({})", img.path, p.what, p.hint));
+            }
+        }
+    }
+    why.push(
+        "vhdboot: starting the rescue shell. Exit it (exit or Ctrl-D) for the menu, where r rescans."
+            .to_string(),
+    );
+    Some(why)
+}
 
 /// Puts the terminal back in a state a shell can use. Called by the panic
 /// hook, so it must not fail or panic itself.
@@ -71,7 +165,29 @@ pub fn run() -> ! {
     let snapshot = discovery.settle(|| {
         pid1::reap_zombies();
     });
-    let mut host = RealHost { discovery };
+    let mut host = Stage1Host {
+        real: RealHost { discovery },
+        panic_on_boot: cmdline
+            .split_whitespace()
+            .any(|w| w == FAILPOINT_PANIC_ON_BOOT),
+    };
+    if host.panic_on_boot {
+        host.real.discovery.note(format!(
+            "{FAILPOINT_PANIC_ON_BOOT}: booting any entry will panic (test only)"
+        ));
+    }
+    // Nothing to choose from: say why, then go straight to the shell
+    // (ZFSBootMenu does the same when it finds no pool). The menu follows
+    // when the shell exits.
+    if let Some(why) = nothing_bootable(&snapshot) {
+        for line in &why {
+            host.real.discovery.note(line.clone());
+            eprint!("{line}\r\n");
+        }
+        if let Err(e) = pid1::run_rescue_shell() {
+            host.real.discovery.note(format!("rescue shell: {e}"));
+        }
+    }
 
     let mut pending = Vec::new();
     let (default, countdown) = match decisions::decide_start(&snapshot, &config) {
@@ -87,7 +203,7 @@ pub fn run() -> ! {
         Start::Countdown { entry, seconds } => (Some(entry), Some(seconds)),
         Start::Menu { reason } => {
             if let Some(r) = reason {
-                host.discovery.note(r);
+                host.real.discovery.note(r);
             }
             (decisions::find_default(&snapshot, &config), None)
         }
@@ -96,7 +212,7 @@ pub fn run() -> ! {
         Timeout::Never => None,
         _ => countdown,
     };
-    let snapshot = host.discovery.snapshot();
+    let snapshot = host.real.discovery.snapshot();
     let mut model = Model::new(snapshot, &config, default, countdown);
     for msg in pending {
         update(&mut model, msg);

@@ -12,3 +12,4 @@ pub mod loopdev;
 pub mod modules;
 pub mod mount;
 pub mod pid1;
+pub mod teardown;
