@@ -10,3 +10,4 @@ pub mod loopdev;
 pub mod modules;
 pub mod mount;
 pub mod pid1;
+pub mod timeline;
