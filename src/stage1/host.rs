@@ -5,7 +5,7 @@ use std::fs::File;
 use vhdboot::boot::plan::BootPlan;
 use vhdboot::discovery::Snapshot;
 use vhdboot::image::inspect;
-use vhdboot::sys::{kexec, pid1};
+use vhdboot::sys::{kexec, pid1, timeline};
 use vhdboot::tui::host::{Failure, Host};
 
 use super::discover::Discovery;
@@ -24,6 +24,7 @@ fn failure(what: impl Into<String>, cause: impl ToString, hint: impl Into<String
 
 impl Host for RealHost {
     fn load(&mut self, plan: &BootPlan) -> Result<(), Failure> {
+        timeline::mark("boot requested");
         let path = plan.image_file();
         let where_ = format!("{} on {}", plan.image_path, plan.host_device.display());
         let mut file = File::open(&path).map_err(|e| {
@@ -61,6 +62,7 @@ impl Host for RealHost {
                     "check the entry with `vhdboot inspect` on another machine",
                 )
             })?;
+        timeline::mark("UKI read");
         let me = std::fs::read("/proc/self/exe").map_err(|e| {
             failure(
                 "reading vhdboot itself for stage 2",
@@ -82,11 +84,17 @@ impl Host for RealHost {
                 e,
                 "pick another entry, or use the rescue shell",
             )
-        })
+        })?;
+        timeline::mark("kexec_file_load done");
+        Ok(())
     }
 
     fn exec(&mut self) -> Failure {
         self.discovery.unmount_all();
+        timeline::mark("reboot");
+        // The kernel log goes with this kernel, so the boot path's timeline
+        // is printed once on the console, where a serial log keeps it.
+        eprint!("\r\nvhdboot: {}\r\n", timeline::summary());
         let e = kexec::reboot_into_loaded_kernel();
         failure(
             "rebooting into the loaded kernel",
