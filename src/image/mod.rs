@@ -8,6 +8,7 @@ pub mod esp;
 pub mod inspect;
 pub mod osrelease;
 pub mod partitions;
+pub mod readahead;
 pub mod uki;
 pub mod vhd;
 pub mod window;
