@@ -5,6 +5,7 @@ use std::fs::File;
 use vhdboot::boot::plan::BootPlan;
 use vhdboot::discovery::Snapshot;
 use vhdboot::image::inspect;
+use vhdboot::image::readahead::ReadAhead;
 use vhdboot::sys::{kexec, pid1, timeline};
 use vhdboot::tui::host::{Failure, Host};
 
@@ -55,7 +56,9 @@ impl Host for RealHost {
             ));
         }
         let payload =
-            inspect::load_payload(&mut file, plan.data_size, &plan.source).map_err(|e| {
+            // fatfs reads one cluster per call; read-ahead makes that a few
+            // hundred large reads for a whole UKI.
+            inspect::load_payload(&mut ReadAhead::new(&mut file), plan.data_size, &plan.source).map_err(|e| {
                 failure(
                     format!("reading the kernel of {}", plan.title),
                     e,
