@@ -81,6 +81,7 @@ impl Host for RealHost {
             )
         })?;
         let initrd = vhdboot::boot::cpio::append_to_initrd(&payload.initrd, &archive);
+        timeline::mark("stage-2 archive appended");
         kexec::kexec_file_load(&payload.kernel, &initrd, &plan.cmdline).map_err(|e| {
             failure(
                 format!("loading {} with kexec_file_load", plan.title),
