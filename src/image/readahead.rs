@@ -6,8 +6,8 @@
 //! is two syscalls per entry or cluster: about 1,300 for discovering one
 //! image and 50,000 for loading a 13 MB UKI, which under QEMU's TCG took
 //! most of a second. `std::io::BufReader` does not help, because it drops
-//! its buffer on every seek. [`ReadAhead`] keeps one aligned chunk and
-//! serves any read that falls inside it, wherever the position came from.
+//! its buffer on every seek. [`ReadAhead`] keeps a few aligned chunks and
+//! serves any read that falls inside one, wherever the position came from.
 
 use std::io::{self, Read, Seek, SeekFrom};
 
@@ -15,13 +15,18 @@ use std::io::{self, Read, Seek, SeekFrom};
 /// one, and a large file streams in a few hundred reads.
 pub const DEFAULT_CHUNK: usize = 128 * 1024;
 
+/// How many chunks stay cached. fatfs alternates between the FAT (to find
+/// the next cluster) and the data area; with one chunk, every cluster of a
+/// file would refill it twice.
+const SLOTS: usize = 4;
+
 /// `Read + Seek` over `inner`, reading it in aligned chunks of `chunk`
-/// bytes. Reads of a whole chunk or more bypass the buffer.
+/// bytes and keeping the [`SLOTS`] most recently used ones. Reads of a whole
+/// chunk or more bypass the cache.
 pub struct ReadAhead<R> {
     inner: R,
-    buf: Vec<u8>,
-    /// Where `buf` starts in `inner`; `buf` holds `buf.len()` valid bytes.
-    buf_start: u64,
+    /// Cached chunks, most recently used first: (start in `inner`, bytes).
+    chunks: Vec<(u64, Vec<u8>)>,
     pos: u64,
     chunk: usize,
 }
@@ -35,39 +40,59 @@ impl<R: Read + Seek> ReadAhead<R> {
     pub fn with_chunk(inner: R, chunk: usize) -> Self {
         ReadAhead {
             inner,
-            buf: Vec::new(),
-            buf_start: 0,
+            chunks: Vec::with_capacity(SLOTS),
             pos: 0,
             chunk: chunk.max(512),
         }
     }
 
-    /// The buffered bytes from `pos` on, if `pos` is inside the buffer.
-    fn buffered(&self) -> Option<&[u8]> {
-        let skip = usize::try_from(self.pos.checked_sub(self.buf_start)?).ok()?;
-        self.buf.get(skip..).filter(|rest| !rest.is_empty())
+    /// Moves the cached chunk holding `pos` to the front; false if none does.
+    fn find(&mut self) -> bool {
+        let pos = self.pos;
+        let hit = self.chunks.iter().position(|(start, data)| {
+            pos.checked_sub(*start)
+                .is_some_and(|skip| skip < data.len() as u64)
+        });
+        match hit {
+            Some(i) => {
+                if let Some(slice) = self.chunks.get_mut(..=i) {
+                    slice.rotate_right(1);
+                }
+                true
+            }
+            None => false,
+        }
     }
 
-    /// Reads the aligned chunk that holds `pos` into the buffer.
+    /// The cached bytes from `pos` on, in the front chunk.
+    fn buffered(&self) -> Option<&[u8]> {
+        let (start, data) = self.chunks.first()?;
+        let skip = usize::try_from(self.pos.checked_sub(*start)?).ok()?;
+        data.get(skip..).filter(|rest| !rest.is_empty())
+    }
+
+    /// Reads the aligned chunk that holds `pos` into the front slot.
     fn fill(&mut self) -> io::Result<()> {
         let start = self.pos - self.pos % self.chunk as u64;
-        self.buf_start = start;
-        self.buf.clear();
+        let mut data = if self.chunks.len() >= SLOTS {
+            self.chunks.pop().map(|(_, d)| d).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        data.clear();
+        data.resize(self.chunk, 0);
         self.inner.seek(SeekFrom::Start(start))?;
-        self.buf.resize(self.chunk, 0);
         let mut filled = 0;
-        while let Some(dst) = self.buf.get_mut(filled..).filter(|d| !d.is_empty()) {
+        while let Some(dst) = data.get_mut(filled..).filter(|d| !d.is_empty()) {
             match self.inner.read(dst) {
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.buf.clear();
-                    return Err(e);
-                }
+                Err(e) => return Err(e),
             }
         }
-        self.buf.truncate(filled);
+        data.truncate(filled);
+        self.chunks.insert(0, (start, data));
         Ok(())
     }
 }
@@ -77,7 +102,7 @@ impl<R: Read + Seek> Read for ReadAhead<R> {
         if out.is_empty() {
             return Ok(0);
         }
-        if self.buffered().is_none() {
+        if !self.find() {
             if out.len() >= self.chunk {
                 self.inner.seek(SeekFrom::Start(self.pos))?;
                 let n = self.inner.read(out)?;
@@ -179,6 +204,23 @@ mod tests {
         }
         // One read fills the chunk; a second one sees the end of the data.
         assert!(r.inner.reads <= 2, "{} inner reads", r.inner.reads);
+    }
+
+    #[test]
+    fn alternating_between_two_regions_keeps_both_cached() {
+        let inner = Counting {
+            inner: Cursor::new(data(64 * 1024)),
+            reads: 0,
+        };
+        // Like fatfs: a FAT entry near the start, then a cluster further on.
+        let mut r = ReadAhead::with_chunk(inner, 4096);
+        for cluster in 0..8u64 {
+            r.seek(SeekFrom::Start(16 + cluster * 4)).unwrap();
+            r.read_exact(&mut [0u8; 4]).unwrap();
+            r.seek(SeekFrom::Start(32 * 1024 + cluster * 512)).unwrap();
+            r.read_exact(&mut [0u8; 512]).unwrap();
+        }
+        assert_eq!(r.inner.reads, 2);
     }
 
     #[test]
