@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use vhdboot::boot::handoff::Handoff;
 use vhdboot::boot::plan::HostId;
-use vhdboot::sys::{blkid, kmsg, loopdev, modules, mount, pid1};
+use vhdboot::sys::{blkid, kmsg, loopdev, modules, mount, pid1, timeline};
 
 pub mod shutdown;
 
@@ -35,9 +35,11 @@ fn say(line: &str) {
 
 pub fn run() -> ! {
     let started = Instant::now();
+    let t0 = timeline::monotonic();
     for e in pid1::mount_pseudo_filesystems() {
         say(&e.to_string());
     }
+    timeline::mark_at("stage 2 start", t0);
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     let next = match Handoff::parse(&cmdline) {
         Ok(handoff) => {
@@ -71,6 +73,7 @@ fn attach(h: &Handoff) -> Result<String, String> {
         "",
     )
     .map_err(|e| e.to_string())?;
+    timeline::mark("host mounted");
     let file = Path::new(HOST_MOUNT).join(h.image.trim_start_matches('/'));
     let len = std::fs::metadata(&file)
         .map_err(|e| format!("{} on {}: {e}", h.image, device.display()))?
@@ -94,6 +97,7 @@ fn attach(h: &Handoff) -> Result<String, String> {
         Err(_) => "direct I/O state unknown",
     };
     let parts = loopdev::wait_for_partitions(&lo, Duration::from_secs(5));
+    timeline::mark("loop attached");
     let detach = match shutdown::prepare(Path::new(shutdown::INITRAMFS), &device) {
         Ok(()) => format!("{}/shutdown ready", shutdown::INITRAMFS),
         Err(e) => format!("no clean detach at shutdown: {e}"),
@@ -160,6 +164,8 @@ fn wait_for_host(host: &HostId) -> Result<PathBuf, String> {
 /// Execs the next init with our own arguments; the environment is
 /// inherited. Never returns.
 fn exec_next(next: &str) -> ! {
+    timeline::mark("exec next init");
+    say(&timeline::summary());
     let args: Vec<String> = std::env::args().skip(1).collect();
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let e = pid1::exec_init(Path::new(next), &refs);

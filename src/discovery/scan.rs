@@ -6,6 +6,7 @@
 
 use super::model::{Image, ImageKind, Problem};
 use crate::image::inspect;
+use crate::image::readahead::ReadAhead;
 use std::collections::{BTreeSet, HashSet};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
@@ -114,7 +115,9 @@ pub fn describe_image(root: &Path, path: &str, raw: bool) -> Image {
             );
         }
     };
-    let found = inspect::inspect(&mut file, file_size, raw);
+    // Discovery's reads are small and scattered; read-ahead turns ~1,300
+    // syscalls per image into a few dozen.
+    let found = inspect::inspect(&mut ReadAhead::new(&mut file), file_size, raw);
     Image {
         path: path.to_string(),
         file_size,

@@ -10,6 +10,7 @@ pub mod inspect;
 pub mod ntfs;
 pub mod osrelease;
 pub mod partitions;
+pub mod readahead;
 pub mod uki;
 pub mod vhd;
 pub mod window;

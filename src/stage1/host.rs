@@ -4,8 +4,9 @@ use std::fs::File;
 
 use vhdboot::boot::plan::BootPlan;
 use vhdboot::discovery::Snapshot;
+use vhdboot::image::readahead::ReadAhead;
 use vhdboot::image::{initrd, inspect};
-use vhdboot::sys::{kexec, pid1};
+use vhdboot::sys::{kexec, pid1, timeline};
 use vhdboot::tui::host::{Failure, Host};
 
 use super::discover::Discovery;
@@ -24,6 +25,7 @@ fn failure(what: impl Into<String>, cause: impl ToString, hint: impl Into<String
 
 impl Host for RealHost {
     fn load(&mut self, plan: &BootPlan) -> Result<(), Failure> {
+        timeline::mark("boot requested");
         let path = plan.image_file();
         let where_ = format!("{} on {}", plan.image_path, plan.host_device.display());
         let mut file = File::open(&path).map_err(|e| {
@@ -54,13 +56,16 @@ impl Host for RealHost {
             ));
         }
         let payload =
-            inspect::load_payload(&mut file, plan.data_size, &plan.source).map_err(|e| {
+            // fatfs reads one cluster per call; read-ahead makes that a few
+            // hundred large reads for a whole UKI.
+            inspect::load_payload(&mut ReadAhead::new(&mut file), plan.data_size, &plan.source).map_err(|e| {
                 failure(
                     format!("reading the kernel of {}", plan.title),
                     e,
                     "check the entry with `vhdboot inspect` on another machine",
                 )
             })?;
+        timeline::mark("UKI read");
         // The pre-flight module check: only now are the initrd's bytes in
         // memory, and decompressing them is too slow for discovery.
         let check = initrd::check_payload(&payload, None, plan.fstype.driver());
@@ -86,17 +91,24 @@ impl Host for RealHost {
             )
         })?;
         let initrd = vhdboot::boot::cpio::append_to_initrd(&payload.initrd, &archive);
+        timeline::mark("stage-2 archive appended");
         kexec::kexec_file_load(&payload.kernel, &initrd, &plan.cmdline).map_err(|e| {
             failure(
                 format!("loading {} with kexec_file_load", plan.title),
                 e,
                 "pick another entry, or use the rescue shell",
             )
-        })
+        })?;
+        timeline::mark("kexec_file_load done");
+        Ok(())
     }
 
     fn exec(&mut self) -> Failure {
         self.discovery.unmount_all();
+        timeline::mark("reboot");
+        // The kernel log goes with this kernel, so the boot path's timeline
+        // is printed once on the console, where a serial log keeps it.
+        eprint!("\r\nvhdboot: {}\r\n", timeline::summary());
         let e = kexec::reboot_into_loaded_kernel();
         failure(
             "rebooting into the loaded kernel",

@@ -17,7 +17,7 @@ use vhdboot::config::{Config, Timeout};
 use vhdboot::discovery::Snapshot;
 use vhdboot::discovery::decisions::{self, Start};
 use vhdboot::discovery::model::MountState;
-use vhdboot::sys::{console, kmsg, modules, pid1};
+use vhdboot::sys::{console, kmsg, modules, pid1, timeline};
 use vhdboot::tui::app::{self, AppOptions};
 use vhdboot::tui::executor::execute;
 use vhdboot::tui::host::{Effect, Failure, Host};
@@ -138,11 +138,13 @@ fn restore_terminal() {
 }
 
 pub fn run() -> ! {
+    let started = timeline::monotonic();
     pid1::install_panic_hook(restore_terminal);
     let mut early = Vec::new();
     for e in pid1::mount_pseudo_filesystems() {
         early.push(format!("early setup: {e}"));
     }
+    timeline::mark_at("PID 1 start", started);
     // This must run before any thread starts: it sets TERM.
     if let Err(e) = console::acquire_controlling_tty() {
         early.push(format!("console: {e}"));
@@ -162,9 +164,11 @@ pub fn run() -> ! {
         discovery.note(line);
     }
     load_modules(&mut discovery);
+    timeline::mark("modules loaded");
     let snapshot = discovery.settle(|| {
         pid1::reap_zombies();
     });
+    timeline::mark("disks settled");
     let mut host = Stage1Host {
         real: RealHost { discovery },
         panic_on_boot: cmdline
@@ -217,6 +221,7 @@ pub fn run() -> ! {
     for msg in pending {
         update(&mut model, msg);
     }
+    timeline::mark("menu start");
     loop {
         let options = AppOptions {
             size: None,

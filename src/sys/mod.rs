@@ -13,3 +13,4 @@ pub mod modules;
 pub mod mount;
 pub mod pid1;
 pub mod teardown;
+pub mod timeline;
