@@ -1,7 +1,9 @@
 //! Inputs the fuzz targets (fuzz/) found to crash, hang or exhaust memory,
 //! kept as tests. Small ones live as unit tests next to their parser; the
 //! ones here are disks, built by code with the real tools rather than
-//! committed.
+//! committed. Fixture helpers stop the test with their message, as in the
+//! other integration tests.
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 mod support;
 
