@@ -10,6 +10,17 @@ fuzz_target!(|data: &[u8]| {
     let _ = e.display_title("fuzz.conf");
     let _ = e.cmdline();
     let text = String::from_utf8_lossy(data);
-    let (a, b) = text.split_at(text.len() / 2);
-    let _ = compare_versions(a, b);
+    // Split near the middle, at a character boundary.
+    let mut mid = text.len() / 2;
+    while !text.is_char_boundary(mid) {
+        mid -= 1;
+    }
+    let (a, b) = text.split_at(mid);
+    // Sorting entries relies on a total order: antisymmetric and reflexive.
+    assert_eq!(
+        compare_versions(a, b),
+        compare_versions(b, a).reverse(),
+        "{a:?} vs {b:?}"
+    );
+    assert_eq!(compare_versions(a, a), std::cmp::Ordering::Equal, "{a:?}");
 });

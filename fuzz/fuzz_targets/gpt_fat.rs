@@ -17,7 +17,9 @@ fuzz_target!(|data: &[u8]| {
     let Ok(table) = read_partitions(Cursor::new(data), len) else {
         return;
     };
-    for p in table.esps() {
+    // Every partition, not only ESPs: XBOOTLDR is read too, and a type
+    // GUID says nothing about what the bytes hold.
+    for p in &table.partitions {
         walk_fat(data, p.range.offset, p.range.len);
     }
 });
@@ -26,12 +28,14 @@ fn walk_fat(data: &[u8], offset: u64, len: u64) {
     let Ok(esp) = Esp::open(Window::new(Cursor::new(data), offset, len)) else {
         return;
     };
-    for dir in ["/", "/EFI/Linux", "/loader/entries"] {
+    let _ = esp.volume_label();
+    for dir in ["/", "/EFI", "/EFI/Linux", "/loader", "/loader/entries"] {
         let Ok(entries) = esp.list_dir(dir) else {
             continue;
         };
         for e in entries.iter().filter(|e| !e.is_dir) {
             let path = format!("{}/{}", dir.trim_end_matches('/'), e.name);
+            let _ = esp.file_size(&path);
             let _ = esp.read_file(&path, 64 * 1024);
             if let Ok(f) = esp.open_file(&path) {
                 let mut head = Vec::new();

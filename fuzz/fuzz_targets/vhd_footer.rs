@@ -12,7 +12,13 @@ fuzz_target!(|data: &[u8]| {
         // so only the checksum may differ after one round trip.
         let bytes = footer.to_bytes();
         let again = VhdFooter::parse(&bytes).expect("a written footer parses");
-        assert_eq!(again, VhdFooter { checksum: again.checksum, ..footer });
+        assert_eq!(
+            again,
+            VhdFooter {
+                checksum: again.checksum,
+                ..footer
+            }
+        );
         assert_eq!(again.to_bytes(), bytes);
     }
     let len = data.len() as u64;

@@ -373,6 +373,15 @@ pub enum PayloadError {
         cap: u64,
     },
     #[error(
+        "{path} on the EFI partition at byte offset {esp_offset}: its directory entry says {size} bytes, more than the whole {esp_len}-byte partition holds; the file system is damaged: check it with `fsck.vfat -n` on a copy, or reinstall this kernel inside the OS"
+    )]
+    LargerThanPartition {
+        esp_offset: u64,
+        path: String,
+        size: u64,
+        esp_len: u64,
+    },
+    #[error(
         "cannot allocate {size} bytes for {path}; the machine has too little memory for this kernel and initrd"
     )]
     OutOfMemory { path: String, size: u64 },
@@ -418,6 +427,11 @@ pub fn load_payload<R: Read + Seek>(
                 cause,
             };
             let size = esp.file_size(path).map_err(file_err(path))?;
+            // Sections are checked against this size, and read_section
+            // reserves a section's whole size up front: bound it by what
+            // the partition can hold, or a small corrupt disk could make
+            // PID 1 reserve gigabytes.
+            check_fits(&esp, esp_offset, path, size)?;
             let mut file = esp.open_file(path).map_err(file_err(path))?;
             let info = UkiInfo::read_with_len(&mut file, size).map_err(uki_err)?;
             let kernel = info.read_section(&mut file, ".linux").map_err(uki_err)?;
@@ -462,6 +476,26 @@ pub fn load_payload<R: Read + Seek>(
     }
 }
 
+/// Refuses a file whose directory entry claims more bytes than its whole
+/// partition: such a size is corrupt, and trusting it would reserve memory
+/// the disk cannot fill.
+fn check_fits<R: Read + Seek>(
+    esp: &Esp<R>,
+    esp_offset: u64,
+    path: &str,
+    size: u64,
+) -> Result<(), PayloadError> {
+    if size > esp.len() {
+        return Err(PayloadError::LargerThanPartition {
+            esp_offset,
+            path: path.to_string(),
+            size,
+            esp_len: esp.len(),
+        });
+    }
+    Ok(())
+}
+
 /// Reads a whole file, with its size checked against `cap` and the buffer
 /// reserved fallibly: PID 1 must not abort on a bogus size.
 fn read_whole<R: Read + Seek>(
@@ -476,6 +510,7 @@ fn read_whole<R: Read + Seek>(
         cause,
     };
     let size = esp.file_size(path).map_err(file_err)?;
+    check_fits(esp, esp_offset, path, size)?;
     if size > cap {
         return Err(PayloadError::TooLarge {
             esp_offset,
