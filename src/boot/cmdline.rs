@@ -238,14 +238,14 @@ impl Cmdline {
         // A last word with an open quote (`a="x y` at the end of the line)
         // would swallow whatever comes after it, so it is closed first:
         // rewritten in a clean spelling, or else given its closing quote.
-        if let Some(last) = self.params.last_mut() {
-            if leaves_quote_open(&last.raw) {
-                *last = Param::new(&last.key, last.value.as_deref()).unwrap_or_else(|_| {
-                    let raw = format!("{}\"", last.raw);
-                    let (closed, _) = next_arg(&raw);
-                    closed
-                });
-            }
+        if let Some(last) = self.params.last_mut()
+            && leaves_quote_open(&last.raw)
+        {
+            *last = Param::new(&last.key, last.value.as_deref()).unwrap_or_else(|_| {
+                let raw = format!("{}\"", last.raw);
+                let (closed, _) = next_arg(&raw);
+                closed
+            });
         }
         self.params.push(param);
     }

@@ -326,7 +326,7 @@ impl VhdFooter {
     /// A footer for a fixed VHD whose data area is `size` bytes.
     /// `timestamp` is seconds since 2000-01-01 UTC (see [`vhd_timestamp`]).
     pub fn new_fixed(size: u64, timestamp: u32, uuid: [u8; 16]) -> Result<VhdFooter, VhdError> {
-        if size == 0 || size % 512 != 0 {
+        if size == 0 || !size.is_multiple_of(512) {
             return Err(VhdError::BadSize {
                 size,
                 next: next_multiple_of_512(size),
@@ -487,7 +487,7 @@ pub fn classify<R: Read + Seek>(
     if !raw_allowed {
         return Err(missing);
     }
-    if len == 0 || len % 512 != 0 {
+    if len == 0 || !len.is_multiple_of(512) {
         return Err(VhdError::BadSize {
             size: len,
             next: next_multiple_of_512(len),

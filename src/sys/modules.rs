@@ -445,12 +445,13 @@ fn collect_modaliases(dir: &Path, out: &mut BTreeSet<String>) {
         };
         if kind.is_dir() {
             collect_modaliases(&entry.path(), out);
-        } else if kind.is_file() && entry.file_name() == "modalias" {
-            if let Ok(text) = fs::read_to_string(entry.path()) {
-                let text = text.trim();
-                if !text.is_empty() {
-                    out.insert(text.to_string());
-                }
+        } else if kind.is_file()
+            && entry.file_name() == "modalias"
+            && let Ok(text) = fs::read_to_string(entry.path())
+        {
+            let text = text.trim();
+            if !text.is_empty() {
+                out.insert(text.to_string());
             }
         }
     }
