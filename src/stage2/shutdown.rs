@@ -17,9 +17,10 @@
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use vhdboot::sys::mount::{MountEntry, parse_mountinfo};
 use vhdboot::sys::{kmsg, loopdev, pid1, teardown};
 
 /// systemd's directory for the shutdown initramfs.
@@ -65,58 +66,6 @@ pub fn prepare(initramfs: &Path, host_device: &Path) -> Result<(), String> {
     fs::set_permissions(&partial, fs::Permissions::from_mode(0o755))
         .map_err(|e| format!("making {} executable: {e}", partial.display()))?;
     fs::rename(&partial, &target).map_err(|e| format!("renaming to {}: {e}", target.display()))
-}
-
-/// One line of /proc/self/mountinfo, as far as the shutdown needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MountEntry {
-    pub device: (u64, u64),
-    pub mount_point: PathBuf,
-    pub fstype: String,
-    pub source: String,
-}
-
-/// Undoes mountinfo's octal escapes (`\040` for a space, etc.).
-fn unescape(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        let octal = bytes
-            .get(i + 1..i + 4)
-            .filter(|d| b == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)))
-            .and_then(|d| std::str::from_utf8(d).ok())
-            .and_then(|d| u8::from_str_radix(d, 8).ok());
-        match octal {
-            Some(c) => {
-                out.push(c);
-                i += 4;
-            }
-            None => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Parses /proc/self/mountinfo; malformed lines are skipped.
-pub fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
-    text.lines()
-        .filter_map(|line| {
-            let (left, right) = line.split_once(" - ")?;
-            let left: Vec<&str> = left.split(' ').collect();
-            let mut right = right.split(' ');
-            let (major, minor) = left.get(2)?.split_once(':')?;
-            Some(MountEntry {
-                device: (major.parse().ok()?, minor.parse().ok()?),
-                mount_point: PathBuf::from(unescape(left.get(4)?)),
-                fstype: right.next()?.to_string(),
-                source: unescape(right.next()?),
-            })
-        })
-        .collect()
 }
 
 /// What the shutdown does with a mount.
@@ -329,6 +278,7 @@ pub fn run() -> ! {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     const MOUNTINFO: &str = "\
 1 1 0:2 / / rw - rootfs rootfs rw

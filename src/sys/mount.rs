@@ -202,31 +202,60 @@ pub fn is_mounted(target: &Path) -> Result<bool, MountError> {
     Ok(mountinfo_has_mount_point(&text, &target))
 }
 
-/// Whether the mountinfo text has a mount on `target` (field 5, with the
-/// kernel's octal escapes for space, tab, newline and backslash).
-pub fn mountinfo_has_mount_point(mountinfo: &str, target: &Path) -> bool {
-    let wanted = target.to_string_lossy();
-    mountinfo
-        .lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .any(|field| unescape_octal(field) == wanted)
+/// One line of /proc/self/mountinfo, as far as vhdboot needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountEntry {
+    /// The filesystem's device number (major, minor).
+    pub device: (u64, u64),
+    pub mount_point: PathBuf,
+    pub fstype: String,
+    /// The mount source, e.g. `/dev/sda2`.
+    pub source: String,
 }
 
+/// Parses /proc/self/mountinfo, the one parser of it in the project;
+/// malformed lines are skipped.
+pub fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
+    text.lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let left: Vec<&str> = left.split(' ').collect();
+            let mut right = right.split(' ');
+            let (major, minor) = left.get(2)?.split_once(':')?;
+            Some(MountEntry {
+                device: (major.parse().ok()?, minor.parse().ok()?),
+                mount_point: PathBuf::from(unescape_octal(left.get(4)?)),
+                fstype: right.next()?.to_string(),
+                source: unescape_octal(right.next()?),
+            })
+        })
+        .collect()
+}
+
+/// Whether the mountinfo text has a mount on `target`.
+pub fn mountinfo_has_mount_point(mountinfo: &str, target: &Path) -> bool {
+    parse_mountinfo(mountinfo)
+        .iter()
+        .any(|m| m.mount_point == target)
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space, etc.).
 fn unescape_octal(field: &str) -> String {
     let bytes = field.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
-        let code = bytes.get(i + 1..i + 4).and_then(|digits| {
-            let s = std::str::from_utf8(digits).ok()?;
-            u8::from_str_radix(s, 8).ok()
-        });
-        match (b, code) {
-            (b'\\', Some(c)) => {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| b == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)))
+            .and_then(|d| std::str::from_utf8(d).ok())
+            .and_then(|d| u8::from_str_radix(d, 8).ok());
+        match octal {
+            Some(c) => {
                 out.push(c);
                 i += 4;
             }
-            _ => {
+            None => {
                 out.push(b);
                 i += 1;
             }
@@ -306,20 +335,12 @@ pub fn mount_point_of(device: &Path) -> Option<PathBuf> {
     mountinfo_mount_point_of(&text, &device)
 }
 
-/// The mount point of the first mount whose source is `device` (the field
-/// after the ` - ` separator and the filesystem type).
+/// The mount point of the first mount whose source is `device`.
 pub fn mountinfo_mount_point_of(mountinfo: &str, device: &Path) -> Option<PathBuf> {
-    let wanted = device.to_string_lossy();
-    mountinfo.lines().find_map(|line| {
-        let (left, right) = line.split_once(" - ")?;
-        let source = right.split(' ').nth(1)?;
-        if unescape_octal(source) != wanted {
-            return None;
-        }
-        left.split(' ')
-            .nth(4)
-            .map(|p| PathBuf::from(unescape_octal(p)))
-    })
+    parse_mountinfo(mountinfo)
+        .into_iter()
+        .find(|m| Path::new(&m.source) == device)
+        .map(|m| m.mount_point)
 }
 
 #[cfg(test)]
