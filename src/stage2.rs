@@ -111,25 +111,12 @@ fn attach(h: &Handoff) -> Result<String, String> {
 }
 
 fn load_modules(fs_driver: &str) {
-    let Ok(release) =
-        nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned())
-    else {
-        return;
-    };
-    let root = PathBuf::from("/lib/modules").join(&release);
-    match modules::ModuleIndex::load(&root) {
-        Ok(index) => {
-            let _ = modules::coldplug(Path::new("/sys"), &index);
-            for m in ["loop", fs_driver] {
-                if let Err(e) = index.load_module(m) {
-                    say(&format!("loading {m}: {e}"));
-                }
-            }
-        }
-        Err(e) => say(&format!(
-            "no module index at {}: {e}; relying on built-in drivers",
-            root.display()
-        )),
+    let loaded = modules::load_boot_modules(&["loop", fs_driver]);
+    if let Some(why) = loaded.unavailable {
+        say(&why);
+    }
+    for (m, e) in loaded.failed {
+        say(&format!("loading {m}: {e}"));
     }
 }
 

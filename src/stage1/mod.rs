@@ -8,7 +8,7 @@
 pub mod discover;
 mod host;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -245,39 +245,24 @@ pub fn run() -> ! {
 /// Coldplugs the hardware, then loads the filesystem drivers. A missing
 /// module is logged; the menu still comes up and says what it found.
 fn load_modules(discovery: &mut Discovery) {
-    let release = match nix::sys::utsname::uname() {
-        Ok(u) => u.release().to_string_lossy().into_owned(),
-        Err(e) => {
-            discovery.note(format!("uname failed: {e}; not loading modules"));
-            return;
-        }
-    };
-    let root = PathBuf::from("/lib/modules").join(&release);
-    let index = match modules::ModuleIndex::load(&root) {
-        Ok(i) => i,
-        Err(e) => {
-            discovery.note(format!(
-                "no module index at {}: {e}; relying on built-in drivers",
-                root.display()
-            ));
-            return;
-        }
-    };
-    let report = modules::coldplug(Path::new("/sys"), &index);
-    discovery.note(format!(
-        "coldplug: {} device(s), inserted [{}], already present {}, {} unmatched",
-        report.devices,
-        report.inserted.join(", "),
-        report.present.len(),
-        report.unmatched
-    ));
-    for (name, e) in &report.failed {
-        discovery.note(format!("coldplug: loading {name} failed: {e}"));
+    let loaded = modules::load_boot_modules(&FS_MODULES);
+    if let Some(why) = loaded.unavailable {
+        discovery.note(why);
     }
-    for m in FS_MODULES {
-        if let Err(e) = index.load_module(m) {
-            discovery.note(format!("loading {m}: {e}"));
+    if let Some(report) = &loaded.coldplug {
+        discovery.note(format!(
+            "coldplug: {} device(s), inserted [{}], already present {}, {} unmatched",
+            report.devices,
+            report.inserted.join(", "),
+            report.present.len(),
+            report.unmatched
+        ));
+        for (name, e) in &report.failed {
+            discovery.note(format!("coldplug: loading {name} failed: {e}"));
         }
+    }
+    for (m, e) in loaded.failed {
+        discovery.note(format!("loading {m}: {e}"));
     }
 }
 

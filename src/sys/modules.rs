@@ -457,6 +457,58 @@ fn collect_modaliases(dir: &Path, out: &mut BTreeSet<String>) {
     }
 }
 
+/// What loading the boot modules did: both stages coldplug the running
+/// kernel's hardware and then load the filesystem modules they need.
+#[derive(Debug)]
+pub struct BootModules {
+    /// Why no module could be loaded at all (no index for this kernel);
+    /// built-in drivers may still do.
+    pub unavailable: Option<String>,
+    pub coldplug: Option<ColdplugReport>,
+    /// The named modules that failed to load, with why.
+    pub failed: Vec<(String, ModuleError)>,
+}
+
+/// Coldplugs the hardware, then loads `names` with their dependencies, all
+/// from /lib/modules/<running kernel>. Never fails as a whole: a missing
+/// module must not stop the boot, so the caller reports what went wrong.
+pub fn load_boot_modules(names: &[&str]) -> BootModules {
+    let release = match nix::sys::utsname::uname() {
+        Ok(u) => u.release().to_string_lossy().into_owned(),
+        Err(e) => {
+            return BootModules {
+                unavailable: Some(format!("uname failed: {e}; not loading modules")),
+                coldplug: None,
+                failed: Vec::new(),
+            };
+        }
+    };
+    let root = PathBuf::from("/lib/modules").join(&release);
+    let index = match ModuleIndex::load(&root) {
+        Ok(i) => i,
+        Err(e) => {
+            return BootModules {
+                unavailable: Some(format!(
+                    "no module index at {}: {e}; relying on built-in drivers",
+                    root.display()
+                )),
+                coldplug: None,
+                failed: Vec::new(),
+            };
+        }
+    };
+    let coldplug = coldplug(Path::new("/sys"), &index);
+    let failed = names
+        .iter()
+        .filter_map(|m| index.load_module(m).err().map(|e| (m.to_string(), e)))
+        .collect();
+    BootModules {
+        unavailable: None,
+        coldplug: Some(coldplug),
+        failed,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
