@@ -197,7 +197,7 @@ class Vm:
     """One QEMU run with its serial console on pipes."""
 
     def __init__(self, args, name, kernel, initrd, append, disk=None, answer_dsr=True,
-                 monitor=False):
+                 monitor=False, overlay=True):
         self.name = name
         self.monitor_path = os.path.join(args.workdir, f"{name}.monitor") if monitor else None
         self.answer_dsr = answer_dsr
@@ -212,7 +212,11 @@ class Vm:
             "-monitor", f"unix:{self.monitor_path},server=on,wait=off" if monitor else "none",
             "-kernel", kernel, "-initrd", initrd, "-append", append,
         ]
-        if disk:
+        if disk and not overlay:
+            # The disk benchmark writes to its own disk: a qcow2 overlay
+            # would add cluster allocation to every first write.
+            cmd += ["-drive", f"file={os.path.abspath(disk)},if=virtio,format=raw"]
+        elif disk:
             overlay = os.path.join(args.workdir, f"{name}.overlay.qcow2")
             if os.path.exists(overlay):
                 os.unlink(overlay)
