@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use vhdboot::boot::handoff::Handoff;
 use vhdboot::boot::plan::HostId;
+use vhdboot::image::vhd;
 use vhdboot::sys::{blkid, kmsg, loopdev, modules, mount, pid1, timeline};
 
 pub mod shutdown;
@@ -88,13 +89,17 @@ fn attach(h: &Handoff) -> Result<String, String> {
         direct_io: true,
         partscan: true,
         size_limit: h.size,
+        // Left at 0, the kernel gives a direct-I/O loop device the host
+        // disk's block size: 4096 on a 4Kn disk, where the kernel then finds
+        // no partition table in the VHD (it counts 512-byte sectors).
+        block_size: vhd::SECTOR_SIZE,
         ..loopdev::LoopConfig::default()
     };
     let lo = loopdev::attach(&file, &cfg).map_err(|e| e.to_string())?;
     let dio = match lo.direct_io_enabled() {
-        Ok(true) => "direct I/O on",
-        Ok(false) => "direct I/O OFF (the backing filesystem refused it; expect slow disk access)",
-        Err(_) => "direct I/O state unknown",
+        Ok(true) => "direct I/O on".to_string(),
+        Ok(false) => direct_io_off_reason(&device),
+        Err(_) => "direct I/O state unknown".to_string(),
     };
     let parts = loopdev::wait_for_partitions(&lo, Duration::from_secs(5));
     timeline::mark("loop attached");
@@ -108,6 +113,21 @@ fn attach(h: &Handoff) -> Result<String, String> {
         lo.path.display(),
         parts.len()
     ))
+}
+
+/// Why the kernel turned direct I/O off, as far as we can tell.
+fn direct_io_off_reason(host_device: &Path) -> String {
+    match loopdev::logical_block_size_of(host_device) {
+        Some(host) if host > u64::from(vhd::SECTOR_SIZE) => format!(
+            "direct I/O OFF: {} has {host}-byte sectors and a VHD {}-byte ones, so the loop device \
+             cannot pass I/O straight through; expect slower disk access (a host disk with \
+             512-byte sectors avoids this)",
+            host_device.display(),
+            vhd::SECTOR_SIZE
+        ),
+        _ => "direct I/O OFF (the backing filesystem refused it; expect slow disk access)"
+            .to_string(),
+    }
 }
 
 fn load_modules(fs_driver: &str) {

@@ -8,6 +8,9 @@ use serde::{Serialize, Serializer};
 use std::io::{self, Read, Seek, SeekFrom};
 
 pub const FOOTER_SIZE: u64 = 512;
+/// A VHD's sector size: the format knows no other, so the partition table
+/// inside one counts 512-byte sectors whatever disk holds the file.
+pub const SECTOR_SIZE: u32 = 512;
 const COOKIE: &[u8; 8] = b"conectix";
 const FORMAT_VERSION: u32 = 0x0001_0000;
 /// Bit 1 of Features is reserved and "must always be set".

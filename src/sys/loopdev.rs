@@ -323,6 +323,11 @@ impl LoopDevice {
         Ok(self.read_sysfs_number("loop/dio")? == 1)
     }
 
+    /// The device's logical block size in bytes.
+    pub fn logical_block_size(&self) -> Result<u64, LoopError> {
+        self.read_sysfs_number("queue/logical_block_size")
+    }
+
     /// The backing file as the kernel names it.
     pub fn backing_file(&self) -> Result<PathBuf, LoopError> {
         self.read_sysfs("loop/backing_file").map(PathBuf::from)
@@ -354,6 +359,25 @@ impl LoopDevice {
                 source,
             })
     }
+}
+
+/// The logical block size in bytes of the block device `device` (a disk
+/// or a partition, e.g. /dev/nvme0n1p3), from sysfs; `None` if sysfs does
+/// not say.
+pub fn logical_block_size_of(device: &Path) -> Option<u64> {
+    logical_block_size_of_in(Path::new("/sys"), device)
+}
+
+/// As [`logical_block_size_of`], with sysfs under `sys_root`.
+pub fn logical_block_size_of_in(sys_root: &Path, device: &Path) -> Option<u64> {
+    let name = device.file_name()?;
+    let node = sys_root.join("class/block").join(name);
+    // A disk has queue/ itself; a partition's directory sits inside its
+    // disk's, and `..` is resolved after the class symlink is followed.
+    [node.join("queue"), node.join("../queue")]
+        .iter()
+        .find_map(|q| fs::read_to_string(q.join("logical_block_size")).ok())
+        .and_then(|s| s.trim().parse().ok())
 }
 
 /// Waits up to `timeout` for the kernel's partition scan of `dev` and
@@ -411,6 +435,28 @@ fn partitions_now(sys_root: &Path, dev_root: &Path, number: u32) -> Vec<PathBuf>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logical_block_size_is_read_for_disks_and_their_partitions() {
+        let root = tempfile::tempdir().unwrap();
+        let sys = root.path();
+        let disk = sys.join("devices/pci0/virtio1/block/vda");
+        fs::create_dir_all(disk.join("queue")).unwrap();
+        fs::create_dir_all(disk.join("vda1")).unwrap();
+        fs::write(disk.join("queue/logical_block_size"), "4096\n").unwrap();
+        fs::create_dir_all(sys.join("class/block")).unwrap();
+        std::os::unix::fs::symlink(&disk, sys.join("class/block/vda")).unwrap();
+        std::os::unix::fs::symlink(disk.join("vda1"), sys.join("class/block/vda1")).unwrap();
+        assert_eq!(
+            logical_block_size_of_in(sys, Path::new("/dev/vda")),
+            Some(4096)
+        );
+        assert_eq!(
+            logical_block_size_of_in(sys, Path::new("/dev/vda1")),
+            Some(4096)
+        );
+        assert_eq!(logical_block_size_of_in(sys, Path::new("/dev/sdz")), None);
+    }
 
     #[test]
     fn partitions_are_listed_in_order_only_when_sysfs_and_dev_agree() {

@@ -197,7 +197,7 @@ class Vm:
     """One QEMU run with its serial console on pipes."""
 
     def __init__(self, args, name, kernel, initrd, append, disk=None, answer_dsr=True,
-                 monitor=False, overlay=True):
+                 monitor=False, overlay=True, sector_size=512):
         self.name = name
         self.monitor_path = os.path.join(args.workdir, f"{name}.monitor") if monitor else None
         self.answer_dsr = answer_dsr
@@ -226,7 +226,13 @@ class Vm:
                  "-b", os.path.abspath(disk), overlay],
                 check=True,
             )
-            cmd += ["-drive", f"file={overlay},if=virtio,format=qcow2"]
+            if sector_size == 512:
+                cmd += ["-drive", f"file={overlay},if=virtio,format=qcow2"]
+            else:
+                # A 4Kn disk: the guest sees 4096-byte logical sectors.
+                cmd += ["-drive", f"file={overlay},if=none,id=host,format=qcow2",
+                        "-device", f"virtio-blk-pci,drive=host,logical_block_size={sector_size},"
+                        f"physical_block_size={sector_size}"]
         self.started = time.monotonic()
         # One overall limit per scenario, shared by all its waits.
         self.deadline = self.started + args.timeout
@@ -431,6 +437,29 @@ def scenario_default(args, timings):
         m = marker(vm, args.timeout)
         timings["menu to marker"] = vm.elapsed() - t_menu
         check_booted_image(m, NTFS_PATH, "e2e.uki=ntfs")
+    finally:
+        vm.close()
+    return vm
+
+
+def scenario_4kn(args, timings):
+    # A host disk with 4096-byte logical sectors (tests/e2e/make-host-disk
+    # E2E_HOST_SECTOR_SIZE=4096). The VHD inside keeps 512-byte sectors, as
+    # the format requires, so stage 2 must give the loop device 512-byte
+    # blocks or the kernel finds no partition table in it. Direct I/O is then
+    # impossible (the loop's blocks are smaller than the disk's), and stage 2
+    # must say so.
+    append = f"{BASE_CMDLINE} vhdboot.default={NTFS_PATH} vhdboot.timeout=0"
+    vm = Vm(args, "4kn", args.kernel, args.initrd, append, disk=args.disk_4kn, sector_size=4096)
+    try:
+        m = marker(vm, args.timeout)
+        timings["to marker"] = vm.elapsed()
+        check(m["backing"].endswith(NTFS_PATH), f"loop backing file {m['backing']!r} is not {NTFS_PATH!r}")
+        check(re.fullmatch(r"/dev/loop\d+p2", m["root"]) is not None,
+              f"root {m['root']!r} is not partition 2 of the loop device: the kernel found no "
+              f"partitions in the VHD (partitions: {m['parts']!r})")
+        check(m["dio"] == "0", f"loop direct I/O is {m['dio']!r} with 512-byte blocks over a 4Kn disk")
+        vm.wait_for(r"direct I/O OFF[^\n]*4096", 5, "stage 2's line saying why direct I/O is off")
     finally:
         vm.close()
     return vm
@@ -881,10 +910,11 @@ SCENARIOS = {
     "empty": scenario_empty,
     "panic": scenario_panic,
     "late": scenario_late,
+    "4kn": scenario_4kn,
 }
 # The scenarios run when none is named.
 DEFAULT_SCENARIOS = ["direct", "default", "pick", "edit", "readonly", "silent",
-                     "shutdown", "faults", "empty", "panic", "late"]
+                     "shutdown", "faults", "empty", "panic", "late", "4kn"]
 
 
 def main() -> int:
@@ -895,6 +925,7 @@ def main() -> int:
     p.add_argument("--uki", required=True, help="the NTFS image's UKI (for 'direct')")
     p.add_argument("--fault-disk", required=True, help="tests/e2e/make-fault-disk's fault disk")
     p.add_argument("--blank-disk", required=True, help="a disk with no filesystem")
+    p.add_argument("--disk-4kn", required=True, help="the host disk again, with 4096-byte sectors")
     p.add_argument("--workdir", required=True, help="overlays and serial logs go here")
     p.add_argument("--timeout", type=float, default=180.0, help="per-scenario limit in seconds")
     p.add_argument("--scenario", action="append", choices=sorted(SCENARIOS),
