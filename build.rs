@@ -11,6 +11,14 @@
 //! the sections: `INSERT AFTER` adds the rule to the linker's default
 //! script instead of replacing it, so the layout stays the default one.
 //!
+//! The price: capturing a backtrace aborts the process, because libgcc's
+//! unwinder asserts when it finds no table for its own first frame. So
+//! nothing in the binary may capture one on an ordinary path: anyhow is
+//! built without "std" (its errors would capture one whenever
+//! RUST_BACKTRACE is set, and the kernel hands unknown command-line words
+//! such as `RUST_BACKTRACE=1` to PID 1 as environment). Only std's default
+//! panic hook still tries, on a path that aborts anyway.
+//!
 //! Test and bench binaries keep their tables (the test harness unwinds to
 //! catch panics): `rustc-link-arg-bins` reaches only the `[[bin]]` target.
 //! If that binary is ever built with panic=unwind (the integration tests'
