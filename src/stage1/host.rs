@@ -1,7 +1,9 @@
 //! The real `Host`: what the menu's effects do on the machine.
 
 use std::fs::File;
+use std::io::{Read, Write};
 
+use vhdboot::boot::cpio;
 use vhdboot::boot::plan::BootPlan;
 use vhdboot::discovery::Snapshot;
 use vhdboot::image::readahead::ReadAhead;
@@ -13,6 +15,50 @@ use super::discover::Discovery;
 
 pub struct RealHost {
     pub discovery: Discovery,
+}
+
+/// The initrd kexec_file_load gets: the target's own initrd, zero padding
+/// to 512 bytes, then the stage-2 archive carrying this very binary. It is
+/// written straight into a memfd, and the binary is copied from
+/// /proc/self/exe inside the kernel (`io::copy` between two files), so the
+/// 3 MB binary is never held in memory: every extra copy costs tens of
+/// milliseconds under QEMU TCG (bench/kexec-trace).
+fn stage2_initrd(target_initrd: &[u8]) -> Result<File, Failure> {
+    let hint = "use the rescue shell and report it";
+    let mut me = File::open("/proc/self/exe")
+        .map_err(|e| failure("opening vhdboot itself for stage 2", e, hint))?;
+    let len = me
+        .metadata()
+        .map_err(|e| failure("reading the size of vhdboot itself for stage 2", e, hint))?
+        .len();
+    let frame =
+        cpio::stage2_frame(len).map_err(|e| failure("building the stage-2 archive", e, hint))?;
+    let mut out =
+        kexec::memfd("initrd").map_err(|e| failure("building the initrd for kexec", e, hint))?;
+    let write_err = |e: std::io::Error| {
+        failure(
+            "writing the initrd for kexec to a memfd",
+            e,
+            "free memory or use the rescue shell",
+        )
+    };
+    out.write_all(target_initrd).map_err(write_err)?;
+    let zeros = [0u8; cpio::INITRD_ALIGN];
+    let pad = zeros
+        .get(..cpio::initrd_padding(target_initrd.len()))
+        .unwrap_or_default();
+    out.write_all(pad).map_err(write_err)?;
+    out.write_all(&frame.head).map_err(write_err)?;
+    let copied = std::io::copy(&mut (&mut me).take(len), &mut out).map_err(write_err)?;
+    if copied != len {
+        return Err(failure(
+            "copying vhdboot itself into the stage-2 archive",
+            format!("read {copied} of its {len} bytes"),
+            hint,
+        ));
+    }
+    out.write_all(&frame.tail).map_err(write_err)?;
+    Ok(out)
 }
 
 fn failure(what: impl Into<String>, cause: impl ToString, hint: impl Into<String>) -> Failure {
@@ -76,23 +122,29 @@ impl Host for RealHost {
             self.discovery
                 .note(format!("{}: warning: {}", plan.title, problem.what));
         }
-        let me = std::fs::read("/proc/self/exe").map_err(|e| {
-            failure(
-                "reading vhdboot itself for stage 2",
-                e,
-                "this should not happen; use the rescue shell and report it",
-            )
-        })?;
-        let archive = vhdboot::boot::cpio::stage2_archive(&me).map_err(|e| {
-            failure(
-                "building the stage-2 archive",
-                e,
-                "use the rescue shell and report it",
-            )
-        })?;
-        let initrd = vhdboot::boot::cpio::append_to_initrd(&payload.initrd, &archive);
+        timeline::mark("initrd checked");
+        let initrd = stage2_initrd(&payload.initrd)?;
         timeline::mark("stage-2 archive appended");
-        kexec::kexec_file_load(&payload.kernel, &initrd, &plan.cmdline).map_err(|e| {
+        let kernel = kexec::memfd("kernel")
+            .and_then(|mut fd| {
+                fd.write_all(&payload.kernel)
+                    .map_err(|source| kexec::KexecError::WriteMemfd {
+                        what: "kernel",
+                        size: payload.kernel.len(),
+                        source,
+                    })?;
+                Ok(fd)
+            })
+            .map_err(|e| {
+                failure(
+                    format!("copying the kernel of {} for kexec", plan.title),
+                    e,
+                    "free memory (fewer files in the shell's /tmp) or use the rescue shell",
+                )
+            })?;
+        drop(payload);
+        timeline::mark("kernel copied");
+        kexec::kexec_file_load_files(&kernel, Some(&initrd), &plan.cmdline).map_err(|e| {
             failure(
                 format!("loading {} with kexec_file_load", plan.title),
                 e,
