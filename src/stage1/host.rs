@@ -1,7 +1,6 @@
 //! The real `Host`: what the menu's effects do on the machine.
 
 use std::fs::File;
-use std::io::{Read, Write};
 
 use vhdboot::boot::cpio;
 use vhdboot::boot::plan::BootPlan;
@@ -17,12 +16,10 @@ pub struct RealHost {
     pub discovery: Discovery,
 }
 
-/// The initrd kexec_file_load gets: the target's own initrd, zero padding
-/// to 512 bytes, then the stage-2 archive carrying this very binary. It is
-/// written straight into a memfd, and the binary is copied from
-/// /proc/self/exe inside the kernel (`io::copy` between two files), so the
-/// 3 MB binary is never held in memory: every extra copy costs tens of
-/// milliseconds under QEMU TCG (bench/kexec-trace).
+/// The initrd kexec_file_load gets (see `cpio::write_stage2_initrd`),
+/// written straight into a memfd. The binary is copied from /proc/self/exe
+/// inside the kernel, so the 3 MB binary is never held in memory: every
+/// extra copy cost tens of milliseconds under QEMU TCG (bench/kexec-trace).
 fn stage2_initrd(target_initrd: &[u8]) -> Result<File, Failure> {
     let hint = "use the rescue shell and report it";
     let mut me = File::open("/proc/self/exe")
@@ -31,33 +28,15 @@ fn stage2_initrd(target_initrd: &[u8]) -> Result<File, Failure> {
         .metadata()
         .map_err(|e| failure("reading the size of vhdboot itself for stage 2", e, hint))?
         .len();
-    let frame =
-        cpio::stage2_frame(len).map_err(|e| failure("building the stage-2 archive", e, hint))?;
     let mut out =
         kexec::memfd("initrd").map_err(|e| failure("building the initrd for kexec", e, hint))?;
-    let write_err = |e: std::io::Error| {
+    cpio::write_stage2_initrd(&mut out, target_initrd, &mut me, len).map_err(|e| {
         failure(
-            "writing the initrd for kexec to a memfd",
+            "writing the initrd with the stage-2 archive to a memfd",
             e,
             "free memory or use the rescue shell",
         )
-    };
-    out.write_all(target_initrd).map_err(write_err)?;
-    let zeros = [0u8; cpio::INITRD_ALIGN];
-    let pad = zeros
-        .get(..cpio::initrd_padding(target_initrd.len()))
-        .unwrap_or_default();
-    out.write_all(pad).map_err(write_err)?;
-    out.write_all(&frame.head).map_err(write_err)?;
-    let copied = std::io::copy(&mut (&mut me).take(len), &mut out).map_err(write_err)?;
-    if copied != len {
-        return Err(failure(
-            "copying vhdboot itself into the stage-2 archive",
-            format!("read {copied} of its {len} bytes"),
-            hint,
-        ));
-    }
-    out.write_all(&frame.tail).map_err(write_err)?;
+    })?;
     Ok(out)
 }
 
@@ -125,23 +104,13 @@ impl Host for RealHost {
         timeline::mark("initrd checked");
         let initrd = stage2_initrd(&payload.initrd)?;
         timeline::mark("stage-2 archive appended");
-        let kernel = kexec::memfd("kernel")
-            .and_then(|mut fd| {
-                fd.write_all(&payload.kernel)
-                    .map_err(|source| kexec::KexecError::WriteMemfd {
-                        what: "kernel",
-                        size: payload.kernel.len(),
-                        source,
-                    })?;
-                Ok(fd)
-            })
-            .map_err(|e| {
-                failure(
-                    format!("copying the kernel of {} for kexec", plan.title),
-                    e,
-                    "free memory (fewer files in the shell's /tmp) or use the rescue shell",
-                )
-            })?;
+        let kernel = kexec::memfd_with("kernel", &payload.kernel).map_err(|e| {
+            failure(
+                format!("copying the kernel of {} for kexec", plan.title),
+                e,
+                "free memory or use the rescue shell",
+            )
+        })?;
         drop(payload);
         timeline::mark("kernel copied");
         kexec::kexec_file_load_files(&kernel, Some(&initrd), &plan.cmdline).map_err(|e| {

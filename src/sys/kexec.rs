@@ -109,7 +109,8 @@ pub fn memfd(what: &'static str) -> Result<File, KexecError> {
         .map_err(|source| KexecError::Memfd { what, source })
 }
 
-fn memfd_with(what: &'static str, bytes: &[u8]) -> Result<File, KexecError> {
+/// A memfd holding `bytes`.
+pub fn memfd_with(what: &'static str, bytes: &[u8]) -> Result<File, KexecError> {
     let mut file = memfd(what)?;
     file.write_all(bytes)
         .map_err(|source| KexecError::WriteMemfd {
