@@ -5,6 +5,7 @@ timeout=0, vhdboot against a shell-script chain doing the same steps
 same run, alternating, over the same kernel, host disk, image and marker.
 
     bench/bootpath.py [--runs 3] [--skip-build] [--out FRAGMENT.md]
+                      [--baseline BOOTSTRAPPER.img] [--icount SHIFT]
 
 Prints figures, never asserts them (it does fail when a boot fails). Uses
 tests/e2e/build for the kernel, the bootstrapper and the host disk, and
@@ -12,7 +13,17 @@ tests/e2e/driver.py's Vm to run QEMU (TCG, -smp 1). Per-step figures come
 from the guests' own timelines: vhdboot's `vhdboot: timeline:` lines (stage 1
 prints its line before kexec, stage 2 before exec'ing /init) and the shell
 chain's `shell-chain: t=` lines (from /proc/uptime, 10 ms steps).
+
+--baseline boots a second vhdboot bootstrapper initramfs (e.g. one built
+from an earlier commit with initrd/build) in the same alternation, so that a
+change is measured before and after under the same load. --icount runs QEMU
+with `-icount shift=SHIFT`: guest time then counts instructions (shift=0:
+one virtual ns each), so the guests' own timelines no longer move with the
+host's load. Idle waits and disk I/O still follow the host clock, and the
+QEMU-start-to-marker totals stay wall-clock figures.
 """
+
+import contextlib
 
 import argparse
 import importlib.util
@@ -54,8 +65,30 @@ def parse_timeline(line):
     return out
 
 
+@contextlib.contextmanager
+def qemu_args(extra):
+    """Adds `extra` to the QEMU command lines driver.Vm starts (driver.py
+    has no option for it; only this script's boots are affected)."""
+    if not extra:
+        yield
+        return
+    real = driver.subprocess.Popen
+
+    def popen(cmd, *a, **kw):
+        if cmd and cmd[0] == "qemu-system-x86_64":
+            cmd = list(cmd) + extra
+        return real(cmd, *a, **kw)
+
+    driver.subprocess.Popen = popen
+    try:
+        yield
+    finally:
+        driver.subprocess.Popen = real
+
+
 def boot(args, name, kernel, initrd, append, disk):
-    vm = driver.Vm(args, name, kernel, initrd, append, disk=disk)
+    with qemu_args(args.qemu_extra):
+        vm = driver.Vm(args, name, kernel, initrd, append, disk=disk)
     try:
         m = driver.marker(vm, args.timeout)
         took = vm.elapsed()
@@ -93,6 +126,8 @@ def main():
     ap.add_argument("--skip-build", action="store_true")
     ap.add_argument("--timeout", type=float, default=240)
     ap.add_argument("--out", default=os.path.join(REPO, "target", "bench", "bootpath.md"))
+    ap.add_argument("--baseline", help="a second vhdboot bootstrapper initramfs to boot in the same alternation")
+    ap.add_argument("--icount", type=int, help="QEMU -icount shift: guest time counts instructions")
     a = ap.parse_args()
     os.makedirs(WORK, exist_ok=True)
     if not a.skip_build:
@@ -103,10 +138,16 @@ def main():
     shell_initrd = os.path.join(WORK, "shell-chain.img")
     subprocess.run([os.path.join(REPO, "bench", "shell-chain", "build"), shell_initrd, kroot,
                     env["KVER"], binary], check=True)
-    args = argparse.Namespace(workdir=WORK, timeout=a.timeout)
+    extra = ["-icount", f"shift={a.icount}"] if a.icount is not None else []
+    args = argparse.Namespace(workdir=WORK, timeout=a.timeout, qemu_extra=extra)
 
-    ours, shell = [], []
+    ours, shell, base = [], [], []
     for i in range(a.runs):
+        if a.baseline:
+            took, text = boot(args, f"base-{i}", env["VMLINUZ"], a.baseline, OURS_APPEND, env["DISK"])
+            s1, s2 = ours_steps(text)
+            base.append((took, s1, s2))
+            print(f"bootpath: baseline run {i}: {took:.2f} s to marker", file=sys.stderr)
         took, text = boot(args, f"ours-{i}", env["VMLINUZ"], env["BOOT_INITRD"], OURS_APPEND, env["DISK"])
         s1, s2 = ours_steps(text)
         ours.append((took, s1, s2))
@@ -154,7 +195,17 @@ def main():
              f"UKI read + kexec_file_load (stage 1 'boot requested' → 'kexec_file_load done', "
              f"13.4 MB UKI): vhdboot **{load_ours:.3f} s** (goal ≤ 1.0 s); shell chain "
              f"('image found' → 'kexec load done', od + dd + kexec -s): {load_shell:.3f} s.", ""]
+    if a.icount is not None:
+        lines[2:2] = [f"QEMU ran with `-icount shift={a.icount}`: the guests' timelines count instructions "
+                      "(idle waits and disk I/O excepted) and do not move with the host's load.", ""]
     lines += step_table(ours, "vhdboot's timeline") + [""]
+    if base:
+        t_base = med([r[0] for r in base])
+        lines += [f"Baseline ({os.path.relpath(a.baseline, REPO) if a.baseline.startswith(REPO) else a.baseline}), "
+                  f"same alternation: runs {', '.join(f'{r[0]:.2f}' for r in base)}, median {t_base:.2f} s "
+                  f"(vhdboot {t_ours:.2f} s); 'boot requested' → 'kexec_file_load done': "
+                  f"{span(base, 'boot requested', 'kexec_file_load done'):.3f} s (vhdboot {load_ours:.3f} s).", ""]
+        lines += step_table(base, "The baseline's timeline") + [""]
     lines += step_table(shell, "The shell chain's timeline") + [""]
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     with open(a.out, "w") as f:

@@ -6,7 +6,7 @@
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 
 use nix::errno::Errno;
 use nix::sys::memfd::{MFdFlags, memfd_create};
@@ -87,8 +87,8 @@ pub enum KexecError {
         .refusal.explanation()
     )]
     Load {
-        kernel_size: usize,
-        initrd_size: usize,
+        kernel_size: u64,
+        initrd_size: u64,
         cmdline_len: usize,
         errno: Errno,
         refusal: KexecRefusal,
@@ -99,59 +99,82 @@ pub enum KexecError {
     Reboot(#[from] RebootError),
 }
 
-fn memfd_with(what: &'static str, bytes: &[u8]) -> Result<OwnedFd, KexecError> {
-    let fd = memfd_create(what, MFdFlags::MFD_CLOEXEC)
-        .map_err(|source| KexecError::Memfd { what, source })?;
-    let mut file = File::from(fd);
+/// An empty memfd, the in-memory file kexec_file_load reads a kernel or an
+/// initrd from. Callers fill it (write, or `std::io::copy` from another
+/// file, which copies inside the kernel) and pass it to
+/// [`kexec_file_load_files`].
+pub fn memfd(what: &'static str) -> Result<File, KexecError> {
+    memfd_create(what, MFdFlags::MFD_CLOEXEC)
+        .map(File::from)
+        .map_err(|source| KexecError::Memfd { what, source })
+}
+
+/// A memfd holding `bytes`.
+pub fn memfd_with(what: &'static str, bytes: &[u8]) -> Result<File, KexecError> {
+    let mut file = memfd(what)?;
     file.write_all(bytes)
         .map_err(|source| KexecError::WriteMemfd {
             what,
             size: bytes.len(),
             source,
         })?;
-    Ok(OwnedFd::from(file))
+    Ok(file)
 }
 
 /// Loads `kernel` (a bzImage) with `initrd` (empty for none) and `cmdline`
 /// for a later [`reboot_into_loaded_kernel`]. Never transfers control.
 pub fn kexec_file_load(kernel: &[u8], initrd: &[u8], cmdline: &str) -> Result<(), KexecError> {
-    let cmdline_c = std::ffi::CString::new(cmdline).map_err(|_| KexecError::CmdlineNul)?;
-    let cmdline_bytes = cmdline_c.as_bytes_with_nul();
+    // Checked before the memfds are filled: a bad command line costs nothing.
+    std::ffi::CString::new(cmdline).map_err(|_| KexecError::CmdlineNul)?;
     let kernel_fd = memfd_with("kernel", kernel)?;
     let initrd_fd = if initrd.is_empty() {
         None
     } else {
         Some(memfd_with("initrd", initrd)?)
     };
-    let flags = if initrd_fd.is_none() {
+    kexec_file_load_files(&kernel_fd, initrd_fd.as_ref(), cmdline)
+}
+
+/// As [`kexec_file_load`], from files already holding the kernel and the
+/// initrd (e.g. from [`memfd`]). The kernel reads each file whole, from
+/// offset 0, whatever the file position.
+pub fn kexec_file_load_files(
+    kernel: &File,
+    initrd: Option<&File>,
+    cmdline: &str,
+) -> Result<(), KexecError> {
+    let cmdline_c = std::ffi::CString::new(cmdline).map_err(|_| KexecError::CmdlineNul)?;
+    let cmdline_bytes = cmdline_c.as_bytes_with_nul();
+    let flags = if initrd.is_none() {
         KEXEC_FILE_NO_INITRAMFS
     } else {
         0
     };
-    let initrd_raw = initrd_fd.as_ref().map_or(-1, |fd| fd.as_raw_fd());
+    let initrd_raw = initrd.map_or(-1, |fd| fd.as_raw_fd());
     // SAFETY: kexec_file_load(2) takes two fds, a length and a pointer to
-    // that many bytes of NUL-terminated command line, and flags. Both fds
+    // that many bytes of NUL-terminated command line, and flags. Both files
     // and `cmdline_c` stay alive for the call; the kernel copies the
     // command line and reads the files before returning.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_kexec_file_load,
-            kernel_fd.as_raw_fd(),
+            kernel.as_raw_fd(),
             initrd_raw,
             cmdline_bytes.len() as libc::c_ulong,
             cmdline_c.as_ptr(),
             flags,
         )
     };
-    Errno::result(ret)
-        .map(drop)
-        .map_err(|errno| KexecError::Load {
-            kernel_size: kernel.len(),
-            initrd_size: initrd.len(),
+    Errno::result(ret).map(drop).map_err(|errno| {
+        let size = |f: &File| f.metadata().map_or(0, |m| m.len());
+        KexecError::Load {
+            kernel_size: size(kernel),
+            initrd_size: initrd.map_or(0, size),
             cmdline_len: cmdline_bytes.len(),
             errno,
             refusal: KexecRefusal::from_errno(errno),
-        })
+        }
+    })
 }
 
 /// Unloads a kernel loaded by [`kexec_file_load`], for when the user backs
@@ -230,6 +253,31 @@ mod tests {
         ] {
             assert!(text.contains(part), "{text} lacks {part}");
         }
+    }
+
+    #[test]
+    fn memfd_holds_what_is_written_and_copied_into_it() {
+        use std::io::{Read, Seek};
+        let mut fd = memfd("test").unwrap();
+        fd.write_all(b"head-").unwrap();
+        let mut src = tempfile::tempfile().unwrap();
+        src.write_all(b"body").unwrap();
+        src.rewind().unwrap();
+        // File to file: std copies inside the kernel, as stage 1 does.
+        assert_eq!(std::io::copy(&mut src, &mut fd).unwrap(), 4);
+        fd.rewind().unwrap();
+        let mut back = String::new();
+        fd.read_to_string(&mut back).unwrap();
+        assert_eq!(back, "head-body");
+    }
+
+    #[test]
+    fn file_load_with_nul_in_cmdline_is_rejected_before_the_syscall() {
+        let fd = memfd("kernel").unwrap();
+        assert!(matches!(
+            kexec_file_load_files(&fd, None, "a\0b"),
+            Err(KexecError::CmdlineNul)
+        ));
     }
 
     #[test]
