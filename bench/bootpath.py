@@ -46,15 +46,6 @@ TIMELINE = re.compile(r"vhdboot: timeline:(.*)")
 SHELL_MARK = re.compile(r"shell-chain: t=([0-9.]+) (.+)")
 
 
-def load_env():
-    env = {}
-    with open(os.path.join(REPO, "target", "e2e", "env")) as f:
-        for line in f:
-            k, _, v = line.strip().partition("=")
-            env[k] = v
-    return env
-
-
 def parse_timeline(line):
     """'1.234 PID 1 start | 1.690 modules loaded +0.456 | ...' -> [(what, t)]"""
     out = []
@@ -132,7 +123,7 @@ def main():
     os.makedirs(WORK, exist_ok=True)
     if not a.skip_build:
         subprocess.run([os.path.join(REPO, "tests", "e2e", "build")], check=True, stdout=subprocess.DEVNULL)
-    env = load_env()
+    env = driver.load_build_env(REPO)
     kroot = os.path.dirname(os.path.dirname(env["VMLINUZ"]))
     binary = os.path.join(REPO, "target", "x86_64-unknown-linux-gnu", "release", "vhdboot")
     shell_initrd = os.path.join(WORK, "shell-chain.img")

@@ -58,6 +58,23 @@ def kernel():
     return out[0], out[1]  # kver, vmlinuz
 
 
+def small_uki(tmp, kver, vmlinuz):
+    """Builds tmp/bench.efi: the first 256 KiB of the kernel and a one-file
+    newc cpio as initrd, so the entry is parsed like a real one (an all-zero
+    initrd is reported as "no initramfs"). Returns its path."""
+    with open(vmlinuz, "rb") as f, open(os.path.join(tmp, "linux"), "wb") as g:
+        g.write(f.read(256 * 1024))
+    os.makedirs(os.path.join(tmp, "root"))
+    with open(os.path.join(tmp, "root", "init"), "w") as f:
+        f.write("#!/bin/sh\n")
+    with open(os.path.join(tmp, "initrd"), "wb") as g:
+        sh("cpio", "-o", "-H", "newc", "--quiet", cwd=os.path.join(tmp, "root"), input=b"init\n", stdout=g)
+    uki = os.path.join(tmp, "bench.efi")
+    sh(os.path.join(REPO, "tests", "e2e", "make-uki"), uki, "Bench Linux", "bench",
+       "console=ttyS0 quiet", kver, os.path.join(tmp, "linux"), os.path.join(tmp, "initrd"))
+    return uki
+
+
 def build_template(binary):
     template = os.path.join(WORK, "template.vhd")
     if os.path.exists(template):
@@ -67,18 +84,7 @@ def build_template(binary):
     tmp = os.path.join(WORK, "tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    with open(vmlinuz, "rb") as f, open(os.path.join(tmp, "linux"), "wb") as g:
-        g.write(f.read(256 * 1024))
-    # A one-file newc cpio, so the entry is parsed like a real one: an
-    # all-zero initrd is reported as "no initramfs".
-    os.makedirs(os.path.join(tmp, "root"))
-    with open(os.path.join(tmp, "root", "init"), "w") as f:
-        f.write("#!/bin/sh\n")
-    with open(os.path.join(tmp, "initrd"), "wb") as g:
-        sh("cpio", "-o", "-H", "newc", "--quiet", cwd=os.path.join(tmp, "root"), input=b"init\n", stdout=g)
-    uki = os.path.join(tmp, "bench.efi")
-    sh(os.path.join(REPO, "tests", "e2e", "make-uki"), uki, "Bench Linux", "bench",
-       "console=ttyS0 quiet", kver, os.path.join(tmp, "linux"), os.path.join(tmp, "initrd"))
+    uki = small_uki(tmp, kver, vmlinuz)
     sh(os.path.join(REPO, "tests", "e2e", "make-vhd"), template + ".full", uki, "bench", binary)
     # make-vhd writes every zero; the copies only need the blocks with data.
     sh("cp", "--sparse=always", template + ".full", template + ".tmp")

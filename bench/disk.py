@@ -52,15 +52,6 @@ def sh(*cmd, env=None):
     subprocess.run(list(cmd), check=True, env=env, stdout=sys.stderr)
 
 
-def load_env():
-    env = {}
-    with open(os.path.join(REPO, "target", "e2e", "env")) as f:
-        for line in f:
-            k, _, v = line.strip().partition("=")
-            env[k] = v
-    return env
-
-
 def fixtures(env, binary, cmdline):
     """Builds (or reuses) the bench target and host disk; returns the disk."""
     e2e = os.path.join(REPO, "tests", "e2e")
@@ -208,7 +199,7 @@ def main():
     os.makedirs(WORK, exist_ok=True)
     if not a.skip_build:
         subprocess.run([os.path.join(REPO, "tests", "e2e", "build")], check=True, stdout=subprocess.DEVNULL)
-    env = load_env()
+    env = driver.load_build_env(REPO)
     binary = os.path.join(REPO, "target", "x86_64-unknown-linux-gnu", "release", "vhdboot")
     cmdline = (f"console=ttyS0 quiet loglevel=3 bench.runtime={a.runtime} bench.size={a.size} bench.rounds={a.rounds}"
                + (" bench.variants=0" if a.no_variants else ""))

@@ -20,7 +20,6 @@ import argparse
 import importlib.util
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ def load(name, path):
 
 
 driver = load("driver", os.path.join(REPO, "tests", "e2e", "driver.py"))
+discovery = load("discovery", os.path.join(REPO, "bench", "discovery.py"))
 TEMPLATE_MIB = 4
 
 
@@ -52,19 +52,9 @@ def build_template(env, binary):
     template = os.path.join(WORK, "template.vhd")
     if os.path.exists(template) and os.path.getmtime(template) > os.path.getmtime(binary):
         return template
-    e2e = os.path.join(REPO, "tests", "e2e")
     with tempfile.TemporaryDirectory() as tmp:
-        with open(env["VMLINUZ"], "rb") as f, open(os.path.join(tmp, "linux"), "wb") as g:
-            g.write(f.read(256 * 1024))
-        os.makedirs(os.path.join(tmp, "root"))
-        with open(os.path.join(tmp, "root", "init"), "w") as f:
-            f.write("#!/bin/sh\n")
-        with open(os.path.join(tmp, "initrd"), "wb") as g:
-            sh("cpio", "-o", "-H", "newc", "--quiet", cwd=os.path.join(tmp, "root"), input=b"init\n", stdout=g)
-        uki = os.path.join(tmp, "bench.efi")
-        sh(os.path.join(e2e, "make-uki"), uki, "Bench Linux", "bench", "console=ttyS0 quiet",
-           env["KVER"], os.path.join(tmp, "linux"), os.path.join(tmp, "initrd"))
-        sh(os.path.join(e2e, "make-vhd"), template + ".tmp", uki, "bench", binary,
+        uki = discovery.small_uki(tmp, env["KVER"], env["VMLINUZ"])
+        sh(os.path.join(REPO, "tests", "e2e", "make-vhd"), template + ".tmp", uki, "bench", binary,
            env=dict(os.environ, E2E_ESP_MIB="2", E2E_VHD_SIZE=f"{TEMPLATE_MIB}M"), stdout=sys.stderr)
     os.rename(template + ".tmp", template)
     return template
@@ -141,11 +131,7 @@ def main():
     os.makedirs(WORK, exist_ok=True)
     if not a.skip_build:
         sh(os.path.join(REPO, "tests", "e2e", "build"), stdout=subprocess.DEVNULL)
-    env = {}
-    with open(os.path.join(REPO, "target", "e2e", "env")) as f:
-        for line in f:
-            k, _, v = line.strip().partition("=")
-            env[k] = v
+    env = driver.load_build_env(REPO)
     binary = os.path.join(REPO, "target", "x86_64-unknown-linux-gnu", "release", "vhdboot")
     template = build_template(env, binary)
     args = argparse.Namespace(workdir=WORK, timeout=a.timeout)

@@ -323,11 +323,6 @@ impl LoopDevice {
         Ok(self.read_sysfs_number("loop/dio")? == 1)
     }
 
-    /// The device's logical block size in bytes.
-    pub fn logical_block_size(&self) -> Result<u64, LoopError> {
-        self.read_sysfs_number("queue/logical_block_size")
-    }
-
     /// The backing file as the kernel names it.
     pub fn backing_file(&self) -> Result<PathBuf, LoopError> {
         self.read_sysfs("loop/backing_file").map(PathBuf::from)

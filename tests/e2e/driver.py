@@ -83,6 +83,17 @@ EXFAT_PATH = "/Images/exfat-linux.vhd"
 BASE_CMDLINE = "console=ttyS0 quiet loglevel=3"
 
 
+def load_build_env(repo: str) -> dict:
+    """The variables tests/e2e/build writes to target/e2e/env (KVER,
+    VMLINUZ, BOOT_INITRD, DISK, ...)."""
+    env = {}
+    with open(os.path.join(repo, "target", "e2e", "env")) as f:
+        for line in f:
+            k, _, v = line.strip().partition("=")
+            env[k] = v
+    return env
+
+
 def strip_ansi(raw: str) -> str:
     text = CURSOR_MOVE.sub("\n", raw)
     text = ESCAPES.sub("", text)
