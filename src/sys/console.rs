@@ -22,6 +22,11 @@ pub enum ConsoleError {
         path: PathBuf,
         source: nix::errno::Errno,
     },
+    #[error(
+        "could not take the console's foreground back after the rescue shell: {0}; press \
+         Ctrl-L, or reboot if the menu does not react to keys"
+    )]
+    Foreground(nix::errno::Errno),
     #[error("dup2 of {path} onto fd {fd} failed: {source}")]
     Dup {
         path: PathBuf,
@@ -96,8 +101,41 @@ pub fn acquire_controlling_tty() -> Result<PathBuf, ConsoleError> {
             source,
         })?;
     }
+    ignore_background_tty_signals();
     set_default_term();
     Ok(path)
+}
+
+/// Lets PID 1 take the terminal's foreground back from a background
+/// process group. Without this, tcsetpgrp from the background raises
+/// SIGTTOU; PID 1 cannot receive a signal it has no handler for, so the
+/// kernel would restart the call forever, or refuse it with EIO because
+/// PID 1's group has no parent in its session (an orphaned group).
+pub fn ignore_background_tty_signals() {
+    for sig in [
+        nix::sys::signal::Signal::SIGTTOU,
+        nix::sys::signal::Signal::SIGTTIN,
+    ] {
+        // SAFETY: SIG_IGN installs no handler code, so nothing can run in
+        // signal context; children get SIG_DFL back before they exec
+        // (`child_join_foreground`, `child_take_console_as_ctty`).
+        let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigIgn) };
+    }
+}
+
+/// True when `fd` is a terminal whose session is this process's session,
+/// i.e. our controlling terminal.
+pub fn is_our_controlling_tty(fd: BorrowedFd<'_>) -> bool {
+    match (nix::sys::termios::tcgetsid(fd), nix::unistd::getsid(None)) {
+        (Ok(tty_session), Ok(ours)) => tty_session == ours,
+        _ => false,
+    }
+}
+
+/// Makes this process's group the foreground of the terminal `fd` again,
+/// after a child that held it has exited.
+pub fn take_foreground(fd: BorrowedFd<'_>) -> Result<(), ConsoleError> {
+    nix::unistd::tcsetpgrp(fd, nix::unistd::getpgrp()).map_err(ConsoleError::Foreground)
 }
 
 /// Sets TERM=linux when it is unset (the kernel starts init without it).
@@ -108,6 +146,48 @@ pub fn set_default_term() {
         // environment; PID 1 calls this during early setup, before the
         // menu or any helper thread starts.
         unsafe { std::env::set_var("TERM", "linux") };
+    }
+}
+
+/// In a forked child before exec: become a process group of its own in
+/// the caller's session and the foreground of the terminal on fd 0, then
+/// reset the signals PID 1 ignores to their defaults. The child does not
+/// start a session: when a session leader exits, the kernel hangs up its
+/// terminal, and every open file of the console, PID 1's included, then
+/// reads nothing. The menu's input was registered on those files, so after
+/// the shell it took no key (issue 11). Only async-signal-safe calls;
+/// errors are ignored because the shell still runs without job control.
+pub fn child_join_foreground() {
+    // SAFETY: setpgid, getpid, tcsetpgrp and signal are async-signal-safe
+    // and take no pointers; fd 0 is the console the caller dup'ed there.
+    // SIGTTOU is still ignored here (inherited from PID 1), which is what
+    // lets a background group call tcsetpgrp; it is reset afterwards.
+    unsafe {
+        libc::setpgid(0, 0);
+        libc::tcsetpgrp(0, libc::getpid());
+        reset_signals_to_default();
+    }
+}
+
+/// Signals PID 1 may ignore, which a shell must get back at their default.
+///
+/// # Safety
+/// Call only in a forked child before exec, or where no other code relies
+/// on these dispositions.
+unsafe fn reset_signals_to_default() {
+    for sig in [
+        libc::SIGINT,
+        libc::SIGQUIT,
+        libc::SIGTSTP,
+        libc::SIGTTIN,
+        libc::SIGTTOU,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGCHLD,
+        libc::SIGPIPE,
+    ] {
+        // SAFETY: SIG_DFL installs no handler; signal is async-signal-safe.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
     }
 }
 
@@ -122,19 +202,7 @@ pub fn child_take_console_as_ctty() {
     unsafe {
         libc::setsid();
         libc::ioctl(0, libc::TIOCSCTTY, 1 as libc::c_int);
-        for sig in [
-            libc::SIGINT,
-            libc::SIGQUIT,
-            libc::SIGTSTP,
-            libc::SIGTTIN,
-            libc::SIGTTOU,
-            libc::SIGTERM,
-            libc::SIGHUP,
-            libc::SIGCHLD,
-            libc::SIGPIPE,
-        ] {
-            libc::signal(sig, libc::SIG_DFL);
-        }
+        reset_signals_to_default();
     }
 }
 

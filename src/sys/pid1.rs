@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::fs;
 use std::io::{self, Write};
+use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
@@ -316,14 +317,19 @@ pub fn run_rescue_shell() -> Result<ExitStatus, Pid1Error> {
     let mut cmd = Command::new(SHELL);
     // A leading dash makes it a login shell, which reads /etc/profile.
     cmd.arg0("-sh").env("PS1", "(vhdboot rescue) \\w # ");
-    let status = run_with_controlling_tty(cmd, &console::console_device());
-    let _ = console::acquire_controlling_tty();
-    status
+    run_with_controlling_tty(cmd, &console::console_device())
 }
 
-/// Runs `cmd` in a new session whose controlling terminal is `tty`, with
-/// `tty` as stdin, stdout and stderr and default signal dispositions, so
-/// that job control and Ctrl-C work in it. Waits for that child only.
+/// Runs `cmd` with `tty` as stdin, stdout and stderr and default signal
+/// dispositions, so that job control and Ctrl-C work in it, and waits for
+/// that child only.
+///
+/// When `tty` is already our controlling terminal (PID 1's console), the
+/// child becomes the terminal's foreground process group inside our
+/// session, and we take the foreground back when it exits: our own files
+/// of the terminal stay open and working, so the menu reads keys again.
+/// Otherwise the child gets a session of its own with `tty` as its
+/// controlling terminal.
 pub fn run_with_controlling_tty(mut cmd: Command, tty: &Path) -> Result<ExitStatus, Pid1Error> {
     let shell_error = |source| Pid1Error::Shell {
         shell: PathBuf::from(cmd.get_program()),
@@ -338,17 +344,34 @@ pub fn run_with_controlling_tty(mut cmd: Command, tty: &Path) -> Result<ExitStat
     let stdin = file.try_clone().map_err(shell_error)?;
     let stdout = file.try_clone().map_err(shell_error)?;
     let program = PathBuf::from(cmd.get_program());
+    let ours = console::is_our_controlling_tty(file.as_fd());
+    let keep = file.try_clone().map_err(shell_error)?;
     cmd.stdin(stdin).stdout(stdout).stderr(file);
-    // SAFETY: the closure runs in the forked child before exec and calls
-    // only async-signal-safe functions (setsid, ioctl, signal); it
-    // allocates nothing and touches no locks.
+    // SAFETY: the closures run in the forked child before exec and call
+    // only async-signal-safe functions (setpgid, tcsetpgrp, setsid, ioctl,
+    // signal); they allocate nothing and touch no locks.
     unsafe {
-        cmd.pre_exec(|| {
-            console::child_take_console_as_ctty();
-            Ok(())
-        });
+        if ours {
+            cmd.pre_exec(|| {
+                console::child_join_foreground();
+                Ok(())
+            });
+        } else {
+            cmd.pre_exec(|| {
+                console::child_take_console_as_ctty();
+                Ok(())
+            });
+        }
     }
-    spawn_and_wait(&mut cmd).map_err(|source| Pid1Error::Shell {
+    let status = spawn_and_wait(&mut cmd);
+    if ours {
+        // The shell may have left the foreground to a job or to its own
+        // (now empty) group; the menu needs it back before it reads keys.
+        if let Err(e) = console::take_foreground(keep.as_fd()) {
+            let _ = crate::sys::kmsg::kmsg_write(&e.to_string());
+        }
+    }
+    status.map_err(|source| Pid1Error::Shell {
         shell: program,
         console: tty.to_path_buf(),
         source,

@@ -909,6 +909,34 @@ def scenario_late(args, timings):
     return vm
 
 
+def scenario_shell_keys(args, timings):
+    """The rescue shell hands the console back: after `s` and `exit` the
+    menu must take keys again, so Down + Enter boots the second entry.
+    Checking that the menu is drawn is not enough; a menu that is drawn
+    but deaf to the keyboard looks the same."""
+    vm = boot_menu(args, "shell-keys", f"vhdboot.default={NTFS_PATH} vhdboot.timeout=-1")
+    try:
+        wait_menu(vm, args, timings, [NTFS_TITLE, EXFAT_TITLE])
+        vm.settle()
+        vm.send(b"s")
+        vm.wait_for(re.escape(RESCUE_PROMPT), 30, "the rescue shell prompt after s")
+        vm.settle()
+        vm.send(b"echo RESCUE-$((6*7))\r")
+        vm.wait_for(r"RESCUE-42", 20, "the rescue shell to run a command")
+        vm.send(b"exit\r")
+        vm.wait_for(r"rescue shell exited", 30, "the menu's notice after the shell", on_screen=True)
+        timings["shell and back"] = vm.elapsed() - timings["start to menu"]
+        vm.settle()
+        vm.key("down")
+        vm.settle()
+        vm.key("enter")
+        m = marker(vm, args.timeout)
+        check_booted_image(m, EXFAT_PATH, "e2e.uki=exfat")
+    finally:
+        vm.close()
+    return vm
+
+
 SCENARIOS = {
     "direct": scenario_direct,
     "default": scenario_default,
@@ -922,10 +950,11 @@ SCENARIOS = {
     "panic": scenario_panic,
     "late": scenario_late,
     "4kn": scenario_4kn,
+    "shell-keys": scenario_shell_keys,
 }
 # The scenarios run when none is named.
 DEFAULT_SCENARIOS = ["direct", "default", "pick", "edit", "readonly", "silent",
-                     "shutdown", "faults", "empty", "panic", "late", "4kn"]
+                     "shutdown", "faults", "empty", "panic", "late", "4kn", "shell-keys"]
 
 
 def main() -> int:
