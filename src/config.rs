@@ -320,14 +320,7 @@ fn panic_on_purpose(point: Failpoint) -> ! {
 
 /// Parameters meant for stage 2, not settings.
 fn is_handoff_param(key: &str) -> bool {
-    [
-        handoff::HOST,
-        handoff::FSTYPE,
-        handoff::IMAGE,
-        handoff::SIZE,
-        handoff::NEXT,
-    ]
-    .contains(&key)
+    handoff::HANDOFF_KEYS.contains(&key)
 }
 
 type Accepted = String;
