@@ -116,6 +116,8 @@ fn stage2_frame(binary_len: u64) -> Result<Stage2Frame, CpioError> {
 }
 
 /// Builds the whole uncompressed archive in memory (see [`stage2_frame`]).
+/// Only the tests hold it whole; the boot path streams it.
+#[cfg(test)]
 pub fn stage2_archive(binary: &[u8]) -> Result<Vec<u8>, CpioError> {
     let frame = stage2_frame(binary.len() as u64)?;
     let mut out = Vec::with_capacity(frame.archive_len());

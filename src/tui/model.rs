@@ -177,10 +177,6 @@ impl Model {
             .filter(|r| r.is_selectable())
     }
 
-    pub fn has_selectable(&self) -> bool {
-        self.rows.iter().any(|r| r.is_selectable())
-    }
-
     pub fn first_selectable(&self) -> Option<usize> {
         self.rows.iter().position(|r| r.is_selectable())
     }
