@@ -7,7 +7,7 @@ use crate::tui::host::Failure;
 use crate::tui::line_edit::LineEdit;
 
 /// The help screen's text.
-pub const HELP_TEXT: &str = include_str!("../../assets/help.txt");
+pub use crate::tui::keys::HELP_TEXT;
 
 /// Most kernel lines kept for the log view; older ones are dropped.
 pub const MAX_KMSG_LINES: usize = 500;
