@@ -7,6 +7,7 @@ use crate::boot::cmdline::Cmdline;
 use crate::boot::handoff;
 use percent_encoding::percent_decode_str;
 use std::fmt;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// Where the bootstrapper's initramfs keeps the configuration file.
@@ -61,6 +62,9 @@ pub struct Config {
     pub lines: Option<u16>,
     /// Draw with ASCII only.
     pub ascii: bool,
+    /// A test-only fault, from `vhdboot.failpoint=` on the kernel command
+    /// line only (it is no setting, so the file does not take it).
+    pub failpoint: Option<Failpoint>,
 }
 
 impl Default for Config {
@@ -78,6 +82,7 @@ impl Default for Config {
             columns: None,
             lines: None,
             ascii: false,
+            failpoint: None,
         }
     }
 }
@@ -110,6 +115,18 @@ impl Config {
                 continue;
             };
             if is_handoff_param(param.key()) {
+                continue;
+            }
+            if param.key() == FAILPOINT_PARAM {
+                match param.value().and_then(Failpoint::from_name) {
+                    Some(point) => config.failpoint = Some(point),
+                    None => warnings.push(format!(
+                        "{}: {FAILPOINT_PARAM}={} is not a failpoint; the failpoints are {}",
+                        Origin::Cmdline,
+                        param.value().unwrap_or(""),
+                        Failpoint::ALL.map(Failpoint::name).join(", ")
+                    )),
+                }
                 continue;
             }
             config.apply(key, param.value(), Origin::Cmdline, &mut warnings);
@@ -240,16 +257,70 @@ impl fmt::Display for DefaultSpec {
     }
 }
 
+/// The kernel command-line parameter that arms a [`Failpoint`].
+pub const FAILPOINT_PARAM: &str = "vhdboot.failpoint";
+
+/// A fault the end-to-end suite injects on purpose (bootupd's failpoints),
+/// armed with `vhdboot.failpoint=<name>` on the bootstrapper's kernel
+/// command line. Harmless in production: each one only ends in the rescue
+/// shell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failpoint {
+    /// Loading a boot entry panics inside the executor, so the suite can
+    /// prove that a panic in PID 1 ends in a shell.
+    PanicOnBoot,
+}
+
+/// The failpoint armed for this process; set once, at start-up.
+static ARMED: OnceLock<Failpoint> = OnceLock::new();
+
+impl Failpoint {
+    pub const ALL: [Failpoint; 1] = [Failpoint::PanicOnBoot];
+
+    /// The name `vhdboot.failpoint=` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Failpoint::PanicOnBoot => "panic-on-boot",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Failpoint> {
+        Failpoint::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// Arms this failpoint for the rest of the process's life. Only the
+    /// first call counts.
+    pub fn arm(self) {
+        let _ = ARMED.set(self);
+    }
+
+    /// Fails here if this failpoint is armed: the one line a fault site
+    /// needs (`Failpoint::PanicOnBoot.hit()`).
+    pub fn hit(self) {
+        if ARMED.get() == Some(&self) {
+            match self {
+                Failpoint::PanicOnBoot => panic_on_purpose(self),
+            }
+        }
+    }
+}
+
+impl fmt::Display for Failpoint {
+    /// The parameter that arms it, as the log and the panic message show it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{FAILPOINT_PARAM}={}", self.name())
+    }
+}
+
+#[expect(clippy::panic, reason = "the test-only failpoint exists to panic")]
+fn panic_on_purpose(point: Failpoint) -> ! {
+    // tests/e2e/driver.py (scenario panic) waits for "failpoint <param>".
+    panic!("failpoint {point}: panicking inside the boot executor on purpose (test only)")
+}
+
 /// Parameters meant for stage 2, not settings.
 fn is_handoff_param(key: &str) -> bool {
-    [
-        handoff::HOST,
-        handoff::FSTYPE,
-        handoff::IMAGE,
-        handoff::SIZE,
-        handoff::NEXT,
-    ]
-    .contains(&key)
+    handoff::HANDOFF_KEYS.contains(&key)
 }
 
 type Accepted = String;
@@ -457,6 +528,7 @@ ascii = true
                 columns: Some(100),
                 lines: Some(30),
                 ascii: true,
+                failpoint: None,
             }
         );
     }
@@ -638,6 +710,30 @@ ascii = true
         let (c, w) = from(&format!("default = {d}"), "");
         assert!(w.is_empty());
         assert_eq!(c.default, Some(d));
+    }
+
+    #[test]
+    fn failpoint_is_read_from_the_cmdline_only() {
+        let (c, w) = from("", "vhdboot.failpoint=panic-on-boot");
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c.failpoint, Some(Failpoint::PanicOnBoot));
+        assert_eq!(
+            Failpoint::PanicOnBoot.to_string(),
+            "vhdboot.failpoint=panic-on-boot"
+        );
+        let (c, w) = from("failpoint = panic-on-boot", "");
+        assert_eq!(c.failpoint, None);
+        assert!(w[0].contains("unknown setting"), "{w:?}");
+    }
+
+    #[test]
+    fn unknown_failpoint_is_a_warning_naming_the_known_ones() {
+        let (c, w) = from("", "vhdboot.failpoint=explode");
+        assert_eq!(c.failpoint, None);
+        assert!(
+            w[0].contains("explode") && w[0].contains("panic-on-boot"),
+            "{w:?}"
+        );
     }
 
     #[test]

@@ -9,13 +9,18 @@ mod stage2;
 
 use std::process::ExitCode;
 
+use vhdboot::boot::handoff::STAGE2_PATH;
+
 fn main() -> ExitCode {
     let argv0 = std::env::args_os().next().unwrap_or_default();
     let name = std::path::Path::new(&argv0)
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    if name == "stage2" {
+    let stage2_name = std::path::Path::new(STAGE2_PATH)
+        .file_name()
+        .map(|n| n.to_string_lossy());
+    if stage2_name.as_deref() == Some(name.as_str()) {
         // Stage 2 hands over to the target's init and never returns.
         stage2::run();
     }

@@ -6,10 +6,11 @@
 //! why on the console and still execs the next init, so the distro's own
 //! emergency shell appears instead of a kernel panic.
 
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use vhdboot::boot::handoff::Handoff;
+use vhdboot::boot::handoff::{self, Handoff};
 use vhdboot::boot::plan::HostId;
 use vhdboot::image::vhd;
 use vhdboot::sys::{blkid, kmsg, loopdev, modules, mount, pid1, timeline};
@@ -28,6 +29,42 @@ const HOST_MOUNT: &str = "/run/vhdboot/host";
 
 /// How long stage 2 waits for the host device to appear.
 const HOST_WAIT: Duration = Duration::from_secs(30);
+
+/// Why stage 2 could not attach the image. Each names the step and the
+/// device or path, and says what to do; stage 2 hands over to the next
+/// init whatever happens.
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    #[error(
+        "the host volume {host:?} did not appear within {} s; check that the target's \
+         initramfs has the disk controller's driver",
+        .waited.as_secs()
+    )]
+    HostMissing { host: HostId, waited: Duration },
+    #[error(transparent)]
+    Mount(#[from] mount::MountError),
+    #[error("{image} on {}: {source}", .device.display())]
+    Stat {
+        image: String,
+        device: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "{image} is {len} bytes, but stage 1 planned for {size} data bytes; the image \
+         changed, refusing to attach it"
+    )]
+    SizeChanged { image: String, len: u64, size: u64 },
+    #[error(
+        "{}={size} plus the {}-byte VHD footer is more bytes than a file can hold; the \
+         kernel command line is corrupt, boot the entry from the vhdboot menu again",
+        handoff::SIZE,
+        vhd::FOOTER_SIZE
+    )]
+    SizeOverflow { size: u64 },
+    #[error(transparent)]
+    Loop(#[from] loopdev::LoopError),
+}
 
 fn say(line: &str) {
     let _ = kmsg::kmsg_write(line);
@@ -55,7 +92,7 @@ pub fn run() -> ! {
         }
         Err(e) => {
             say(&format!("stage 2 cannot read its parameters: {e}"));
-            "/init".to_string()
+            handoff::DEFAULT_NEXT.to_string()
         }
     };
     exec_next(&next)
@@ -63,7 +100,7 @@ pub fn run() -> ! {
 
 /// Loads the modules, mounts the host and attaches the loop device.
 /// Returns the line logged on success.
-fn attach(h: &Handoff) -> Result<String, String> {
+fn attach(h: &Handoff) -> Result<String, AttachError> {
     load_modules(h.fstype.driver());
     let device = wait_for_host(&h.host)?;
     mount::mount_fs(
@@ -72,19 +109,17 @@ fn attach(h: &Handoff) -> Result<String, String> {
         h.fstype.driver(),
         mount::MountMode::ReadWrite,
         "",
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     timeline::mark("host mounted");
     let file = Path::new(HOST_MOUNT).join(h.image.trim_start_matches('/'));
     let len = std::fs::metadata(&file)
-        .map_err(|e| format!("{} on {}: {e}", h.image, device.display()))?
+        .map_err(|source| AttachError::Stat {
+            image: h.image.clone(),
+            device: device.clone(),
+            source,
+        })?
         .len();
-    if len != h.size + 512 && len != h.size {
-        return Err(format!(
-            "{} is {len} bytes, but stage 1 planned for {} data bytes; the image changed, refusing to attach it",
-            h.image, h.size
-        ));
-    }
+    check_size(&h.image, len, h.size)?;
     let cfg = loopdev::LoopConfig {
         direct_io: true,
         partscan: true,
@@ -95,7 +130,7 @@ fn attach(h: &Handoff) -> Result<String, String> {
         block_size: vhd::SECTOR_SIZE,
         ..loopdev::LoopConfig::default()
     };
-    let lo = loopdev::attach(&file, &cfg).map_err(|e| e.to_string())?;
+    let lo = loopdev::attach(&file, &cfg)?;
     let dio = match lo.direct_io_enabled() {
         Ok(true) => "direct I/O on".to_string(),
         Ok(false) => direct_io_off_reason(&device),
@@ -113,6 +148,24 @@ fn attach(h: &Handoff) -> Result<String, String> {
         lo.path.display(),
         parts.len()
     ))
+}
+
+/// Checks that the image file is still `size` data bytes, with or without
+/// its footer. `size` comes from the kernel command line, so the sum is
+/// checked: a wrap would accept a file of the wrong size.
+fn check_size(image: &str, len: u64, size: u64) -> Result<(), AttachError> {
+    let with_footer = size
+        .checked_add(vhd::FOOTER_SIZE)
+        .ok_or(AttachError::SizeOverflow { size })?;
+    if len == with_footer || len == size {
+        Ok(())
+    } else {
+        Err(AttachError::SizeChanged {
+            image: image.to_string(),
+            len,
+            size,
+        })
+    }
 }
 
 /// Why the kernel turned direct I/O off, as far as we can tell.
@@ -140,7 +193,7 @@ fn load_modules(fs_driver: &str) {
     }
 }
 
-fn wait_for_host(host: &HostId) -> Result<PathBuf, String> {
+fn wait_for_host(host: &HostId) -> Result<PathBuf, AttachError> {
     let deadline = Instant::now() + HOST_WAIT;
     loop {
         for dev in blkid::probe_block_devices(Path::new("/sys")) {
@@ -159,10 +212,10 @@ fn wait_for_host(host: &HostId) -> Result<PathBuf, String> {
             }
         }
         if Instant::now() >= deadline {
-            return Err(format!(
-                "the host volume {host:?} did not appear within {} s; check that the target's initramfs has the disk controller's driver",
-                HOST_WAIT.as_secs()
-            ));
+            return Err(AttachError::HostMissing {
+                host: host.clone(),
+                waited: HOST_WAIT,
+            });
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -178,4 +231,35 @@ fn exec_next(next: &str) -> ! {
     let e = pid1::exec_init(Path::new(next), &refs);
     say(&format!("{e}; starting /bin/sh instead"));
     pid1::exec_shell_forever()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_with_or_without_its_footer_has_the_planned_size() {
+        assert!(check_size("/a.vhd", 1024 + 512, 1024).is_ok());
+        assert!(check_size("/a.img", 1024, 1024).is_ok());
+    }
+
+    #[test]
+    fn image_of_another_size_is_refused_naming_it() {
+        let err = check_size("/a.vhd", 4096, 1024).unwrap_err();
+        assert!(matches!(err, AttachError::SizeChanged { .. }), "{err}");
+        assert!(err.to_string().contains("/a.vhd is 4096 bytes"), "{err}");
+    }
+
+    #[test]
+    fn footer_size_overflow_is_an_error_not_a_wrap() {
+        // u64::MAX - 511 + 512 wraps to 0: a wrap would accept an empty file.
+        let size = u64::MAX - 511;
+        let err = check_size("/a.vhd", 0, size).unwrap_err();
+        assert!(matches!(err, AttachError::SizeOverflow { .. }), "{err}");
+        assert!(err.to_string().contains("vhdboot.size="), "{err}");
+        assert!(matches!(
+            check_size("/a.vhd", u64::MAX, u64::MAX),
+            Err(AttachError::SizeOverflow { .. })
+        ));
+    }
 }

@@ -3,7 +3,11 @@
 //! ones here are disks, built by code with the real tools rather than
 //! committed. Fixture helpers stop the test with their message, as in the
 //! other integration tests.
-#![allow(clippy::unwrap_used, clippy::panic)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "clippy.toml allows these only inside #[test] functions, not in the fixture helpers"
+)]
 
 mod support;
 

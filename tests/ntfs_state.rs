@@ -1,7 +1,11 @@
 //! The NTFS dirty flag, read by `image::ntfs` from volumes made by mkntfs,
 //! with ntfs-3g's tools as the peer: ntfsinfo must agree with the flag our
 //! parser finds, and ntfsfix -d must clear what we see as dirty.
-#![allow(clippy::unwrap_used, clippy::panic)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "clippy.toml allows these only inside #[test] functions, not in the fixture helpers"
+)]
 
 mod support;
 

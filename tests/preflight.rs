@@ -2,7 +2,11 @@
 //! tools (cpio, gzip, xz, zstd, lz4), and through a whole UKI inside a
 //! fixed VHD, as stage 1 reads it when an entry is booted.
 // Fixture helpers outside #[test] functions stop the test on failure.
-#![allow(clippy::unwrap_used, clippy::panic)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "clippy.toml allows these only inside #[test] functions, not in the fixture helpers"
+)]
 
 mod support;
 

@@ -2,7 +2,7 @@
 //! against util-linux's `blkid` as the peer. The loop-device tests need
 //! root; the fake-sysfs test does not.
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
     clippy::panic,
     reason = "clippy.toml allows these only inside #[test] functions, not in the fixture helpers"

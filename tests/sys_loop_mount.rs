@@ -2,10 +2,8 @@
 //! real tools (sfdisk, mkfs.ext4); they use temp files on a disk
 //! filesystem (tmpfs refuses O_DIRECT before Linux 6.6) and detach what they attach.
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
     reason = "clippy.toml allows these only inside #[test] functions, not in the fixture helpers"
 )]
 

@@ -1,7 +1,7 @@
 //! PID 1's pseudo-filesystem mounts, done under a temp root so that
 //! nothing real is mounted over. Needs root.
 
-#![allow(
+#![expect(
     clippy::unwrap_used,
     reason = "clippy.toml allows these only inside #[test] functions, not in the fixture helpers"
 )]

@@ -2,7 +2,10 @@
 //! systemd's stub, and the error each broken UKI gives.
 // The helpers below run only in tests, where a failed step should stop the
 // test with its message.
-#![allow(clippy::unwrap_used, clippy::panic)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "clippy.toml allows these only inside #[test] functions, not in the fixture helpers"
+)]
 
 mod support;
 

@@ -3,7 +3,10 @@
 
 // The helpers below are test code too; clippy.toml's test allowances only
 // cover `#[test]` functions themselves.
-#![allow(clippy::unwrap_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "clippy.toml allows these only inside #[test] functions, not in the fixture helpers"
+)]
 
 mod support;
 

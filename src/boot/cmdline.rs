@@ -92,6 +92,7 @@ impl Param {
     }
 
     /// The text this parameter is written as on the command line.
+    #[cfg(test)]
     pub fn as_written(&self) -> &str {
         &self.raw
     }

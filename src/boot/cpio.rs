@@ -7,14 +7,34 @@
 //! Adding entries for existing directories is not free either: the kernel's
 //! unpacker applies our mode and mtime to them.
 
+use super::handoff::STAGE2_PATH;
 use cpio::newc::{self, Builder, ModeFileType};
 use std::io::{self, Read, Write};
 
-/// The directory in the archive, and the binary inside it. Matches
-/// `handoff::STAGE2_PATH` without the leading slash, as newc names are
-/// relative to the unpack root.
-const DIR_NAME: &str = "vhdboot";
-const STAGE2_NAME: &str = "vhdboot/stage2";
+/// The binary in the archive: `handoff::STAGE2_PATH` without the leading
+/// slash, as newc names are relative to the unpack root.
+const STAGE2_NAME: &str = match STAGE2_PATH.split_at_checked(1) {
+    Some((_root, name)) => name,
+    None => STAGE2_PATH,
+};
+/// The directory in the archive that holds the binary.
+const DIR_NAME: &str = parent(STAGE2_NAME);
+
+/// Everything before the last `/` of `name` (`name` itself if it has none).
+const fn parent(name: &str) -> &str {
+    let bytes = name.as_bytes();
+    let mut at = bytes.len();
+    while at > 0 {
+        at -= 1;
+        if bytes[at] == b'/' {
+            return match name.split_at_checked(at) {
+                Some((dir, _)) => dir,
+                None => name,
+            };
+        }
+    }
+    name
+}
 
 /// The boundary the target's initrd is padded to before our archive.
 /// shared/lessons.md: an uncompressed cpio right after a zstd one at an
@@ -96,6 +116,8 @@ fn stage2_frame(binary_len: u64) -> Result<Stage2Frame, CpioError> {
 }
 
 /// Builds the whole uncompressed archive in memory (see [`stage2_frame`]).
+/// Only the tests hold it whole; the boot path streams it.
+#[cfg(test)]
 pub fn stage2_archive(binary: &[u8]) -> Result<Vec<u8>, CpioError> {
     let frame = stage2_frame(binary.len() as u64)?;
     let mut out = Vec::with_capacity(frame.archive_len());

@@ -9,8 +9,17 @@ use super::plan::HostId;
 use crate::discovery::FsType;
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 
+/// The literal of [`STAGE2_PATH`], for messages built with `concat!`.
+macro_rules! stage2_path {
+    () => {
+        "/vhdboot/stage2"
+    };
+}
+
 /// Where stage 2 lives inside the target's initramfs (from our cpio).
-pub const STAGE2_PATH: &str = "/vhdboot/stage2";
+/// `boot::cpio` names its archive entries after it, and the binary knows
+/// it runs as stage 2 by its file name.
+pub const STAGE2_PATH: &str = stage2_path!();
 /// The init the kernel runs from an initramfs when no `rdinit=` is given.
 pub const DEFAULT_NEXT: &str = "/init";
 
@@ -21,8 +30,9 @@ pub const SIZE: &str = "vhdboot.size";
 pub const NEXT: &str = "vhdboot.next";
 pub const RDINIT: &str = "rdinit";
 
-/// Every parameter this module writes under the `vhdboot.` prefix.
-const HANDOFF_KEYS: [&str; 5] = [HOST, FSTYPE, IMAGE, SIZE, NEXT];
+/// Every parameter this module writes under the `vhdboot.` prefix; the
+/// bootstrapper's configuration skips them.
+pub const HANDOFF_KEYS: [&str; 5] = [HOST, FSTYPE, IMAGE, SIZE, NEXT];
 
 /// Bytes escaped in `vhdboot.image`: controls and whitespace would split
 /// the word, a double quote would start quoting, `%` is the escape itself,
@@ -135,7 +145,10 @@ impl Handoff {
                 return Err(HandoffError::Bad {
                     param: NEXT,
                     value: n.to_string(),
-                    expected: "an absolute path to the target's init other than /vhdboot/stage2",
+                    expected: concat!(
+                        "an absolute path to the target's init other than ",
+                        stage2_path!()
+                    ),
                 });
             }
         };

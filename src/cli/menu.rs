@@ -162,12 +162,7 @@ fn demo_power(what: &str) -> Failure {
 fn restore_terminal_on_panic() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let _ = crossterm::terminal::disable_raw_mode();
-        let _ = crossterm::execute!(
-            std::io::stdout(),
-            crossterm::terminal::LeaveAlternateScreen,
-            crossterm::cursor::Show
-        );
+        app::restore_terminal();
         previous(info);
     }));
 }

@@ -53,11 +53,6 @@ impl<R: Read + Seek> Window<R> {
         self.len == 0
     }
 
-    /// The inner reader, for building sub-windows.
-    pub fn inner_mut(&mut self) -> &mut R {
-        &mut self.inner
-    }
-
     /// Gives the inner reader back.
     pub fn into_inner(self) -> R {
         self.inner

@@ -4,6 +4,7 @@ use std::fs::File;
 
 use vhdboot::boot::cpio;
 use vhdboot::boot::plan::BootPlan;
+use vhdboot::config::Failpoint;
 use vhdboot::discovery::Snapshot;
 use vhdboot::image::readahead::ReadAhead;
 use vhdboot::image::{initrd, inspect};
@@ -51,6 +52,7 @@ fn failure(what: impl Into<String>, cause: impl ToString, hint: impl Into<String
 impl Host for RealHost {
     fn load(&mut self, plan: &BootPlan) -> Result<(), Failure> {
         timeline::mark("boot requested");
+        Failpoint::PanicOnBoot.hit();
         let path = plan.image_file();
         let where_ = format!("{} on {}", plan.image_path, plan.host_device.display());
         let mut file = File::open(&path).map_err(|e| {

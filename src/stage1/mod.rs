@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use vhdboot::boot::plan::{BootPlan, plan};
+use vhdboot::boot::plan::plan;
 use vhdboot::config::{Config, Timeout};
 use vhdboot::discovery::Snapshot;
 use vhdboot::discovery::decisions::{self, Start};
@@ -20,7 +20,7 @@ use vhdboot::discovery::model::MountState;
 use vhdboot::sys::{console, kmsg, modules, pid1, timeline};
 use vhdboot::tui::app::{self, AppOptions};
 use vhdboot::tui::executor::execute;
-use vhdboot::tui::host::{Effect, Failure, Host};
+use vhdboot::tui::host::Effect;
 use vhdboot::tui::model::Model;
 use vhdboot::tui::msg::Msg;
 use vhdboot::tui::update::update;
@@ -34,50 +34,6 @@ const FS_MODULES: [&str; 3] = ["loop", "ntfs3", "exfat"];
 /// The console log level while the menu is up: only emergencies, so that
 /// kernel messages do not overwrite the menu (shared/lessons.md).
 const MENU_LOGLEVEL: u8 = 1;
-
-/// The test-only failpoint switch on the kernel command line. With
-/// `vhdboot.failpoint=panic-on-boot`, loading a boot entry panics inside
-/// the executor, so the end-to-end suite can prove that a panic ends in the
-/// rescue shell. Harmless in production: it can only start that shell.
-const FAILPOINT_PANIC_ON_BOOT: &str = "vhdboot.failpoint=panic-on-boot";
-
-/// The machine's effects, with the test-only failpoint in front of them.
-struct Stage1Host {
-    real: RealHost,
-    panic_on_boot: bool,
-}
-
-/// Panics on purpose; only the failpoint calls it.
-#[allow(clippy::panic, reason = "the test-only failpoint exists to panic")]
-fn failpoint_panic() -> ! {
-    panic!(
-        "failpoint {FAILPOINT_PANIC_ON_BOOT}: panicking inside the boot executor on purpose (test only)"
-    )
-}
-
-impl Host for Stage1Host {
-    fn load(&mut self, plan: &BootPlan) -> Result<(), Failure> {
-        if self.panic_on_boot {
-            failpoint_panic();
-        }
-        self.real.load(plan)
-    }
-    fn exec(&mut self) -> Failure {
-        self.real.exec()
-    }
-    fn rescue_shell(&mut self) -> Result<(), Failure> {
-        self.real.rescue_shell()
-    }
-    fn rescan(&mut self) -> Result<Snapshot, Failure> {
-        self.real.rescan()
-    }
-    fn reboot(&mut self) -> Failure {
-        self.real.reboot()
-    }
-    fn power_off(&mut self) -> Failure {
-        self.real.power_off()
-    }
-}
 
 /// Says why nothing can boot, one line per finding, or None when some
 /// entry can boot.
@@ -126,20 +82,9 @@ fn nothing_bootable(snapshot: &Snapshot) -> Option<Vec<String>> {
     Some(why)
 }
 
-/// Puts the terminal back in a state a shell can use. Called by the panic
-/// hook, so it must not fail or panic itself.
-fn restore_terminal() {
-    let _ = crossterm::terminal::disable_raw_mode();
-    let _ = crossterm::execute!(
-        std::io::stdout(),
-        crossterm::terminal::LeaveAlternateScreen,
-        crossterm::cursor::Show
-    );
-}
-
 pub fn run() -> ! {
     let started = timeline::monotonic();
-    pid1::install_panic_hook(restore_terminal);
+    pid1::install_panic_hook(app::restore_terminal);
     let mut early = Vec::new();
     for e in pid1::mount_pseudo_filesystems() {
         early.push(format!("early setup: {e}"));
@@ -169,27 +114,21 @@ pub fn run() -> ! {
         pid1::reap_zombies();
     });
     timeline::mark("disks settled");
-    let mut host = Stage1Host {
-        real: RealHost { discovery },
-        panic_on_boot: cmdline
-            .split_whitespace()
-            .any(|w| w == FAILPOINT_PANIC_ON_BOOT),
-    };
-    if host.panic_on_boot {
-        host.real.discovery.note(format!(
-            "{FAILPOINT_PANIC_ON_BOOT}: booting any entry will panic (test only)"
-        ));
+    if let Some(point) = config.failpoint {
+        point.arm();
+        discovery.note(format!("{point}: booting any entry will panic (test only)"));
     }
+    let mut host = RealHost { discovery };
     // Nothing to choose from: say why, then go straight to the shell
     // (ZFSBootMenu does the same when it finds no pool). The menu follows
     // when the shell exits.
     if let Some(why) = nothing_bootable(&snapshot) {
         for line in &why {
-            host.real.discovery.note(line.clone());
+            host.discovery.note(line.clone());
             eprint!("{line}\r\n");
         }
         if let Err(e) = pid1::run_rescue_shell() {
-            host.real.discovery.note(format!("rescue shell: {e}"));
+            host.discovery.note(format!("rescue shell: {e}"));
         }
     }
 
@@ -207,7 +146,7 @@ pub fn run() -> ! {
         Start::Countdown { entry, seconds } => (Some(entry), Some(seconds)),
         Start::Menu { reason } => {
             if let Some(r) = reason {
-                host.real.discovery.note(r);
+                host.discovery.note(r);
             }
             (decisions::find_default(&snapshot, &config), None)
         }
@@ -216,7 +155,7 @@ pub fn run() -> ! {
         Timeout::Never => None,
         _ => countdown,
     };
-    let snapshot = host.real.discovery.snapshot();
+    let snapshot = host.discovery.snapshot();
     let mut model = Model::new(snapshot, &config, default, countdown);
     for msg in pending {
         update(&mut model, msg);
@@ -228,11 +167,14 @@ pub fn run() -> ! {
             fallback_size: config.columns.zip(config.lines),
             inbox: Some(spawn_kmsg_reader()),
             repaint_on_key: true,
+            on_idle: Some(Box::new(|| {
+                pid1::reap_zombies();
+            })),
         };
         match app::run(&mut model, &mut host, options) {
             Ok(_) => {}
             Err(e) => {
-                restore_terminal();
+                app::restore_terminal();
                 eprintln!(
                     "\r\nvhdboot: the menu failed: {e}. Starting the rescue shell; exit it to try the menu again.\r"
                 );

@@ -16,8 +16,9 @@
 //! on after the distro's switch-root and systemd's pivot.
 
 use std::fs;
+use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use vhdboot::sys::mount::{MountEntry, parse_mountinfo};
@@ -39,16 +40,62 @@ fn say(line: &str) {
     eprintln!("vhdboot: {line}");
 }
 
+/// Why the shutdown root could not be prepared. The image then stays
+/// attached at power-off, which Windows may notice as an unclean volume;
+/// each names the step and the path.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error("creating {}: {source}", .dir.display())]
+    CreateDir {
+        dir: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("reading {}: {source}", .device.display())]
+    ReadDevice {
+        device: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("writing {}: {source}", .path.display())]
+    WriteNote {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("copying /proc/self/exe to {}: {source}", .to.display())]
+    CopySelf {
+        to: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("making {} executable: {source}", .path.display())]
+    MakeExecutable {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("renaming to {}: {source}", .to.display())]
+    Rename {
+        to: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
 /// Makes `initramfs` a shutdown root in systemd's sense: the directories
 /// switch-root needs, this binary as `shutdown` and the host volume's
 /// device number. `host_device` is the block device of the host volume.
-pub fn prepare(initramfs: &Path, host_device: &Path) -> Result<(), String> {
+pub fn prepare(initramfs: &Path, host_device: &Path) -> Result<(), PrepareError> {
     for d in DIRS {
         let dir = initramfs.join(d);
-        fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        fs::create_dir_all(&dir).map_err(|source| PrepareError::CreateDir { dir, source })?;
     }
     let rdev = fs::metadata(host_device)
-        .map_err(|e| format!("reading {}: {e}", host_device.display()))?
+        .map_err(|source| PrepareError::ReadDevice {
+            device: host_device.to_path_buf(),
+            source,
+        })?
         .rdev();
     let note = format!(
         "{}:{}\n",
@@ -56,16 +103,25 @@ pub fn prepare(initramfs: &Path, host_device: &Path) -> Result<(), String> {
         nix::sys::stat::minor(rdev)
     );
     let note_path = initramfs.join(HOST_NOTE);
-    fs::write(&note_path, note).map_err(|e| format!("writing {}: {e}", note_path.display()))?;
+    fs::write(&note_path, note).map_err(|source| PrepareError::WriteNote {
+        path: note_path,
+        source,
+    })?;
     // Copy under a temporary name first: a half-written `shutdown` would
     // be executed by systemd and fail at the worst moment.
     let target = initramfs.join("shutdown");
     let partial = initramfs.join(".shutdown.partial");
-    fs::copy("/proc/self/exe", &partial)
-        .map_err(|e| format!("copying /proc/self/exe to {}: {e}", partial.display()))?;
-    fs::set_permissions(&partial, fs::Permissions::from_mode(0o755))
-        .map_err(|e| format!("making {} executable: {e}", partial.display()))?;
-    fs::rename(&partial, &target).map_err(|e| format!("renaming to {}: {e}", target.display()))
+    fs::copy("/proc/self/exe", &partial).map_err(|source| PrepareError::CopySelf {
+        to: partial.clone(),
+        source,
+    })?;
+    fs::set_permissions(&partial, fs::Permissions::from_mode(0o755)).map_err(|source| {
+        PrepareError::MakeExecutable {
+            path: partial.clone(),
+            source,
+        }
+    })?;
+    fs::rename(&partial, &target).map_err(|source| PrepareError::Rename { to: target, source })
 }
 
 /// What the shutdown does with a mount.
@@ -278,7 +334,6 @@ pub fn run() -> ! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
     const MOUNTINFO: &str = "\
 1 1 0:2 / / rw - rootfs rootfs rw

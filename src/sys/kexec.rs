@@ -93,8 +93,6 @@ pub enum KexecError {
         errno: Errno,
         refusal: KexecRefusal,
     },
-    #[error("kexec_file_load with KEXEC_FILE_UNLOAD failed: {source}")]
-    Unload { source: Errno },
     #[error(transparent)]
     Reboot(#[from] RebootError),
 }
@@ -175,26 +173,6 @@ pub fn kexec_file_load_files(
             refusal: KexecRefusal::from_errno(errno),
         }
     })
-}
-
-/// Unloads a kernel loaded by [`kexec_file_load`], for when the user backs
-/// out after a successful load.
-pub fn kexec_unload() -> Result<(), KexecError> {
-    // SAFETY: with KEXEC_FILE_UNLOAD the kernel ignores the fds and the
-    // command line; a null pointer with length 0 is what it expects.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_kexec_file_load,
-            -1 as libc::c_int,
-            -1 as libc::c_int,
-            0 as libc::c_ulong,
-            std::ptr::null::<libc::c_char>(),
-            libc::KEXEC_FILE_UNLOAD as libc::c_ulong,
-        )
-    };
-    Errno::result(ret)
-        .map(drop)
-        .map_err(|source| KexecError::Unload { source })
 }
 
 /// Syncs and reboots into the kernel loaded by [`kexec_file_load`].

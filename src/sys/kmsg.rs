@@ -201,6 +201,7 @@ pub fn read_recent(max: usize) -> Result<Vec<KmsgRecord>, KmsgError> {
 
 /// The messages among `records` that name `needle` (a device like `loop3`
 /// or `sda1`, or a driver like `ntfs3`), as plain lines.
+#[cfg(test)]
 pub fn messages_mentioning(records: &[KmsgRecord], needle: &str) -> Vec<String> {
     records
         .iter()

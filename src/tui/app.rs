@@ -47,6 +47,11 @@ pub struct AppOptions {
     /// on the console overwrite the menu behind ratatui's back, so PID 1
     /// sets this (shared/lessons.md, "Console as PID 1").
     pub repaint_on_key: bool,
+    /// Runs on every pass of the loop, at least once a second. PID 1 reaps
+    /// its zombies here (tini's way), for the whole life of the menu: the
+    /// rescue shell's orphans become its children. This layer makes no
+    /// syscalls itself, so the face that owns the machine passes it in.
+    pub on_idle: Option<Box<dyn FnMut()>>,
 }
 
 /// Why the loop ended.
@@ -58,7 +63,7 @@ pub enum Exit {
 
 /// Runs the menu until it is allowed to quit. PID 1's model never allows
 /// it, so there this returns only a terminal error.
-pub fn run(model: &mut Model, host: &mut dyn Host, options: AppOptions) -> io::Result<Exit> {
+pub fn run(model: &mut Model, host: &mut dyn Host, mut options: AppOptions) -> io::Result<Exit> {
     let (viewport, fixed_size) = choose_viewport(
         options.size,
         options.fallback_size,
@@ -69,6 +74,9 @@ pub fn run(model: &mut Model, host: &mut dyn Host, options: AppOptions) -> io::R
     update(model, Msg::Resize(size.0, size.1));
     let mut next_tick = Instant::now() + TICK;
     loop {
+        if let Some(on_idle) = options.on_idle.as_mut() {
+            on_idle();
+        }
         console.draw(model)?;
         let mut timeout = next_tick.saturating_duration_since(Instant::now());
         if options.inbox.is_some() {
@@ -146,6 +154,16 @@ pub fn choose_viewport(
     }
 }
 
+/// Hands the terminal back in a state a shell can use: raw mode off, the
+/// main screen, the cursor shown. The one way out for the menu, PID 1's
+/// error path and both panic hooks, so it must not fail or panic itself:
+/// a console that cannot be restored is still better handed over than
+/// kept.
+pub fn restore_terminal() {
+    let _ = disable_raw_mode();
+    let _ = queue_now!(io::stdout(), LeaveAlternateScreen, cursor::Show);
+}
+
 /// The terminal while the menu owns it.
 struct Console {
     terminal: Terminal<CrosstermBackend<Stdout>>,
@@ -206,10 +224,7 @@ impl Console {
             return;
         }
         self.active = false;
-        // Best effort: a console that cannot be restored is still better
-        // handed over than kept.
-        let _ = disable_raw_mode();
-        let _ = queue_now!(io::stdout(), LeaveAlternateScreen, cursor::Show);
+        restore_terminal();
     }
 }
 

@@ -10,6 +10,7 @@ pub mod demo;
 pub mod executor;
 pub mod host;
 pub mod keymap;
+pub mod keys;
 pub mod line_edit;
 pub mod model;
 pub mod msg;

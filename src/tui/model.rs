@@ -7,7 +7,7 @@ use crate::tui::host::Failure;
 use crate::tui::line_edit::LineEdit;
 
 /// The help screen's text.
-pub const HELP_TEXT: &str = include_str!("../../assets/help.txt");
+pub use crate::tui::keys::HELP_TEXT;
 
 /// Most kernel lines kept for the log view; older ones are dropped.
 pub const MAX_KMSG_LINES: usize = 500;
@@ -175,10 +175,6 @@ impl Model {
             .get(self.selected)
             .copied()
             .filter(|r| r.is_selectable())
-    }
-
-    pub fn has_selectable(&self) -> bool {
-        self.rows.iter().any(|r| r.is_selectable())
     }
 
     pub fn first_selectable(&self) -> Option<usize> {

@@ -3,6 +3,7 @@
 
 use crate::discovery::{EntryRef, MountState, Snapshot};
 use crate::tui::host::{Effect, Failure};
+use crate::tui::keys::{self, Action};
 use crate::tui::line_edit::LineEdit;
 use crate::tui::model::{
     Busy, HELP_TEXT, MAX_KMSG_LINES, Model, PowerAction, Row, Screen, build_rows,
@@ -92,7 +93,7 @@ fn on_key(model: &mut Model, key: Key) -> Vec<Effect> {
     if model.modal.take().is_some() {
         return Vec::new();
     }
-    if key == Key::Ctrl('l') {
+    if keys::MENU.action(key) == Some(Action::Redraw) {
         model.repaint = true;
         return Vec::new();
     }
@@ -105,9 +106,7 @@ fn on_key(model: &mut Model, key: Key) -> Vec<Effect> {
                 Some(s) => Screen::Help {
                     scroll: s.min(max_scroll(model, HELP_TEXT.lines().count())),
                 },
-                None if is_close_key(key, &[Key::Char('h'), Key::Char('?'), Key::F(1)]) => {
-                    Screen::Menu
-                }
+                None if is_close_key(key, Action::Help) => Screen::Menu,
                 None => Screen::Help { scroll },
             };
             Vec::new()
@@ -117,14 +116,14 @@ fn on_key(model: &mut Model, key: Key) -> Vec<Effect> {
                 Some(s) => Screen::Log {
                     scroll: s.min(max_scroll(model, model.log_lines().len())),
                 },
-                None if is_close_key(key, &[Key::Char('l')]) => Screen::Menu,
+                None if is_close_key(key, Action::Log) => Screen::Menu,
                 None => Screen::Log { scroll },
             };
             Vec::new()
         }
         Screen::Confirm(action) => {
             model.screen = Screen::Menu;
-            if matches!(key, Key::Char('y') | Key::Char('Y')) {
+            if keys::CONFIRM.action(key) == Some(Action::Confirm) {
                 model.busy = Some(Busy::PowerAction(action));
                 return vec![match action {
                     PowerAction::Reboot => Effect::Reboot,
@@ -149,37 +148,42 @@ fn max_scroll(model: &Model, lines: usize) -> usize {
     lines.saturating_sub(visible)
 }
 
-fn is_close_key(key: Key, extra: &[Key]) -> bool {
-    matches!(key, Key::Esc | Key::Enter | Key::Char('q')) || extra.contains(&key)
+/// Whether `key` leaves a full-screen text: its own Back keys, or the
+/// menu key (`opened_by`) that opened it.
+fn is_close_key(key: Key, opened_by: Action) -> bool {
+    keys::PAGER.action(key) == Some(Action::Back) || keys::MENU.action(key) == Some(opened_by)
 }
 
 /// The new scroll position for a scrolling key, or None for other keys.
 fn scroll_key(key: Key, scroll: usize, page: usize) -> Option<usize> {
-    Some(match key {
-        Key::Up | Key::Char('k') => scroll.saturating_sub(1),
-        Key::Down | Key::Char('j') => scroll.saturating_add(1),
-        Key::PageUp => scroll.saturating_sub(page),
-        Key::PageDown | Key::Char(' ') => scroll.saturating_add(page),
-        Key::Home | Key::Char('g') => 0,
-        Key::End | Key::Char('G') => usize::MAX / 2,
+    Some(match keys::PAGER.action(key)? {
+        Action::ScrollUp => scroll.saturating_sub(1),
+        Action::ScrollDown => scroll.saturating_add(1),
+        Action::ScrollPageUp => scroll.saturating_sub(page),
+        Action::ScrollPageDown => scroll.saturating_add(page),
+        Action::ScrollTop => 0,
+        Action::ScrollBottom => usize::MAX / 2,
         _ => return None,
     })
 }
 
 fn on_menu_key(model: &mut Model, key: Key) -> Vec<Effect> {
-    match key {
-        Key::Up | Key::Char('k') => move_selection(model, -1),
-        Key::Down | Key::Char('j') => move_selection(model, 1),
-        Key::PageUp => move_selection(model, -(page(model) as isize)),
-        Key::PageDown => move_selection(model, page(model) as isize),
-        Key::Home | Key::Char('g') => {
+    let Some(action) = keys::MENU.action(key) else {
+        return Vec::new();
+    };
+    match action {
+        Action::Up => move_selection(model, -1),
+        Action::Down => move_selection(model, 1),
+        Action::PageUp => move_selection(model, -(page(model) as isize)),
+        Action::PageDown => move_selection(model, page(model) as isize),
+        Action::First => {
             model.selected = model.first_selectable().unwrap_or(0);
         }
-        Key::End | Key::Char('G') => {
+        Action::Last => {
             model.selected = model.last_selectable().unwrap_or(0);
         }
-        Key::Enter => return boot_selected(model),
-        Key::Char('e') => match selected_entry(model) {
+        Action::Boot => return boot_selected(model),
+        Action::Edit => match selected_entry(model) {
             Ok(entry) => {
                 let cmdline = model
                     .snapshot
@@ -193,46 +197,46 @@ fn on_menu_key(model: &mut Model, key: Key) -> Vec<Effect> {
             }
             Err(f) => model.modal = Some(f),
         },
-        Key::Char('s') => {
+        Action::Shell => {
             model.busy = Some(Busy::Shell);
             return vec![Effect::RescueShell];
         }
-        Key::Char('r') => {
+        Action::Rescan => {
             model.busy = Some(Busy::Rescanning);
             return vec![Effect::Rescan];
         }
-        Key::Char('l') => model.screen = Screen::Log { scroll: 0 },
-        Key::Char('h') | Key::Char('?') | Key::F(1) => model.screen = Screen::Help { scroll: 0 },
-        Key::Char('b') => model.screen = Screen::Confirm(PowerAction::Reboot),
-        Key::Char('p') => model.screen = Screen::Confirm(PowerAction::PowerOff),
-        Key::Char('q') | Key::Ctrl('c') if model.settings.can_quit => return vec![Effect::Quit],
+        Action::Log => model.screen = Screen::Log { scroll: 0 },
+        Action::Help => model.screen = Screen::Help { scroll: 0 },
+        Action::Reboot => model.screen = Screen::Confirm(PowerAction::Reboot),
+        Action::PowerOff => model.screen = Screen::Confirm(PowerAction::PowerOff),
+        Action::Quit if model.settings.can_quit => return vec![Effect::Quit],
         _ => {}
     }
     Vec::new()
 }
 
 fn on_editor_key(model: &mut Model, key: Key, entry: EntryRef, mut edit: LineEdit) -> Vec<Effect> {
-    match key {
-        Key::Enter => {
+    match (keys::EDITOR.action(key), key) {
+        (Some(Action::BootEdited), _) => {
             model.screen = Screen::Menu;
             return boot(model, entry, Some(edit.text()));
         }
-        Key::Esc => {
+        (Some(Action::Cancel), _) => {
             // The edit lives only in the editor, so dropping it restores the
             // entry's own line.
             model.screen = Screen::Menu;
             return Vec::new();
         }
-        Key::Left | Key::Ctrl('b') => edit.left(),
-        Key::Right | Key::Ctrl('f') => edit.right(),
-        Key::Home | Key::Ctrl('a') => edit.home(),
-        Key::End | Key::Ctrl('e') => edit.end(),
-        Key::Backspace | Key::Ctrl('h') => edit.backspace(),
-        Key::Delete | Key::Ctrl('d') => edit.delete(),
-        Key::Ctrl('w') => edit.delete_word_before(),
-        Key::Ctrl('u') => edit.delete_to_start(),
-        Key::Ctrl('k') => edit.delete_to_end(),
-        Key::Char(c) => edit.insert(c),
+        (Some(Action::CursorLeft), _) => edit.left(),
+        (Some(Action::CursorRight), _) => edit.right(),
+        (Some(Action::LineStart), _) => edit.home(),
+        (Some(Action::LineEnd), _) => edit.end(),
+        (Some(Action::DeleteBefore), _) => edit.backspace(),
+        (Some(Action::DeleteUnder), _) => edit.delete(),
+        (Some(Action::DeleteWordBefore), _) => edit.delete_word_before(),
+        (Some(Action::DeleteToStart), _) => edit.delete_to_start(),
+        (Some(Action::DeleteToEnd), _) => edit.delete_to_end(),
+        (None, Key::Char(c)) => edit.insert(c),
         _ => {}
     }
     model.screen = Screen::Editor { entry, edit };

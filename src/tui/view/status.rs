@@ -2,6 +2,7 @@
 //! and the key line at the bottom.
 
 use super::Theme;
+use crate::tui::keys::{self, Action, KeyLabel};
 use crate::tui::model::{Busy, Model, PowerAction, Screen};
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -55,39 +56,21 @@ pub fn status_line(model: &Model, theme: &Theme, frame: &mut Frame, area: Rect) 
 }
 
 pub fn key_line(model: &Model, theme: &Theme, frame: &mut Frame, area: Rect) {
-    let ud = theme.up_down();
-    let keys: Vec<(&str, &str)> = match model.screen {
-        Screen::Menu | Screen::Confirm(_) => {
-            // The most needed keys come first: a narrow screen cuts the end.
-            let mut k = vec![
-                ("Enter", "boot"),
-                ("e", "edit"),
-                ("s", "shell"),
-                ("?", "help"),
-                ("r", "rescan"),
-                ("l", "log"),
-                ("b", "reboot"),
-                ("p", "power off"),
-            ];
-            if model.settings.can_quit {
-                k.push(("q", "quit"));
-            }
-            k
-        }
-        Screen::Editor { .. } => vec![
-            ("Enter", "boot"),
-            ("Esc", "cancel"),
-            ("^A/^E", "start/end"),
-            ("^W", "del word"),
-            ("^U/^K", "del to start/end"),
-        ],
-        Screen::Help { .. } | Screen::Log { .. } => {
-            vec![(ud, "scroll"), ("PgUp/PgDn", "page"), ("Esc", "back")]
-        }
+    let table = match model.screen {
+        Screen::Menu | Screen::Confirm(_) => &keys::MENU,
+        Screen::Editor { .. } => &keys::EDITOR,
+        Screen::Help { .. } | Screen::Log { .. } => &keys::PAGER,
     };
     let gap = if area.width < 60 { " " } else { "  " };
     let mut spans = vec![Span::raw(" ")];
-    for (key, what) in keys {
+    for (action, label, what) in table.hints() {
+        if action == Action::Quit && !model.settings.can_quit {
+            continue;
+        }
+        let key = match label {
+            KeyLabel::Text(text) => text,
+            KeyLabel::UpDown => theme.up_down(),
+        };
         spans.push(Span::styled(key, theme.key()));
         spans.push(Span::raw(format!(" {what}{gap}")));
     }
