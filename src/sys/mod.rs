@@ -3,6 +3,7 @@
 //! they wrap.
 
 pub mod blkid;
+pub mod bounded;
 pub mod console;
 pub mod efi;
 pub mod fileinfo;

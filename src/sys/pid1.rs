@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::Mutex;
 
 use nix::errno::Errno;
@@ -196,13 +196,24 @@ pub fn reap_zombies() -> Vec<(Pid, WaitStatus)> {
 /// the reaper's lock before anyone can reap it, so [`reap_zombies`] running
 /// in another thread cannot steal the exit status.
 pub fn spawn_and_wait(cmd: &mut Command) -> io::Result<ExitStatus> {
-    let mut child = with_claimed(|claimed| {
+    let mut child = spawn_claimed(cmd)?;
+    wait_claimed(&mut child)
+}
+
+/// Spawns `cmd` with its pid claimed, so that [`reap_zombies`] leaves its
+/// exit status for [`wait_claimed`], which must be called for it.
+pub fn spawn_claimed(cmd: &mut Command) -> io::Result<Child> {
+    with_claimed(|claimed| {
         let child = cmd.spawn()?;
         if let Ok(pid) = i32::try_from(child.id()) {
             claimed.insert(pid);
         }
         Ok::<_, io::Error>(child)
-    })?;
+    })
+}
+
+/// Waits for a child from [`spawn_claimed`] and drops its claim.
+pub fn wait_claimed(child: &mut Child) -> io::Result<ExitStatus> {
     let status = child.wait();
     if let Ok(pid) = i32::try_from(child.id()) {
         with_claimed(|claimed| claimed.remove(&pid));
