@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use vhdboot::boot::handoff::Handoff;
-use vhdboot::boot::plan::HostId;
+use vhdboot::boot::handoff::HostId;
 use vhdboot::image::vhd;
 use vhdboot::sys::{blkid, kmsg, loopdev, modules, mount, pid1, timeline};
 
@@ -160,7 +160,7 @@ fn wait_for_host(host: &HostId) -> Result<PathBuf, String> {
         }
         if Instant::now() >= deadline {
             return Err(format!(
-                "the host volume {host:?} did not appear within {} s; check that the target's initramfs has the disk controller's driver",
+                "the host volume {host} did not appear within {} s; check that the target's initramfs has the disk controller's driver",
                 HOST_WAIT.as_secs()
             ));
         }

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use support::disk::{make_esp_disk, open_with_len, require_tool, run};
 use support::uki::{UkiSpec, fake_bzimage, make_uki};
-use vhdboot::discovery::EntrySource;
 use vhdboot::image::initrd::{Compression, Presence, check_modules, check_payload};
 use vhdboot::image::inspect::{inspect, load_payload};
+use vhdboot::model::EntrySource;
 
 const KVER: &str = "6.12.9-amd64";
 

@@ -2,8 +2,9 @@
 //! order, and which message each outcome becomes.
 
 use std::path::PathBuf;
-use vhdboot::boot::plan::{BootPlan, HostId, PlanError};
-use vhdboot::discovery::{EntryRef, FsType, Snapshot};
+use vhdboot::boot::handoff::HostId;
+use vhdboot::boot::plan::{BootPlan, PlanError};
+use vhdboot::model::{EntryRef, FsType, Snapshot};
 use vhdboot::tui::demo::{DEFAULT_ENTRY, fixture_snapshot};
 use vhdboot::tui::executor::{execute, execute_with};
 use vhdboot::tui::{Effect, Failure, Host, Msg};

@@ -2,7 +2,7 @@
 //! out, one behaviour per test.
 
 use vhdboot::config::Config;
-use vhdboot::discovery::{EntryRef, Problem, Snapshot};
+use vhdboot::model::{EntryRef, Problem, Snapshot};
 use vhdboot::tui::demo::{DEFAULT_ENTRY, fixture_snapshot};
 use vhdboot::tui::model::{Busy, MAX_KMSG_LINES, PowerAction, Row, Screen};
 use vhdboot::tui::{Effect, Failure, Key, Model, Msg, update};

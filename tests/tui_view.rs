@@ -4,7 +4,7 @@
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use vhdboot::config::Config;
-use vhdboot::discovery::{FsType, MountState, Snapshot, Volume, VolumeBadge};
+use vhdboot::model::{FsType, MountState, Snapshot, Volume, VolumeBadge};
 use vhdboot::tui::demo::{DEFAULT_ENTRY, fixture_snapshot};
 use vhdboot::tui::{Failure, Key, Model, Msg, update, view};
 

@@ -2,19 +2,10 @@
 //! without touching the system.
 
 use super::cmdline::Cmdline;
-use super::handoff::{DEFAULT_NEXT, Handoff, HandoffError};
-use crate::discovery::{
-    EntryRef, EntrySource, FsType, ImageKind, MountState, Snapshot, VolumeBadge,
-};
+use super::handoff::{DEFAULT_NEXT, Handoff, HandoffError, HostId};
+use crate::model::{EntryRef, EntrySource, FsType, ImageKind, MountState, Snapshot, VolumeBadge};
 use serde::Serialize;
 use std::path::PathBuf;
-
-/// How stage 2 finds the host filesystem again after kexec.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub enum HostId {
-    Uuid(String),
-    PartUuid(String),
-}
 
 /// One boot, fully decided.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -273,8 +264,8 @@ pub fn plan(snapshot: &Snapshot, entry: EntryRef, cmdline: &str) -> Result<BootP
 mod tests {
     use super::*;
     use crate::boot::handoff::STAGE2_PATH;
-    use crate::discovery::Problem;
     use crate::discovery::decisions::fixtures::{at, snapshot};
+    use crate::model::Problem;
 
     #[test]
     fn plan_carries_the_host_image_and_handoff() {

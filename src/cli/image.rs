@@ -9,12 +9,12 @@ use std::fs::File;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
-use vhdboot::discovery::{EntrySource, ImageKind, Problem};
 use vhdboot::image::initrd::{self, ModuleCheck, Presence};
 use vhdboot::image::inspect::{Inspection, inspect as inspect_image, load_payload};
 use vhdboot::image::partitions::PartitionKind;
 use vhdboot::image::vhd::{FileFooter, VhdFooter, format_utc, read_footer};
 use vhdboot::image::window::{CountingReader, ReadCounter};
+use vhdboot::model::{EntrySource, ImageKind, Problem};
 
 #[derive(Args)]
 pub struct InspectArgs {

@@ -7,7 +7,7 @@ use clap::Args;
 use std::process::ExitCode;
 use vhdboot::boot::plan::BootPlan;
 use vhdboot::config::{Config, Timeout};
-use vhdboot::discovery::{EntrySource, Snapshot};
+use vhdboot::model::{EntrySource, Snapshot};
 use vhdboot::tui::app::{self, AppOptions};
 use vhdboot::tui::demo::{DEFAULT_ENTRY, fixture_snapshot};
 use vhdboot::tui::executor::execute;

@@ -10,10 +10,10 @@ use humansize::{BINARY, format_size};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::stage1::discover::Discovery;
+use crate::live_scan::{self, Discovery};
 use vhdboot::config::Config;
 use vhdboot::discovery::scan::find_image_files;
-use vhdboot::discovery::{FsType, MountState, Snapshot, Volume};
+use vhdboot::model::{FsType, MountState, Snapshot, Volume};
 
 #[derive(Args)]
 pub struct ScanArgs {
@@ -66,7 +66,7 @@ fn scan_devices(config: Config) -> anyhow::Result<Snapshot> {
 fn folder_volume(root: &Path, config: &Config) -> Volume {
     let images = find_image_files(root, &config.search, config.depth, config.raw_images)
         .iter()
-        .map(|p| crate::stage1::discover::describe_with_preflight(root, p, config.raw_images))
+        .map(|p| live_scan::describe_with_preflight(root, p, config.raw_images))
         .collect();
     Volume {
         device: root.to_path_buf(),

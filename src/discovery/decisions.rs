@@ -2,9 +2,9 @@
 //! configured default, whether to boot it at once, count down or wait, and
 //! which entry the cursor starts on.
 
-use super::model::{EntryRef, Snapshot, Volume};
 use crate::boot::plan::plan;
 use crate::config::{Config, DefaultSpec, HostSelector, Timeout};
+use crate::model::{EntryRef, Snapshot, Volume};
 
 /// How stage 1 starts once the scan is done.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,7 +158,7 @@ fn locate(snapshot: &Snapshot, spec: &DefaultSpec) -> Result<EntryRef, String> {
 
 #[cfg(test)]
 pub(crate) mod fixtures {
-    use crate::discovery::*;
+    use crate::model::*;
     use std::path::PathBuf;
 
     pub fn entry(title: &str, cmdline: &str) -> BootEntry {
@@ -256,7 +256,7 @@ pub(crate) mod fixtures {
 mod tests {
     use super::fixtures::*;
     use super::*;
-    use crate::discovery::{MountState, Problem, VolumeBadge};
+    use crate::model::{MountState, Problem, VolumeBadge};
 
     fn config(default: Option<(&Option<HostSelector>, &str)>, timeout: Timeout) -> Config {
         Config {

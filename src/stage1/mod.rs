@@ -5,7 +5,6 @@
 //! wrong ends on screen with its cause, with the menu or the rescue shell
 //! reachable.
 
-pub mod discover;
 mod host;
 
 use std::path::Path;
@@ -14,9 +13,9 @@ use std::time::Duration;
 
 use vhdboot::boot::plan::{BootPlan, plan};
 use vhdboot::config::{Config, Timeout};
-use vhdboot::discovery::Snapshot;
 use vhdboot::discovery::decisions::{self, Start};
-use vhdboot::discovery::model::MountState;
+use vhdboot::model::MountState;
+use vhdboot::model::Snapshot;
 use vhdboot::sys::{console, kmsg, modules, pid1, timeline};
 use vhdboot::tui::app::{self, AppOptions};
 use vhdboot::tui::executor::execute;
@@ -25,7 +24,7 @@ use vhdboot::tui::model::Model;
 use vhdboot::tui::msg::Msg;
 use vhdboot::tui::update::update;
 
-use discover::Discovery;
+use crate::live_scan::{self, Discovery};
 use host::RealHost;
 
 /// The modules stage 1 needs beyond what coldplug finds for the hardware.
@@ -159,7 +158,7 @@ pub fn run() -> ! {
         early.push(format!("console log level: {e}"));
     }
 
-    let mut discovery = Discovery::new(config.clone(), Path::new(discover::HOSTS_DIR));
+    let mut discovery = Discovery::new(config.clone(), Path::new(live_scan::HOSTS_DIR));
     for line in early {
         discovery.note(line);
     }

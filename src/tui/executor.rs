@@ -3,7 +3,7 @@
 //! to the menu before anything irreversible happens.
 
 use crate::boot::plan::{BootPlan, PlanError, plan};
-use crate::discovery::{EntryRef, Snapshot};
+use crate::model::{EntryRef, Snapshot};
 use crate::tui::host::{Effect, Failure, Host};
 use crate::tui::msg::Msg;
 

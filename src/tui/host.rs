@@ -1,7 +1,7 @@
 //! The boundary between the menu and the machine.
 
 use crate::boot::plan::BootPlan;
-use crate::discovery::{EntryRef, Snapshot};
+use crate::model::{EntryRef, Snapshot};
 
 /// What the menu asks the machine to do. `update()` returns these and never
 /// acts itself.

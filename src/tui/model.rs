@@ -2,7 +2,7 @@
 //! else does either.
 
 use crate::config::Config;
-use crate::discovery::{EntryRef, Snapshot};
+use crate::model::{EntryRef, Snapshot};
 use crate::tui::host::Failure;
 use crate::tui::line_edit::LineEdit;
 

@@ -1,7 +1,7 @@
 //! `update(model, msg) -> effects`: every decision the menu makes, with no
 //! I/O, so tests can script it key by key.
 
-use crate::discovery::{EntryRef, MountState, Snapshot};
+use crate::model::{EntryRef, MountState, Snapshot};
 use crate::tui::host::{Effect, Failure};
 use crate::tui::line_edit::LineEdit;
 use crate::tui::model::{

@@ -2,7 +2,7 @@
 
 use super::list::{badge_text, fs_name};
 use super::{Theme, human_size};
-use crate::discovery::{EntrySource, ImageKind, MountState};
+use crate::model::{EntrySource, ImageKind, MountState};
 use crate::tui::model::Model;
 use ratatui::Frame;
 use ratatui::layout::Rect;

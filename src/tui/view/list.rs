@@ -1,7 +1,7 @@
 //! The main list: volumes as group headers, images and entries under them.
 
 use super::{Theme, human_size};
-use crate::discovery::{BootEntry, Image, MountState, Volume, VolumeBadge};
+use crate::model::{BootEntry, Image, MountState, Volume, VolumeBadge};
 use crate::tui::model::{Model, Row};
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -131,9 +131,9 @@ fn volume_text<'a>(v: &'a Volume, theme: &Theme) -> Text<'a> {
 
 pub fn fs_name(v: &Volume) -> String {
     match &v.fstype {
-        crate::discovery::FsType::Ntfs => "NTFS".into(),
-        crate::discovery::FsType::Exfat => "exFAT".into(),
-        crate::discovery::FsType::Other(s) => s.clone(),
+        crate::model::FsType::Ntfs => "NTFS".into(),
+        crate::model::FsType::Exfat => "exFAT".into(),
+        crate::model::FsType::Other(s) => s.clone(),
     }
 }
 
