@@ -140,11 +140,6 @@ impl Image {
     pub fn name(&self) -> &str {
         self.path.rsplit('/').next().unwrap_or(&self.path)
     }
-
-    /// True when nothing blocks booting one of its entries.
-    pub fn is_bootable(&self) -> bool {
-        !self.entries.is_empty() && !self.problems.iter().any(|p| p.blocks_boot)
-    }
 }
 
 /// How an image file is stored on the host filesystem, as `sys::fileinfo`

@@ -1,8 +1,9 @@
 //! The menu as a state machine: scripted messages in, effects and state
 //! out, one behaviour per test.
 
+use vhdboot::boot::plan::blocker;
 use vhdboot::config::Config;
-use vhdboot::model::{EntryRef, Problem, Snapshot};
+use vhdboot::model::{EntryRef, Problem, Snapshot, VolumeBadge};
 use vhdboot::tui::demo::{DEFAULT_ENTRY, fixture_snapshot};
 use vhdboot::tui::model::{Busy, MAX_KMSG_LINES, PowerAction, Row, Screen};
 use vhdboot::tui::{Effect, Failure, Key, Model, Msg, update};
@@ -257,6 +258,33 @@ fn enter_on_entry_with_blocking_problem_shows_it_and_does_not_boot() {
         m.modal.as_ref().map(|f| f.cause.as_str()),
         Some("the file is sparse")
     );
+}
+
+#[test]
+fn enter_on_entry_of_a_hibernated_volume_shows_the_plans_reason() {
+    let mut snap = fixture_snapshot();
+    snap.volumes[1].badges.push(VolumeBadge::Hibernated);
+    let why = blocker(&snap, UBUNTU).expect("the judge refuses a hibernated host");
+    let mut m = Model::new(snap, &Config::default(), None, None);
+    m.selected = m.row_of_entry(UBUNTU).unwrap();
+    assert_eq!(
+        m.selected_row().and_then(|r| r.blocker().cloned()),
+        Some(why.clone())
+    );
+    assert!(press(&mut m, Key::Enter).is_empty(), "nothing boots");
+    let modal = m.modal.clone().expect("a modal explains");
+    assert_eq!(modal.cause, why.cause());
+    assert!(modal.cause.contains("hibernated"), "{modal:?}");
+    assert!(modal.hint.contains("shut it down fully"), "{modal:?}");
+    assert_eq!(m.busy, None);
+}
+
+#[test]
+fn no_countdown_to_a_default_on_a_hibernated_volume() {
+    let mut snap = fixture_snapshot();
+    snap.volumes[0].badges.push(VolumeBadge::Hibernated);
+    let m = Model::new(snap, &Config::default(), Some(DEFAULT_ENTRY), Some(5));
+    assert_eq!(m.countdown, None);
 }
 
 #[test]

@@ -215,6 +215,6 @@ mod tests {
         let img = describe_image(t.path(), "/gone.vhd", false);
         assert_eq!(img.kind, ImageKind::Unreadable);
         assert!(img.problems[0].what.contains("/gone.vhd"));
-        assert!(!img.is_bootable());
+        assert!(crate::boot::plan::image_problem("the test folder", &img).is_err());
     }
 }

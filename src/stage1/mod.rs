@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use vhdboot::boot::plan::{BootPlan, plan};
+use vhdboot::boot::plan::{BootPlan, blocker};
 use vhdboot::config::{Config, Timeout};
 use vhdboot::discovery::decisions::{self, Start};
 use vhdboot::model::MountState;
@@ -81,10 +81,7 @@ impl Host for Stage1Host {
 /// Says why nothing can boot, one line per finding, or None when some
 /// entry can boot.
 fn nothing_bootable(snapshot: &Snapshot) -> Option<Vec<String>> {
-    let bootable = decisions::all_entries(snapshot).any(|r| {
-        let line = snapshot.entry(r).map(|e| e.cmdline.as_str()).unwrap_or("");
-        plan(snapshot, r, line).is_ok()
-    });
+    let bootable = decisions::all_entries(snapshot).any(|r| blocker(snapshot, r).is_none());
     if bootable {
         return None;
     }

@@ -8,7 +8,7 @@ use crate::tui::host::{Effect, Failure, Host};
 use crate::tui::msg::Msg;
 
 pub fn execute(effect: Effect, snapshot: &Snapshot, host: &mut dyn Host) -> Vec<Msg> {
-    execute_with(effect, snapshot, host, plan)
+    execute_with(effect, snapshot, host, |s, e, line| plan(s, e, Some(line)))
 }
 
 /// `execute` with the planner passed in, so tests can drive load and exec
