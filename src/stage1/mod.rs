@@ -192,12 +192,13 @@ pub fn run() -> ! {
     let mut pending = Vec::new();
     let (default, countdown) = match decisions::decide_start(&snapshot, &config) {
         Start::Boot(entry) => {
-            let cmdline = snapshot
-                .entry(entry)
-                .map(|e| e.cmdline.clone())
-                .unwrap_or_default();
-            // Boot at once; if that fails, the menu shows why.
-            pending = execute(Effect::Boot { entry, cmdline }, &snapshot, &mut host);
+            // Boot at once, with the entry's own line; if that fails, the
+            // menu shows why.
+            let boot = Effect::Boot {
+                entry,
+                cmdline: None,
+            };
+            pending = execute(boot, &snapshot, &mut host);
             (Some(entry), None)
         }
         Start::Countdown { entry, seconds } => (Some(entry), Some(seconds)),

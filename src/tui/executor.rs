@@ -8,7 +8,7 @@ use crate::tui::host::{Effect, Failure, Host};
 use crate::tui::msg::Msg;
 
 pub fn execute(effect: Effect, snapshot: &Snapshot, host: &mut dyn Host) -> Vec<Msg> {
-    execute_with(effect, snapshot, host, |s, e, line| plan(s, e, Some(line)))
+    execute_with(effect, snapshot, host, plan)
 }
 
 /// `execute` with the planner passed in, so tests can drive load and exec
@@ -17,11 +17,11 @@ pub fn execute_with(
     effect: Effect,
     snapshot: &Snapshot,
     host: &mut dyn Host,
-    plan: impl FnOnce(&Snapshot, EntryRef, &str) -> Result<BootPlan, PlanError>,
+    plan: impl FnOnce(&Snapshot, EntryRef, Option<&str>) -> Result<BootPlan, PlanError>,
 ) -> Vec<Msg> {
     match effect {
         Effect::Boot { entry, cmdline } => {
-            let plan = match plan(snapshot, entry, &cmdline) {
+            let plan = match plan(snapshot, entry, cmdline.as_deref()) {
                 Ok(p) => p,
                 Err(e) => {
                     let title = snapshot

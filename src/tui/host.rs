@@ -7,10 +7,11 @@ use crate::model::{EntryRef, Snapshot};
 /// acts itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
-    /// Plan, load and exec this entry with this command line.
+    /// Plan, load and exec this entry with this command line; None means
+    /// the entry's own line, which `boot::plan` looks up.
     Boot {
         entry: EntryRef,
-        cmdline: String,
+        cmdline: Option<String>,
     },
     /// Restore the terminal, run the rescue shell, come back to the menu.
     RescueShell,

@@ -345,9 +345,6 @@ fn boot(model: &mut Model, entry: EntryRef, cmdline: Option<String>) -> Vec<Effe
         model.modal = Some(refusal(&name, &why));
         return Vec::new();
     }
-    let cmdline = cmdline
-        .or_else(|| model.snapshot.entry(entry).map(|e| e.cmdline.clone()))
-        .unwrap_or_default();
     model.busy = Some(Busy::Booting(model.entry_title(entry)));
     vec![Effect::Boot { entry, cmdline }]
 }
