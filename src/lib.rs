@@ -1,13 +1,15 @@
 //! vhdboot: a boot-time selection and rescue shell for Linux installed in
 //! fixed VHD files on NTFS or exFAT.
 //!
-//! The folders show the architecture. `image`, `discovery`, `boot` and `tui`
-//! are pure logic over bytes and snapshots. `sys` is the only module that
-//! makes syscalls or holds unsafe code.
+//! The folders show the architecture. `model` is the plain data every layer
+//! shares (what a scan found). `image`, `discovery`, `boot` and `tui` are
+//! pure logic over bytes and snapshots. `sys` is the only module that makes
+//! syscalls or holds unsafe code.
 
 pub mod boot;
 pub mod config;
 pub mod discovery;
 pub mod image;
+pub mod model;
 pub mod sys;
 pub mod tui;

@@ -4,6 +4,7 @@
 //! (systemd's initrd interface), and anything else is the command-line tool.
 
 mod cli;
+mod live_scan;
 mod stage1;
 mod stage2;
 

@@ -10,8 +10,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use vhdboot::boot::handoff::{self, Handoff};
-use vhdboot::boot::plan::HostId;
+use vhdboot::boot::handoff::{self, Handoff, HostId};
 use vhdboot::image::vhd;
 use vhdboot::sys::{blkid, kmsg, loopdev, modules, mount, pid1, timeline};
 
@@ -36,7 +35,7 @@ const HOST_WAIT: Duration = Duration::from_secs(30);
 #[derive(Debug, thiserror::Error)]
 pub enum AttachError {
     #[error(
-        "the host volume {host:?} did not appear within {} s; check that the target's \
+        "the host volume {host} did not appear within {} s; check that the target's \
          initramfs has the disk controller's driver",
         .waited.as_secs()
     )]

@@ -14,8 +14,8 @@ mod support;
 use std::path::{Path, PathBuf};
 use support::disk;
 use support::uki::{UkiSpec, make_uki, section_header};
-use vhdboot::discovery::EntrySource;
 use vhdboot::image::inspect::{inspect, load_payload};
+use vhdboot::model::EntrySource;
 
 /// Sets the size field of the FAT directory entry with this 8.3 name.
 fn set_dirent_size(disk_path: &Path, short_name: &[u8; 11], size: u32) {

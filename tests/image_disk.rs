@@ -234,8 +234,8 @@ fn reading_an_esp_writes_nothing_to_the_disk() {
 
 #[test]
 fn gpt_inside_a_fixed_vhd_is_read_from_the_data_area() {
-    use vhdboot::discovery::ImageKind;
     use vhdboot::image::vhd::{VhdFooter, classify};
+    use vhdboot::model::ImageKind;
     let dir = tempfile::tempdir().unwrap();
     let size = 40 * MIB;
     let path = disk::make_gpt_disk(dir.path(), "d.vhd", size, &[PartSpec::esp(16)]);

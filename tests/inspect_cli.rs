@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use support::disk::{self, MIB, PartSpec};
 use support::uki::{UkiSpec, fake_bzimage, make_uki, noise};
-use vhdboot::discovery::{EntrySource, ImageKind};
 use vhdboot::image::inspect::{inspect, load_payload};
+use vhdboot::model::{EntrySource, ImageKind};
 
 const FEDORA_CONF: &str = "\
 title Fedora Linux 40 (Workstation Edition)

@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use support::disk::{make_esp_disk, open_with_len, require_tool, run};
 use support::uki::{UkiSpec, fake_bzimage, make_uki};
-use vhdboot::discovery::EntrySource;
 use vhdboot::image::initrd::{Compression, Presence, check_modules, check_payload};
 use vhdboot::image::inspect::{inspect, load_payload};
+use vhdboot::model::EntrySource;
 
 const KVER: &str = "6.12.9-amd64";
 
@@ -381,7 +381,7 @@ fn vhd_whose_file_size_disagrees_with_its_footer_is_blocked_with_both_sizes() {
     std::fs::write(&vhd, &cut).unwrap();
 
     let img = vhdboot::discovery::scan::describe_image(t.path(), "/cut.vhd", false);
-    assert!(!img.is_bootable());
+    assert!(vhdboot::boot::plan::image_problem("the test folder", &img).is_err());
     let p = img.problems.iter().find(|p| p.blocks_boot).unwrap();
     let expected = (1u64 << 20) + 512;
     assert!(

@@ -2,8 +2,9 @@
 //! order, and which message each outcome becomes.
 
 use std::path::PathBuf;
-use vhdboot::boot::plan::{BootPlan, HostId, PlanError};
-use vhdboot::discovery::{EntryRef, FsType, Snapshot};
+use vhdboot::boot::handoff::HostId;
+use vhdboot::boot::plan::{BootPlan, PlanError};
+use vhdboot::model::{EntryRef, FsType, Snapshot};
 use vhdboot::tui::demo::{DEFAULT_ENTRY, fixture_snapshot};
 use vhdboot::tui::executor::{execute, execute_with};
 use vhdboot::tui::{Effect, Failure, Host, Msg};
@@ -61,8 +62,13 @@ impl Host for FakeHost {
 
 /// A planner standing in for `boot::plan`, so load and exec can be driven
 /// whatever state that module is in.
-fn fake_plan(snapshot: &Snapshot, entry: EntryRef, cmdline: &str) -> Result<BootPlan, PlanError> {
+fn fake_plan(
+    snapshot: &Snapshot,
+    entry: EntryRef,
+    cmdline: Option<&str>,
+) -> Result<BootPlan, PlanError> {
     let e = snapshot.entry(entry).ok_or(PlanError::NoSuchEntry(entry))?;
+    let cmdline = cmdline.unwrap_or(&e.cmdline);
     Ok(BootPlan {
         title: e.title.clone(),
         host_device: PathBuf::from("/dev/nvme0n1p3"),
@@ -79,7 +85,7 @@ fn fake_plan(snapshot: &Snapshot, entry: EntryRef, cmdline: &str) -> Result<Boot
 fn boot(cmdline: &str) -> Effect {
     Effect::Boot {
         entry: DEFAULT_ENTRY,
-        cmdline: cmdline.into(),
+        cmdline: Some(cmdline.into()),
     }
 }
 
@@ -121,6 +127,22 @@ fn edited_cmdline_reaches_the_planner() {
 }
 
 #[test]
+fn boot_without_a_line_plans_with_the_entrys_own() {
+    let mut host = FakeHost::default();
+    let own = Effect::Boot {
+        entry: DEFAULT_ENTRY,
+        cmdline: None,
+    };
+    execute(own, &fixture_snapshot(), &mut host);
+    let line = &fixture_snapshot().volumes[0].images[0].entries[0].cmdline;
+    let load = host.calls.first().cloned().unwrap_or_default();
+    assert!(
+        load.starts_with(&format!("load {line} vhdboot.host=")),
+        "{load}"
+    );
+}
+
+#[test]
 fn plan_failure_touches_nothing_and_reports_boot_failed() {
     let mut host = FakeHost::default();
     let gone = EntryRef {
@@ -131,7 +153,7 @@ fn plan_failure_touches_nothing_and_reports_boot_failed() {
     let msgs = execute(
         Effect::Boot {
             entry: gone,
-            cmdline: String::new(),
+            cmdline: None,
         },
         &fixture_snapshot(),
         &mut host,

@@ -1,8 +1,9 @@
 //! The menu as a state machine: scripted messages in, effects and state
 //! out, one behaviour per test.
 
+use vhdboot::boot::plan::blocker;
 use vhdboot::config::Config;
-use vhdboot::discovery::{EntryRef, Problem, Snapshot};
+use vhdboot::model::{EntryRef, Problem, Snapshot, VolumeBadge};
 use vhdboot::tui::demo::{DEFAULT_ENTRY, fixture_snapshot};
 use vhdboot::tui::model::{Busy, MAX_KMSG_LINES, PowerAction, Row, Screen};
 use vhdboot::tui::{Effect, Failure, Key, Model, Msg, update};
@@ -82,7 +83,16 @@ fn failure() -> Failure {
 fn boot_of(entry: EntryRef, cmdline: &str) -> Vec<Effect> {
     vec![Effect::Boot {
         entry,
-        cmdline: cmdline.into(),
+        cmdline: Some(cmdline.into()),
+    }]
+}
+
+/// The boot of `entry` with its own command line, which the executor
+/// looks up.
+fn boot_own(entry: EntryRef) -> Vec<Effect> {
+    vec![Effect::Boot {
+        entry,
+        cmdline: None,
     }]
 }
 
@@ -189,7 +199,7 @@ fn countdown_reaching_zero_boots_the_default() {
     let mut m = counting(2);
     assert!(update(&mut m, Msg::Tick).is_empty());
     let effects = update(&mut m, Msg::Tick);
-    assert_eq!(effects, boot_of(DEFAULT_ENTRY, ARCH_CMDLINE));
+    assert_eq!(effects, boot_own(DEFAULT_ENTRY));
     assert_eq!(m.countdown, None);
     assert_eq!(m.busy, Some(Busy::Booting("Arch Linux".into())));
 }
@@ -220,13 +230,7 @@ fn enter_boots_the_selected_entry_with_its_own_cmdline() {
     let mut m = menu();
     press(&mut m, Key::Down);
     let effects = press(&mut m, Key::Enter);
-    assert_eq!(
-        effects,
-        boot_of(
-            ARCH_LTS,
-            "root=PARTUUID=0c6ec3b8-1f5b-4b4e-9a0f-3d6f0e8a1b21 rw"
-        )
-    );
+    assert_eq!(effects, boot_own(ARCH_LTS));
 }
 
 #[test]
@@ -257,6 +261,33 @@ fn enter_on_entry_with_blocking_problem_shows_it_and_does_not_boot() {
         m.modal.as_ref().map(|f| f.cause.as_str()),
         Some("the file is sparse")
     );
+}
+
+#[test]
+fn enter_on_entry_of_a_hibernated_volume_shows_the_plans_reason() {
+    let mut snap = fixture_snapshot();
+    snap.volumes[1].badges.push(VolumeBadge::Hibernated);
+    let why = blocker(&snap, UBUNTU).expect("the judge refuses a hibernated host");
+    let mut m = Model::new(snap, &Config::default(), None, None);
+    m.selected = m.row_of_entry(UBUNTU).unwrap();
+    assert_eq!(
+        m.selected_row().and_then(|r| r.blocker().cloned()),
+        Some(why.clone())
+    );
+    assert!(press(&mut m, Key::Enter).is_empty(), "nothing boots");
+    let modal = m.modal.clone().expect("a modal explains");
+    assert_eq!(modal.cause, why.cause());
+    assert!(modal.cause.contains("hibernated"), "{modal:?}");
+    assert!(modal.hint.contains("shut it down fully"), "{modal:?}");
+    assert_eq!(m.busy, None);
+}
+
+#[test]
+fn no_countdown_to_a_default_on_a_hibernated_volume() {
+    let mut snap = fixture_snapshot();
+    snap.volumes[0].badges.push(VolumeBadge::Hibernated);
+    let m = Model::new(snap, &Config::default(), Some(DEFAULT_ENTRY), Some(5));
+    assert_eq!(m.countdown, None);
 }
 
 #[test]
@@ -325,10 +356,7 @@ fn esc_in_the_editor_restores_the_original_cmdline() {
     type_text(&mut m, "init=/bin/sh");
     assert!(press(&mut m, Key::Esc).is_empty());
     assert_eq!(m.screen, Screen::Menu);
-    assert_eq!(
-        press(&mut m, Key::Enter),
-        boot_of(DEFAULT_ENTRY, ARCH_CMDLINE)
-    );
+    assert_eq!(press(&mut m, Key::Enter), boot_own(DEFAULT_ENTRY));
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use vhdboot::config::Config;
-use vhdboot::discovery::{FsType, MountState, Snapshot, Volume, VolumeBadge};
+use vhdboot::model::{FsType, MountState, Snapshot, Volume, VolumeBadge};
 use vhdboot::tui::demo::{DEFAULT_ENTRY, fixture_snapshot};
 use vhdboot::tui::{Failure, Key, Model, Msg, update, view};
 
@@ -274,4 +274,15 @@ fn secure_boot_shows_in_the_title_bar_only_when_on() {
         first.contains("[Secure Boot: signed kernels only]"),
         "{screen}"
     );
+}
+
+#[test]
+fn entry_on_a_hibernated_volume_is_drawn_with_the_judges_reason() {
+    let mut snap = fixture_snapshot();
+    snap.volumes[1].badges.push(VolumeBadge::Hibernated);
+    let mut m = Model::new(snap, &Config::default(), Some(DEFAULT_ENTRY), None);
+    keys(&mut m, &[Key::End]);
+    let text = draw(&mut m, 80, 24);
+    assert!(text.contains("ubuntu.vhd host volume hibernated"), "{text}");
+    insta::assert_snapshot!("hibernated_host_80x24", text);
 }

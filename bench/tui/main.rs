@@ -7,7 +7,7 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use std::time::{Duration, Instant};
 use vhdboot::config::Config;
-use vhdboot::discovery::{EntryRef, Snapshot};
+use vhdboot::model::{EntryRef, Snapshot};
 use vhdboot::tui::demo::fixture_snapshot;
 use vhdboot::tui::{Key, Model, Msg, update, view};
 

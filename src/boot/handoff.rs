@@ -5,9 +5,9 @@
 //! knows their names.
 
 use super::cmdline::{Cmdline, UnrepresentableParam};
-use super::plan::HostId;
-use crate::discovery::FsType;
+use crate::model::FsType;
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
+use serde::Serialize;
 
 /// The literal of [`STAGE2_PATH`], for messages built with `concat!`.
 macro_rules! stage2_path {
@@ -39,6 +39,23 @@ pub const HANDOFF_KEYS: [&str; 5] = [HOST, FSTYPE, IMAGE, SIZE, NEXT];
 /// and non-ASCII bytes (always escaped by the crate) may hold 0xA0, which
 /// the kernel's isspace() counts as a space.
 const IMAGE_PATH_ESCAPES: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'%');
+
+/// How stage 2 finds the host filesystem again after kexec. It prints as
+/// it is written in `vhdboot.host=`: `UUID=…` or `PARTUUID=…`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum HostId {
+    Uuid(String),
+    PartUuid(String),
+}
+
+impl std::fmt::Display for HostId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostId::Uuid(u) => write!(f, "UUID={u}"),
+            HostId::PartUuid(u) => write!(f, "PARTUUID={u}"),
+        }
+    }
+}
 
 /// Everything stage 2 needs to attach the image and hand over.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,10 +107,7 @@ impl Handoff {
     pub fn apply(&self, cmdline: &mut Cmdline) -> Result<(), HandoffError> {
         let next = next_init(cmdline, &self.next);
         cmdline.retain(|p| !HANDOFF_KEYS.contains(&p.key()) && p.key() != RDINIT);
-        let host = match &self.host {
-            HostId::Uuid(u) => format!("UUID={u}"),
-            HostId::PartUuid(u) => format!("PARTUUID={u}"),
-        };
+        let host = self.host.to_string();
         let image = encode_path(&self.image);
         cmdline.append(HOST, Some(&host))?;
         cmdline.append(FSTYPE, Some(self.fstype.driver()))?;
@@ -233,6 +247,15 @@ pub fn encode_path(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_id_prints_as_written_on_the_command_line() {
+        assert_eq!(HostId::Uuid("1A2B".into()).to_string(), "UUID=1A2B");
+        assert_eq!(
+            HostId::PartUuid("0fc63daf-01".into()).to_string(),
+            "PARTUUID=0fc63daf-01"
+        );
+    }
 
     fn sample() -> Handoff {
         Handoff {

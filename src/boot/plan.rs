@@ -2,19 +2,13 @@
 //! without touching the system.
 
 use super::cmdline::Cmdline;
-use super::handoff::{DEFAULT_NEXT, Handoff, HandoffError};
-use crate::discovery::{
-    EntryRef, EntrySource, FsType, ImageKind, MountState, Snapshot, VolumeBadge,
+use super::handoff::{DEFAULT_NEXT, Handoff, HandoffError, HostId};
+use crate::model::{
+    BootEntry, EntryRef, EntrySource, FsType, Image, ImageKind, MountState, Snapshot, Volume,
+    VolumeBadge,
 };
 use serde::Serialize;
 use std::path::PathBuf;
-
-/// How stage 2 finds the host filesystem again after kexec.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub enum HostId {
-    Uuid(String),
-    PartUuid(String),
-}
 
 /// One boot, fully decided.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -51,80 +45,57 @@ impl BootPlan {
 pub const MAX_CMDLINE: usize = 2048;
 
 /// Why a plan could not be made. Each names the volume, image or entry and
-/// says what to do.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+/// says what to do. This is the one answer to "can this entry boot?": the
+/// menu, the countdown, the start decision and the CLI all ask
+/// [`blocker`] or [`image_blocker`], which `plan` itself uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlanError {
-    #[error("the selected entry no longer exists; press r to rescan")]
     NoSuchEntry(EntryRef),
-    #[error(
-        "{volume} ({device}) is not mounted ({why}), so its images cannot be read; check the \
-         scan log, then press r to rescan"
-    )]
     HostNotMounted {
         volume: String,
         device: PathBuf,
         why: String,
     },
-    #[error(
-        "{volume} ({device}) is {state}; stage 2 must mount it read-write, which is refused or \
-         unsafe in this state; {hint}"
-    )]
     HostUnsafe {
         volume: String,
         device: PathBuf,
+        badge: VolumeBadge,
         state: &'static str,
         hint: &'static str,
     },
-    #[error(
-        "{volume} ({device}) is read-only, but stage 2 must mount it read-write to run the \
-         image; remove the write protection and rescan"
-    )]
-    HostReadOnly { volume: String, device: PathBuf },
-    #[error(
-        "{volume} ({device}) holds a {fstype} filesystem; vhdboot boots images from NTFS or \
-         exFAT only; move the image to an NTFS or exFAT partition"
-    )]
+    HostReadOnly {
+        volume: String,
+        device: PathBuf,
+    },
     UnsupportedFs {
         volume: String,
         device: PathBuf,
         fstype: String,
     },
-    #[error(
-        "{volume} ({device}) has neither a filesystem UUID nor a partition UUID, so stage 2 \
-         could not find it again after the reboot into the target kernel; give it a UUID \
-         (reformat, or use a GPT partition) and rescan"
-    )]
-    NoHostId { volume: String, device: PathBuf },
-    #[error(
-        "{image} on {volume} cannot sit on a loop device ({kind}); convert it to a fixed VHD, \
-         e.g. qemu-img convert -O vpc -o subformat=fixed, then rescan"
-    )]
+    NoHostId {
+        volume: String,
+        device: PathBuf,
+    },
     NotLoopable {
         volume: String,
         image: String,
         kind: &'static str,
     },
-    #[error("{image} on {volume} cannot boot: {what}; {hint}")]
     ImageBlocked {
         volume: String,
         image: String,
         what: String,
         hint: String,
     },
-    #[error(
-        "the command line for {entry} could not carry the stage-2 parameters: {source}; edit \
-         the command line (e to edit) and try again"
-    )]
+    /// The image was read, but no UKI or BLS entry was found in it.
+    NoKernel {
+        volume: String,
+        image: String,
+    },
     Cmdline {
         entry: String,
-        #[source]
         source: HandoffError,
     },
-    #[error(
-        "the command line for {entry} would be {len} bytes with the stage-2 parameters, more \
-         than the kernel's limit of {max}; edit it (e to edit) to remove what is not needed, or \
-         move the image to a shorter path"
-    )]
     CmdlineTooLong {
         entry: String,
         len: usize,
@@ -132,22 +103,155 @@ pub enum PlanError {
     },
 }
 
-/// Builds the plan for `entry`, booting it with `cmdline` (the entry's own
-/// line or the user's edit). Checks, in order: the entry exists, the host
-/// is mounted, safe to mount read-write later and has an id stage 2 can
-/// find, the image can sit on a loop device and has no blocking problem.
-pub fn plan(snapshot: &Snapshot, entry: EntryRef, cmdline: &str) -> Result<BootPlan, PlanError> {
-    let (Some(volume), Some(image), Some(boot_entry)) = (
-        snapshot.volume(entry),
-        snapshot.image(entry),
-        snapshot.entry(entry),
-    ) else {
-        return Err(PlanError::NoSuchEntry(entry));
-    };
+impl PlanError {
+    /// What stops the boot, without the advice.
+    pub fn cause(&self) -> String {
+        match self {
+            PlanError::NoSuchEntry(_) => "the selected entry no longer exists".into(),
+            PlanError::HostNotMounted {
+                volume,
+                device,
+                why,
+            } => format!(
+                "{volume} ({}) is not mounted ({why}), so its images cannot be read",
+                device.display()
+            ),
+            PlanError::HostUnsafe {
+                volume,
+                device,
+                state,
+                ..
+            } => format!(
+                "{volume} ({}) is {state}; stage 2 must mount it read-write, which is refused or \
+                 unsafe in this state",
+                device.display()
+            ),
+            PlanError::HostReadOnly { volume, device } => format!(
+                "{volume} ({}) is read-only, but stage 2 must mount it read-write to run the image",
+                device.display()
+            ),
+            PlanError::UnsupportedFs {
+                volume,
+                device,
+                fstype,
+            } => format!(
+                "{volume} ({}) holds a {fstype} filesystem; vhdboot boots images from NTFS or \
+                 exFAT only",
+                device.display()
+            ),
+            PlanError::NoHostId { volume, device } => format!(
+                "{volume} ({}) has neither a filesystem UUID nor a partition UUID, so stage 2 \
+                 could not find it again after the reboot into the target kernel",
+                device.display()
+            ),
+            PlanError::NotLoopable {
+                volume,
+                image,
+                kind,
+            } => format!("{image} on {volume} cannot sit on a loop device ({kind})"),
+            PlanError::ImageBlocked { what, .. } => what.clone(),
+            PlanError::NoKernel { .. } => "no kernel was found in it: no UKI in /EFI/Linux and \
+                                           no Boot Loader Spec entry in /loader/entries"
+                .into(),
+            PlanError::Cmdline { entry, source } => format!(
+                "the command line for {entry} could not carry the stage-2 parameters: {source}"
+            ),
+            PlanError::CmdlineTooLong { entry, len, max } => format!(
+                "the command line for {entry} would be {len} bytes with the stage-2 parameters, \
+                 more than the kernel's limit of {max}"
+            ),
+        }
+    }
+
+    /// What the user can do about it.
+    pub fn hint(&self) -> String {
+        match self {
+            PlanError::NoSuchEntry(_) => "press r to rescan".into(),
+            PlanError::HostNotMounted { .. } => "check the scan log, then press r to rescan".into(),
+            PlanError::HostUnsafe { hint, .. } => (*hint).into(),
+            PlanError::HostReadOnly { .. } => "remove the write protection and rescan".into(),
+            PlanError::UnsupportedFs { .. } => {
+                "move the image to an NTFS or exFAT partition".into()
+            }
+            PlanError::NoHostId { .. } => {
+                "give it a UUID (reformat, or use a GPT partition) and rescan".into()
+            }
+            PlanError::NotLoopable { .. } => "convert it to a fixed VHD, e.g. qemu-img convert \
+                                              -O vpc -o subformat=fixed, then rescan"
+                .into(),
+            PlanError::ImageBlocked { hint, .. } => hint.clone(),
+            PlanError::NoKernel { .. } => "install a UKI or BLS entry on the image's EFI system \
+                                           partition, or press l for the scan log"
+                .into(),
+            PlanError::Cmdline { .. } => "edit the command line (e to edit) and try again".into(),
+            PlanError::CmdlineTooLong { .. } => "edit it (e to edit) to remove what is not \
+                                                 needed, or move the image to a shorter path"
+                .into(),
+        }
+    }
+
+    /// A few words for a list row, beside the image's name.
+    pub fn summary(&self) -> String {
+        match self {
+            PlanError::NoSuchEntry(_) => "no longer exists".into(),
+            PlanError::HostNotMounted { .. } => "host not mounted".into(),
+            PlanError::HostUnsafe {
+                badge: VolumeBadge::Dirty,
+                ..
+            } => "host volume dirty".into(),
+            PlanError::HostUnsafe { .. } => "host volume hibernated".into(),
+            PlanError::HostReadOnly { .. } => "host volume read-only".into(),
+            PlanError::UnsupportedFs { fstype, .. } => format!("host volume is {fstype}"),
+            PlanError::NoHostId { .. } => "host volume has no UUID".into(),
+            PlanError::NotLoopable { .. } => "cannot sit on a loop device".into(),
+            PlanError::ImageBlocked { what, .. } => what.clone(),
+            PlanError::NoKernel { .. } => "no boot entry".into(),
+            PlanError::Cmdline { .. } | PlanError::CmdlineTooLong { .. } => {
+                "command line cannot be used".into()
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for PlanError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            // The problem's own words do not name the image; the sentence does.
+            PlanError::ImageBlocked { volume, image, .. }
+            | PlanError::NoKernel { volume, image } => {
+                write!(
+                    f,
+                    "{image} on {volume} cannot boot: {}; {}",
+                    self.cause(),
+                    self.hint()
+                )
+            }
+            _ => write!(f, "{}; {}", self.cause(), self.hint()),
+        }
+    }
+}
+
+impl std::error::Error for PlanError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PlanError::Cmdline { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// The host facts a plan needs, once the host passed every check.
+struct Host {
+    mount: PathBuf,
+    id: HostId,
+}
+
+/// Checks, in order, that the host is mounted, safe to mount read-write
+/// later, holds NTFS or exFAT and has an id stage 2 can find.
+fn check_host(volume: &Volume) -> Result<Host, PlanError> {
     let name = volume.display_name();
     let device = volume.device.clone();
-
-    let host_mount = match &volume.mount {
+    let mount = match &volume.mount {
         MountState::Mounted { at } => at.clone(),
         MountState::Refused { reason } => {
             return Err(PlanError::HostNotMounted {
@@ -183,6 +287,7 @@ pub fn plan(snapshot: &Snapshot, entry: EntryRef, cmdline: &str) -> Result<BootP
             return Err(PlanError::HostUnsafe {
                 volume: name,
                 device,
+                badge,
                 state,
                 hint,
             });
@@ -201,7 +306,7 @@ pub fn plan(snapshot: &Snapshot, entry: EntryRef, cmdline: &str) -> Result<BootP
             fstype: other.clone(),
         });
     }
-    let host_id = match (&volume.uuid, &volume.partuuid) {
+    let id = match (&volume.uuid, &volume.partuuid) {
         (Some(u), _) if !u.is_empty() => HostId::Uuid(u.clone()),
         (_, Some(p)) if !p.is_empty() => HostId::PartUuid(p.clone()),
         _ => {
@@ -211,6 +316,25 @@ pub fn plan(snapshot: &Snapshot, entry: EntryRef, cmdline: &str) -> Result<BootP
             });
         }
     };
+    Ok(Host { mount, id })
+}
+
+/// The image's part of the verdict, on a host named `volume`: no blocking
+/// problem, a kind that can sit on a loop device, and at least one entry.
+/// Returns its data size. `vhdboot scan --root` asks this alone, as its
+/// folders stand in for hosts that are not there.
+pub fn image_problem(volume: &str, image: &Image) -> Result<u64, PlanError> {
+    // The scanner's own words come first: they name the exact fault (the
+    // footer's type, a sparse file). The kind check is the backstop for a
+    // snapshot without them.
+    if let Some(problem) = image.problems.iter().find(|p| p.blocks_boot) {
+        return Err(PlanError::ImageBlocked {
+            volume: volume.to_string(),
+            image: image.path.clone(),
+            what: problem.what.clone(),
+            hint: problem.hint.clone(),
+        });
+    }
     let Some(data_size) = image.kind.data_size() else {
         let kind = match image.kind {
             ImageKind::DynamicVhd => "it is a dynamic VHD",
@@ -218,23 +342,97 @@ pub fn plan(snapshot: &Snapshot, entry: EntryRef, cmdline: &str) -> Result<BootP
             _ => "it is not a readable image",
         };
         return Err(PlanError::NotLoopable {
-            volume: name,
+            volume: volume.to_string(),
             image: image.path.clone(),
             kind,
         });
     };
-    if let Some(problem) = image.problems.iter().find(|p| p.blocks_boot) {
-        return Err(PlanError::ImageBlocked {
-            volume: name,
+    if image.entries.is_empty() {
+        return Err(PlanError::NoKernel {
+            volume: volume.to_string(),
             image: image.path.clone(),
-            what: problem.what.clone(),
-            hint: problem.hint.clone(),
         });
     }
+    Ok(data_size)
+}
 
-    let mut line = Cmdline::parse(cmdline);
+/// Why `entry` cannot boot as it is (with its own command line), or None
+/// when it can: the verdict the list shows and the countdown, the start
+/// decision and `nothing_bootable` go by.
+pub fn blocker(snapshot: &Snapshot, entry: EntryRef) -> Option<PlanError> {
+    plan(snapshot, entry, None).err()
+}
+
+/// Why no entry of image `image` on volume `volume` can boot, or None when
+/// its entries can. An image with no entry always has a reason: its first
+/// blocking problem, or that no kernel was found in it.
+pub fn image_blocker(snapshot: &Snapshot, volume: usize, image: usize) -> Option<PlanError> {
+    let (Some(v), Some(i)) = (
+        snapshot.volumes.get(volume),
+        snapshot
+            .volumes
+            .get(volume)
+            .and_then(|v| v.images.get(image)),
+    ) else {
+        return Some(PlanError::NoSuchEntry(EntryRef {
+            volume,
+            image,
+            entry: 0,
+        }));
+    };
+    check_host(v)
+        .and_then(|_| image_problem(&v.display_name(), i))
+        .err()
+}
+
+/// One entry with its host and image checked.
+struct Checked<'a> {
+    volume: &'a Volume,
+    image: &'a Image,
+    entry: &'a BootEntry,
+    host: Host,
+    data_size: u64,
+}
+
+/// The checks `plan` makes before it looks at the command line, in order:
+/// the entry exists, then its host, then its image.
+fn check(snapshot: &Snapshot, entry: EntryRef) -> Result<Checked<'_>, PlanError> {
+    let (Some(volume), Some(image), Some(boot_entry)) = (
+        snapshot.volume(entry),
+        snapshot.image(entry),
+        snapshot.entry(entry),
+    ) else {
+        return Err(PlanError::NoSuchEntry(entry));
+    };
+    let host = check_host(volume)?;
+    let data_size = image_problem(&volume.display_name(), image)?;
+    Ok(Checked {
+        volume,
+        image,
+        entry: boot_entry,
+        host,
+        data_size,
+    })
+}
+
+/// Builds the plan for `entry`, booting it with `cmdline`, or with the
+/// entry's own line when None. It refuses what [`blocker`] refuses, then
+/// checks that the line can carry the handoff within the kernel's limit.
+pub fn plan(
+    snapshot: &Snapshot,
+    entry: EntryRef,
+    cmdline: Option<&str>,
+) -> Result<BootPlan, PlanError> {
+    let Checked {
+        volume,
+        image,
+        entry: boot_entry,
+        host,
+        data_size,
+    } = check(snapshot, entry)?;
+    let mut line = Cmdline::parse(cmdline.unwrap_or(&boot_entry.cmdline));
     let handoff = Handoff {
-        host: host_id.clone(),
+        host: host.id.clone(),
         fstype: volume.fstype.clone(),
         image: image.path.clone(),
         size: data_size,
@@ -258,10 +456,10 @@ pub fn plan(snapshot: &Snapshot, entry: EntryRef, cmdline: &str) -> Result<BootP
 
     Ok(BootPlan {
         title: boot_entry.title.clone(),
-        host_device: device,
-        host_id,
+        host_device: volume.device.clone(),
+        host_id: host.id,
         fstype: volume.fstype.clone(),
-        host_mount,
+        host_mount: host.mount,
         image_path: image.path.clone(),
         data_size,
         source: boot_entry.source.clone(),
@@ -273,13 +471,13 @@ pub fn plan(snapshot: &Snapshot, entry: EntryRef, cmdline: &str) -> Result<BootP
 mod tests {
     use super::*;
     use crate::boot::handoff::STAGE2_PATH;
-    use crate::discovery::Problem;
     use crate::discovery::decisions::fixtures::{at, snapshot};
+    use crate::model::Problem;
 
     #[test]
     fn plan_carries_the_host_image_and_handoff() {
         let s = snapshot();
-        let p = plan(&s, at(0, 0, 0), "root=PARTUUID=x ro quiet splash").unwrap();
+        let p = plan(&s, at(0, 0, 0), Some("root=PARTUUID=x ro quiet splash")).unwrap();
         assert_eq!(p.title, "Ubuntu 24.04 LTS");
         assert_eq!(p.host_device, PathBuf::from("/dev/sda2"));
         assert_eq!(p.host_id, HostId::Uuid("1A2B3C4D5E6F7081".into()));
@@ -305,7 +503,7 @@ mod tests {
 
     #[test]
     fn plan_uses_the_given_cmdline_not_the_entrys() {
-        let p = plan(&snapshot(), at(0, 0, 0), "rdinit=/custom nomodeset").unwrap();
+        let p = plan(&snapshot(), at(0, 0, 0), Some("rdinit=/custom nomodeset")).unwrap();
         let line = Cmdline::parse(&p.cmdline);
         assert!(line.contains("nomodeset"));
         assert!(!line.contains("splash"));
@@ -316,7 +514,7 @@ mod tests {
     #[test]
     fn missing_entry_is_reported() {
         assert_eq!(
-            plan(&snapshot(), at(0, 0, 9), ""),
+            plan(&snapshot(), at(0, 0, 9), Some("")),
             Err(PlanError::NoSuchEntry(at(0, 0, 9)))
         );
     }
@@ -327,7 +525,7 @@ mod tests {
         s.volumes[0].mount = MountState::Refused {
             reason: "wrong fs type".into(),
         };
-        let err = plan(&s, at(0, 0, 0), "").unwrap_err();
+        let err = plan(&s, at(0, 0, 0), Some("")).unwrap_err();
         assert!(matches!(err, PlanError::HostNotMounted { .. }));
         let text = err.to_string();
         assert!(
@@ -344,7 +542,7 @@ mod tests {
         ] {
             let mut s = snapshot();
             s.volumes[0].badges.push(badge);
-            let err = plan(&s, at(0, 0, 0), "").unwrap_err();
+            let err = plan(&s, at(0, 0, 0), Some("")).unwrap_err();
             assert!(matches!(err, PlanError::HostUnsafe { .. }), "{err:?}");
             assert!(err.to_string().contains(expect), "{err}");
         }
@@ -354,7 +552,7 @@ mod tests {
     fn read_only_host_is_refused() {
         let mut s = snapshot();
         s.volumes[0].badges.push(VolumeBadge::ReadOnly);
-        let err = plan(&s, at(0, 0, 0), "").unwrap_err();
+        let err = plan(&s, at(0, 0, 0), Some("")).unwrap_err();
         assert!(matches!(err, PlanError::HostReadOnly { .. }), "{err:?}");
     }
 
@@ -362,7 +560,7 @@ mod tests {
     fn host_on_another_filesystem_is_refused() {
         let mut s = snapshot();
         s.volumes[0].fstype = FsType::Other("btrfs".into());
-        let err = plan(&s, at(0, 0, 0), "").unwrap_err();
+        let err = plan(&s, at(0, 0, 0), Some("")).unwrap_err();
         assert!(err.to_string().contains("btrfs"), "{err}");
     }
 
@@ -370,7 +568,7 @@ mod tests {
     fn host_without_fs_uuid_falls_back_to_partuuid() {
         let mut s = snapshot();
         s.volumes[0].uuid = None;
-        let p = plan(&s, at(0, 0, 0), "").unwrap();
+        let p = plan(&s, at(0, 0, 0), Some("")).unwrap();
         assert_eq!(
             p.host_id,
             HostId::PartUuid("5f3c2a10-0b1e-4c5d-9e8f-0123456789ab".into())
@@ -387,7 +585,7 @@ mod tests {
         let mut s = snapshot();
         s.volumes[0].uuid = None;
         s.volumes[0].partuuid = Some(String::new());
-        let err = plan(&s, at(0, 0, 0), "").unwrap_err();
+        let err = plan(&s, at(0, 0, 0), Some("")).unwrap_err();
         assert!(matches!(err, PlanError::NoHostId { .. }), "{err:?}");
     }
 
@@ -395,7 +593,7 @@ mod tests {
     fn dynamic_vhd_is_refused_with_a_conversion_hint() {
         let mut s = snapshot();
         s.volumes[0].images[0].kind = ImageKind::DynamicVhd;
-        let err = plan(&s, at(0, 0, 0), "").unwrap_err();
+        let err = plan(&s, at(0, 0, 0), Some("")).unwrap_err();
         let text = err.to_string();
         assert!(
             text.contains("dynamic VHD") && text.contains("subformat=fixed"),
@@ -407,7 +605,7 @@ mod tests {
     fn raw_image_boots_with_its_data_size() {
         let mut s = snapshot();
         s.volumes[0].images[0].kind = ImageKind::Raw { data_size: 4096 };
-        assert_eq!(plan(&s, at(0, 0, 0), "").unwrap().data_size, 4096);
+        assert_eq!(plan(&s, at(0, 0, 0), Some("")).unwrap().data_size, 4096);
     }
 
     #[test]
@@ -416,12 +614,12 @@ mod tests {
         s.volumes[0].images[0]
             .problems
             .push(Problem::warning("old kernel", "update it"));
-        assert!(plan(&s, at(0, 0, 0), "").is_ok());
+        assert!(plan(&s, at(0, 0, 0), Some("")).is_ok());
         s.volumes[0].images[0].problems.push(Problem::blocking(
             "the file is compressed",
             "uncompress it in Windows",
         ));
-        let err = plan(&s, at(0, 0, 0), "").unwrap_err();
+        let err = plan(&s, at(0, 0, 0), Some("")).unwrap_err();
         assert!(err.to_string().contains("the file is compressed"), "{err}");
     }
 
@@ -429,7 +627,7 @@ mod tests {
     fn rdinit_that_cannot_be_carried_over_is_reported_for_editing() {
         // An open quote in the entry's rdinit= makes a value that has no
         // spelling the kernel reads back unchanged.
-        let err = plan(&snapshot(), at(0, 0, 0), r#"quiet rdinit=/a"b c"#).unwrap_err();
+        let err = plan(&snapshot(), at(0, 0, 0), Some(r#"quiet rdinit=/a"b c"#)).unwrap_err();
         assert!(matches!(err, PlanError::Cmdline { .. }), "{err:?}");
         assert!(err.to_string().contains("edit"), "{err}");
     }
@@ -437,15 +635,15 @@ mod tests {
     #[test]
     fn command_line_over_the_kernel_limit_is_refused() {
         let s = snapshot();
-        let base = plan(&s, at(0, 0, 0), "").unwrap().cmdline.len();
+        let base = plan(&s, at(0, 0, 0), Some("")).unwrap().cmdline.len();
         // One byte is kept for the terminating NUL.
         let fits = format!("x={}", "a".repeat(MAX_CMDLINE - 1 - base - 3));
         assert_eq!(
-            plan(&s, at(0, 0, 0), &fits).unwrap().cmdline.len(),
+            plan(&s, at(0, 0, 0), Some(&fits)).unwrap().cmdline.len(),
             MAX_CMDLINE - 1
         );
         let too_long = format!("{fits}a");
-        let err = plan(&s, at(0, 0, 0), &too_long).unwrap_err();
+        let err = plan(&s, at(0, 0, 0), Some(&too_long)).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -463,7 +661,58 @@ mod tests {
     fn exfat_host_hands_over_the_exfat_driver() {
         let mut s = snapshot();
         s.volumes[0].fstype = FsType::Exfat;
-        let p = plan(&s, at(0, 0, 0), "").unwrap();
+        let p = plan(&s, at(0, 0, 0), Some("")).unwrap();
         assert_eq!(Handoff::parse(&p.cmdline).unwrap().fstype, FsType::Exfat);
+    }
+
+    #[test]
+    fn blocker_is_the_plans_own_refusal() {
+        let mut s = snapshot();
+        assert_eq!(blocker(&s, at(0, 0, 0)), None);
+        s.volumes[0].badges.push(VolumeBadge::Hibernated);
+        let why = blocker(&s, at(0, 0, 0)).unwrap();
+        assert_eq!(Err(why.clone()), plan(&s, at(0, 0, 0), None));
+        assert_eq!(why.summary(), "host volume hibernated");
+        assert_eq!(image_blocker(&s, 0, 0), Some(why));
+    }
+
+    #[test]
+    fn own_cmdline_is_used_when_none_is_given() {
+        let s = snapshot();
+        let own = &s.volumes[0].images[0].entries[0].cmdline;
+        assert_eq!(
+            plan(&s, at(0, 0, 0), None),
+            plan(&s, at(0, 0, 0), Some(own))
+        );
+    }
+
+    #[test]
+    fn image_without_entries_says_no_kernel_unless_a_problem_says_more() {
+        let mut s = snapshot();
+        s.volumes[0].images[0].entries.clear();
+        let why = image_blocker(&s, 0, 0).unwrap();
+        assert!(matches!(why, PlanError::NoKernel { .. }), "{why:?}");
+        assert_eq!(why.summary(), "no boot entry");
+        assert!(why.to_string().contains("no UKI in /EFI/Linux"), "{why}");
+        s.volumes[0].images[0].problems.push(Problem::blocking(
+            "no EFI system partition",
+            "reinstall the boot loader",
+        ));
+        assert_eq!(
+            image_blocker(&s, 0, 0).map(|e| e.cause()),
+            Some("no EFI system partition".into())
+        );
+    }
+
+    #[test]
+    fn message_is_cause_then_hint() {
+        let mut s = snapshot();
+        s.volumes[0].badges.push(VolumeBadge::ReadOnly);
+        let err = blocker(&s, at(0, 0, 0)).unwrap();
+        assert_eq!(
+            err.to_string(),
+            "Data (/dev/sda2) is read-only, but stage 2 must mount it read-write to run the \
+             image; remove the write protection and rescan"
+        );
     }
 }

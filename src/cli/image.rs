@@ -9,12 +9,13 @@ use std::fs::File;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
-use vhdboot::discovery::{EntrySource, ImageKind, Problem};
+use vhdboot::boot::plan::{PlanError, image_problem};
 use vhdboot::image::initrd::{self, ModuleCheck, Presence};
 use vhdboot::image::inspect::{Inspection, inspect as inspect_image, load_payload};
 use vhdboot::image::partitions::PartitionKind;
 use vhdboot::image::vhd::{FileFooter, VhdFooter, format_utc, read_footer};
 use vhdboot::image::window::{CountingReader, ReadCounter};
+use vhdboot::model::{EntrySource, Image, ImageKind, Problem};
 
 #[derive(Args)]
 pub struct InspectArgs {
@@ -92,8 +93,7 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
     } else {
         check_initramfs(path, &mut inspection, &a.host_fs)?
     };
-    let bootable =
-        !inspection.entries.is_empty() && !inspection.problems.iter().any(|p| p.blocks_boot);
+    let bootable = verdict(path, file_len, &inspection).is_ok();
     let report = Report {
         image: path.display().to_string(),
         file_size: file_len,
@@ -120,6 +120,19 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(NOT_BOOTABLE)
     })
+}
+
+/// The judge's verdict on the image, as if it sat on a host that can boot
+/// it: `inspect` reads a file, not a host volume.
+fn verdict(path: &Path, file_len: u64, inspection: &Inspection) -> Result<u64, PlanError> {
+    let image = Image {
+        path: path.display().to_string(),
+        file_size: file_len,
+        kind: inspection.kind.clone(),
+        entries: inspection.entries.clone(),
+        problems: inspection.problems.clone(),
+    };
+    image_problem("the host volume", &image)
 }
 
 /// Runs the boot-time initramfs check on every entry, outside the read

@@ -7,7 +7,7 @@ use clap::Args;
 use std::process::ExitCode;
 use vhdboot::boot::plan::BootPlan;
 use vhdboot::config::{Config, Timeout};
-use vhdboot::discovery::{EntrySource, Snapshot};
+use vhdboot::model::{EntrySource, Snapshot};
 use vhdboot::tui::app::{self, AppOptions};
 use vhdboot::tui::demo::{DEFAULT_ENTRY, fixture_snapshot};
 use vhdboot::tui::executor::execute;
@@ -61,14 +61,9 @@ pub fn run(a: MenuArgs) -> anyhow::Result<ExitCode> {
     if config.timeout == Timeout::Immediate {
         // As in stage 1: boot the default before any menu, and come to the
         // menu only with the reason it did not boot.
-        let cmdline = model
-            .snapshot
-            .entry(DEFAULT_ENTRY)
-            .map(|e| e.cmdline.clone())
-            .unwrap_or_default();
         let boot = Effect::Boot {
             entry: DEFAULT_ENTRY,
-            cmdline,
+            cmdline: None,
         };
         for msg in execute(boot, &model.snapshot, &mut host) {
             update(&mut model, msg);

@@ -10,10 +10,11 @@ use humansize::{BINARY, format_size};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::stage1::discover::Discovery;
+use crate::live_scan::{self, Discovery};
+use vhdboot::boot::plan::{PlanError, image_blocker, image_problem};
 use vhdboot::config::Config;
 use vhdboot::discovery::scan::find_image_files;
-use vhdboot::discovery::{FsType, MountState, Snapshot, Volume};
+use vhdboot::model::{FsType, MountState, Snapshot, Volume};
 
 #[derive(Args)]
 pub struct ScanArgs {
@@ -46,7 +47,7 @@ pub fn run(a: ScanArgs) -> anyhow::Result<ExitCode> {
     if a.json {
         println!("{}", serde_json::to_string_pretty(&snapshot)?);
     } else {
-        print_snapshot(&snapshot);
+        print_snapshot(&snapshot, !a.roots.is_empty());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -66,7 +67,7 @@ fn scan_devices(config: Config) -> anyhow::Result<Snapshot> {
 fn folder_volume(root: &Path, config: &Config) -> Volume {
     let images = find_image_files(root, &config.search, config.depth, config.raw_images)
         .iter()
-        .map(|p| crate::stage1::discover::describe_with_preflight(root, p, config.raw_images))
+        .map(|p| live_scan::describe_with_preflight(root, p, config.raw_images))
         .collect();
     Volume {
         device: root.to_path_buf(),
@@ -83,13 +84,16 @@ fn folder_volume(root: &Path, config: &Config) -> Volume {
     }
 }
 
-fn print_snapshot(s: &Snapshot) {
+/// Prints what was found and the judge's verdict on each image. Folders
+/// given with `--root` stand in for host volumes that are not there, so
+/// only their images are judged.
+fn print_snapshot(s: &Snapshot, folders: bool) {
     if s.volumes.is_empty() {
         println!(
             "no NTFS or exFAT volumes found (run as root to mount unmounted ones, or pass --root DIR)"
         );
     }
-    for v in &s.volumes {
+    for (vi, v) in s.volumes.iter().enumerate() {
         println!(
             "{} ({}, {}, {})",
             v.display_name(),
@@ -103,8 +107,13 @@ fn print_snapshot(s: &Snapshot) {
         if v.images.is_empty() && matches!(v.mount, MountState::Mounted { .. }) {
             println!("  no images");
         }
-        for img in &v.images {
-            let state = if img.is_bootable() {
+        for (ii, img) in v.images.iter().enumerate() {
+            let blocker = if folders {
+                image_problem(&v.display_name(), img).err()
+            } else {
+                image_blocker(s, vi, ii)
+            };
+            let state = if blocker.is_none() {
                 "bootable"
             } else {
                 "not bootable"
@@ -119,6 +128,11 @@ fn print_snapshot(s: &Snapshot) {
             }
             for p in &img.problems {
                 println!("    ! {} ({})", p.what, p.hint);
+            }
+            // A refusal that is not one of the image's own problems (the
+            // host's state, say) is not listed above.
+            if let Some(why) = blocker.filter(|b| !matches!(b, PlanError::ImageBlocked { .. })) {
+                println!("    ! {} ({})", why.cause(), why.hint());
             }
         }
     }

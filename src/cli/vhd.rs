@@ -12,11 +12,11 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
-use vhdboot::discovery::ImageKind;
 use vhdboot::image::vhd::{
     self, DiskType, FileFooter, MAX_VHD_SIZE, VhdError, VhdFooter, format_utc, kind_problem,
     next_multiple_of_512, vhd_timestamp,
 };
+use vhdboot::model::ImageKind;
 
 /// How far back raw2vhd looks for a footer left inside the data by
 /// `truncate`. Reading zeros is cheap, but a grown file may hold gigabytes

@@ -2,9 +2,9 @@
 //! configured default, whether to boot it at once, count down or wait, and
 //! which entry the cursor starts on.
 
-use super::model::{EntryRef, Snapshot, Volume};
-use crate::boot::plan::plan;
+use crate::boot::plan::blocker;
 use crate::config::{Config, DefaultSpec, HostSelector, Timeout};
+use crate::model::{EntryRef, Snapshot, Volume};
 
 /// How stage 1 starts once the scan is done.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,13 +40,9 @@ pub fn decide_start(snapshot: &Snapshot, config: &Config) -> Start {
             };
         }
     };
-    // The same checks as an actual boot, so the menu never counts down to
+    // The judge of an actual boot, so the menu never counts down to
     // something the boot would then refuse.
-    let own_cmdline = snapshot
-        .entry(entry)
-        .map(|e| e.cmdline.as_str())
-        .unwrap_or("");
-    if let Err(err) = plan(snapshot, entry, own_cmdline) {
+    if let Some(err) = blocker(snapshot, entry) {
         return Start::Menu {
             reason: Some(format!("the default {spec} cannot boot: {err}")),
         };
@@ -66,11 +62,7 @@ pub fn initial_selection(snapshot: &Snapshot, default: Option<EntryRef>) -> Opti
     }
     let mut all = all_entries(snapshot).peekable();
     let first = all.peek().copied();
-    all.find(|&r| {
-        let line = snapshot.entry(r).map(|e| e.cmdline.as_str()).unwrap_or("");
-        plan(snapshot, r, line).is_ok()
-    })
-    .or(first)
+    all.find(|&r| blocker(snapshot, r).is_none()).or(first)
 }
 
 /// Every entry in snapshot order.
@@ -158,7 +150,7 @@ fn locate(snapshot: &Snapshot, spec: &DefaultSpec) -> Result<EntryRef, String> {
 
 #[cfg(test)]
 pub(crate) mod fixtures {
-    use crate::discovery::*;
+    use crate::model::*;
     use std::path::PathBuf;
 
     pub fn entry(title: &str, cmdline: &str) -> BootEntry {
@@ -256,7 +248,7 @@ pub(crate) mod fixtures {
 mod tests {
     use super::fixtures::*;
     use super::*;
-    use crate::discovery::{MountState, Problem, VolumeBadge};
+    use crate::model::{MountState, Problem, VolumeBadge};
 
     fn config(default: Option<(&Option<HostSelector>, &str)>, timeout: Timeout) -> Config {
         Config {

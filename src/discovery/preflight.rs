@@ -7,24 +7,11 @@
 //! The facts come from the caller (stage 1 fills [`FileFacts`] through
 //! `sys::fileinfo`), so the decisions here are tested on plain values.
 
-use super::model::{Problem, VolumeBadge};
 use crate::image::ntfs;
-use serde::Serialize;
+use crate::model::{FileFacts, Problem, VolumeBadge};
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
-
-/// How an image file is stored on the host filesystem. `None` means the
-/// filesystem did not say.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct FileFacts {
-    /// The file's length in bytes.
-    pub size: u64,
-    /// Bytes allocated on disk (`st_blocks * 512`).
-    pub allocated: Option<u64>,
-    pub compressed: Option<bool>,
-    pub encrypted: Option<bool>,
-}
 
 /// The problems in how the image file is stored. Each blocks the boot:
 /// stage 2 writes through the loop device, and ntfs3 fails writes past

@@ -4,9 +4,9 @@
 //! temp tree. Only headers, the GPT, FAT metadata and small UKI sections are
 //! read (through `image::inspect`), never whole images.
 
-use super::model::{Image, ImageKind, Problem};
 use crate::image::inspect;
 use crate::image::readahead::ReadAhead;
+use crate::model::{Image, ImageKind, Problem};
 use std::collections::{BTreeSet, HashSet};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
@@ -215,6 +215,6 @@ mod tests {
         let img = describe_image(t.path(), "/gone.vhd", false);
         assert_eq!(img.kind, ImageKind::Unreadable);
         assert!(img.problems[0].what.contains("/gone.vhd"));
-        assert!(!img.is_bootable());
+        assert!(crate::boot::plan::image_problem("the test folder", &img).is_err());
     }
 }

@@ -20,7 +20,7 @@
 //! crate only reads.
 
 use super::inspect::Payload;
-use crate::discovery::Problem;
+use crate::model::Problem;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Write};

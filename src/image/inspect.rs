@@ -16,7 +16,7 @@ use super::partitions::{Partition, PartitionKind, read_partitions};
 use super::uki::{UkiError, UkiInfo, is_bzimage};
 use super::vhd::{classify, kind_problem};
 use super::window::Window;
-use crate::discovery::{BootEntry, ByteRange, EntrySource, ImageKind, Problem};
+use crate::model::{BootEntry, ByteRange, EntrySource, ImageKind, Problem};
 use serde::Serialize;
 use std::io::{Read, Seek};
 

@@ -10,7 +10,7 @@
 //! a warning says so. When both are unusable, the error names both.
 
 use super::window::Window;
-use crate::discovery::ByteRange;
+use crate::model::ByteRange;
 use gpt::GptConfig;
 use gpt::disk::LogicalBlockSize;
 use gpt::header::{Header, HeaderError, read_header_from_arbitrary_device};

@@ -3,7 +3,7 @@
 //! big-endian. A fixed VHD is a raw disk followed by this footer, which is
 //! what lets a loop device (sizelimit = file size − 512) expose the disk.
 
-use crate::discovery::{ImageKind, Problem};
+use crate::model::{ImageKind, Problem};
 use serde::{Serialize, Serializer};
 use std::io::{self, Read, Seek, SeekFrom};
 

@@ -5,13 +5,13 @@ use std::fs::File;
 use vhdboot::boot::cpio;
 use vhdboot::boot::plan::BootPlan;
 use vhdboot::config::Failpoint;
-use vhdboot::discovery::Snapshot;
 use vhdboot::image::readahead::ReadAhead;
 use vhdboot::image::{initrd, inspect};
+use vhdboot::model::Snapshot;
 use vhdboot::sys::{kexec, pid1, timeline};
 use vhdboot::tui::host::{Failure, Host};
 
-use super::discover::Discovery;
+use crate::live_scan::Discovery;
 
 pub struct RealHost {
     pub discovery: Discovery,

@@ -5,18 +5,17 @@
 //! wrong ends on screen with its cause, with the menu or the rescue shell
 //! reachable.
 
-pub mod discover;
 mod host;
 
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use vhdboot::boot::plan::plan;
+use vhdboot::boot::plan::blocker;
 use vhdboot::config::{Config, Timeout};
-use vhdboot::discovery::Snapshot;
 use vhdboot::discovery::decisions::{self, Start};
-use vhdboot::discovery::model::MountState;
+use vhdboot::model::MountState;
+use vhdboot::model::Snapshot;
 use vhdboot::sys::{console, kmsg, modules, pid1, timeline};
 use vhdboot::tui::app::{self, AppOptions};
 use vhdboot::tui::executor::execute;
@@ -25,7 +24,7 @@ use vhdboot::tui::model::Model;
 use vhdboot::tui::msg::Msg;
 use vhdboot::tui::update::update;
 
-use discover::Discovery;
+use crate::live_scan::{self, Discovery};
 use host::RealHost;
 
 /// The modules stage 1 needs beyond what coldplug finds for the hardware.
@@ -38,10 +37,7 @@ const MENU_LOGLEVEL: u8 = 1;
 /// Says why nothing can boot, one line per finding, or None when some
 /// entry can boot.
 fn nothing_bootable(snapshot: &Snapshot) -> Option<Vec<String>> {
-    let bootable = decisions::all_entries(snapshot).any(|r| {
-        let line = snapshot.entry(r).map(|e| e.cmdline.as_str()).unwrap_or("");
-        plan(snapshot, r, line).is_ok()
-    });
+    let bootable = decisions::all_entries(snapshot).any(|r| blocker(snapshot, r).is_none());
     if bootable {
         return None;
     }
@@ -104,7 +100,7 @@ pub fn run() -> ! {
         early.push(format!("console log level: {e}"));
     }
 
-    let mut discovery = Discovery::new(config.clone(), Path::new(discover::HOSTS_DIR));
+    let mut discovery = Discovery::new(config.clone(), Path::new(live_scan::HOSTS_DIR));
     for line in early {
         discovery.note(line);
     }
@@ -135,12 +131,13 @@ pub fn run() -> ! {
     let mut pending = Vec::new();
     let (default, countdown) = match decisions::decide_start(&snapshot, &config) {
         Start::Boot(entry) => {
-            let cmdline = snapshot
-                .entry(entry)
-                .map(|e| e.cmdline.clone())
-                .unwrap_or_default();
-            // Boot at once; if that fails, the menu shows why.
-            pending = execute(Effect::Boot { entry, cmdline }, &snapshot, &mut host);
+            // Boot at once, with the entry's own line; if that fails, the
+            // menu shows why.
+            let boot = Effect::Boot {
+                entry,
+                cmdline: None,
+            };
+            pending = execute(boot, &snapshot, &mut host);
             (Some(entry), None)
         }
         Start::Countdown { entry, seconds } => (Some(entry), Some(seconds)),

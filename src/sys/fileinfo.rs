@@ -9,7 +9,7 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use crate::discovery::preflight::FileFacts;
+use crate::model::FileFacts;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FileInfoError {

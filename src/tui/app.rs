@@ -277,7 +277,7 @@ impl Host for SuspendingHost<'_> {
         self.away(|h| h.rescue_shell(), |e| Err(terminal_lost(e)))
     }
 
-    fn rescan(&mut self) -> Result<crate::discovery::Snapshot, Failure> {
+    fn rescan(&mut self) -> Result<crate::model::Snapshot, Failure> {
         self.host.rescan()
     }
 

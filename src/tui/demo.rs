@@ -1,7 +1,7 @@
 //! A built-in snapshot for `vhdboot menu --demo`, the snapshot tests and
 //! the benchmark: every kind of row and problem the menu can show.
 
-use crate::discovery::{
+use crate::model::{
     BootEntry, ByteRange, EntryRef, EntrySource, FsType, Image, ImageKind, MountState, Problem,
     Snapshot, Volume, VolumeBadge,
 };

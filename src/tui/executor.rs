@@ -3,7 +3,7 @@
 //! to the menu before anything irreversible happens.
 
 use crate::boot::plan::{BootPlan, PlanError, plan};
-use crate::discovery::{EntryRef, Snapshot};
+use crate::model::{EntryRef, Snapshot};
 use crate::tui::host::{Effect, Failure, Host};
 use crate::tui::msg::Msg;
 
@@ -17,11 +17,11 @@ pub fn execute_with(
     effect: Effect,
     snapshot: &Snapshot,
     host: &mut dyn Host,
-    plan: impl FnOnce(&Snapshot, EntryRef, &str) -> Result<BootPlan, PlanError>,
+    plan: impl FnOnce(&Snapshot, EntryRef, Option<&str>) -> Result<BootPlan, PlanError>,
 ) -> Vec<Msg> {
     match effect {
         Effect::Boot { entry, cmdline } => {
-            let plan = match plan(snapshot, entry, &cmdline) {
+            let plan = match plan(snapshot, entry, cmdline.as_deref()) {
                 Ok(p) => p,
                 Err(e) => {
                     let title = snapshot

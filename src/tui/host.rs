@@ -1,16 +1,17 @@
 //! The boundary between the menu and the machine.
 
 use crate::boot::plan::BootPlan;
-use crate::discovery::{EntryRef, Snapshot};
+use crate::model::{EntryRef, Snapshot};
 
 /// What the menu asks the machine to do. `update()` returns these and never
 /// acts itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
-    /// Plan, load and exec this entry with this command line.
+    /// Plan, load and exec this entry with this command line; None means
+    /// the entry's own line, which `boot::plan` looks up.
     Boot {
         entry: EntryRef,
-        cmdline: String,
+        cmdline: Option<String>,
     },
     /// Restore the terminal, run the rescue shell, come back to the menu.
     RescueShell,

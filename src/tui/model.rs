@@ -1,8 +1,9 @@
 //! The menu's whole state. `update` changes it, `view` draws it; nothing
 //! else does either.
 
+use crate::boot::plan::{PlanError, blocker, image_blocker};
 use crate::config::Config;
-use crate::discovery::{EntryRef, Snapshot};
+use crate::model::{EntryRef, Snapshot};
 use crate::tui::host::Failure;
 use crate::tui::line_edit::LineEdit;
 
@@ -12,21 +13,30 @@ pub use crate::tui::keys::HELP_TEXT;
 /// Most kernel lines kept for the log view; older ones are dropped.
 pub const MAX_KMSG_LINES: usize = 500;
 
-/// One line of the main list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One line of the main list. Image and entry rows carry the verdict of
+/// `boot::plan` on them, judged once when the rows are built, so the list
+/// draws what a boot would do.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Row {
     /// A host volume, drawn as a group header.
     Volume { volume: usize },
     /// An image. It is selectable when it has no entries (so its details
-    /// and problems show); with several entries it is a header.
+    /// and problems show); with several entries it is a header. `blocker`
+    /// says why none of its entries can boot.
     Image {
         volume: usize,
         image: usize,
         selectable: bool,
+        blocker: Option<PlanError>,
     },
     /// A boot entry. `nested` is false when it is its image's only entry
-    /// and so stands for the image on one line.
-    Entry { entry: EntryRef, nested: bool },
+    /// and so stands for the image on one line. `blocker` says why it
+    /// cannot boot with its own command line.
+    Entry {
+        entry: EntryRef,
+        nested: bool,
+        blocker: Option<PlanError>,
+    },
 }
 
 impl Row {
@@ -38,11 +48,19 @@ impl Row {
         }
     }
 
+    /// Why this row cannot boot, as judged by `boot::plan`.
+    pub fn blocker(&self) -> Option<&PlanError> {
+        match self {
+            Row::Volume { .. } => None,
+            Row::Image { blocker, .. } | Row::Entry { blocker, .. } => blocker.as_ref(),
+        }
+    }
+
     /// The image this row belongs to, if any.
     pub fn image(&self) -> Option<(usize, usize)> {
-        match *self {
+        match self {
             Row::Volume { .. } => None,
-            Row::Image { volume, image, .. } => Some((volume, image)),
+            Row::Image { volume, image, .. } => Some((*volume, *image)),
             Row::Entry { entry, .. } => Some((entry.volume, entry.image)),
         }
     }
@@ -134,7 +152,7 @@ impl Model {
         // Counting down to a boot that is sure to fail would only show an
         // error after the wait; the user decides instead.
         let countdown = default
-            .filter(|d| crate::tui::update::boot_blocker(&snapshot, *d).is_none())
+            .filter(|d| blocker(&snapshot, *d).is_none())
             .and(start_countdown);
         let mut model = Model {
             snapshot,
@@ -173,8 +191,8 @@ impl Model {
     pub fn selected_row(&self) -> Option<Row> {
         self.rows
             .get(self.selected)
-            .copied()
             .filter(|r| r.is_selectable())
+            .cloned()
     }
 
     pub fn first_selectable(&self) -> Option<usize> {
@@ -216,40 +234,48 @@ impl Model {
 }
 
 /// Lays the snapshot out as list rows: each volume, its images, and the
-/// entries of images that have more than one.
+/// entries of images that have more than one, each with its verdict.
 pub fn build_rows(snapshot: &Snapshot) -> Vec<Row> {
     let mut rows = Vec::new();
     for (v, volume) in snapshot.volumes.iter().enumerate() {
         rows.push(Row::Volume { volume: v });
         for (i, image) in volume.images.iter().enumerate() {
+            let entry = |e| {
+                let entry = EntryRef {
+                    volume: v,
+                    image: i,
+                    entry: e,
+                };
+                (entry, blocker(snapshot, entry))
+            };
             match image.entries.len() {
                 0 => rows.push(Row::Image {
                     volume: v,
                     image: i,
                     selectable: true,
+                    blocker: image_blocker(snapshot, v, i),
                 }),
-                1 => rows.push(Row::Entry {
-                    entry: EntryRef {
-                        volume: v,
-                        image: i,
-                        entry: 0,
-                    },
-                    nested: false,
-                }),
+                1 => {
+                    let (entry, blocker) = entry(0);
+                    rows.push(Row::Entry {
+                        entry,
+                        nested: false,
+                        blocker,
+                    });
+                }
                 n => {
                     rows.push(Row::Image {
                         volume: v,
                         image: i,
                         selectable: false,
+                        blocker: image_blocker(snapshot, v, i),
                     });
                     for e in 0..n {
+                        let (entry, blocker) = entry(e);
                         rows.push(Row::Entry {
-                            entry: EntryRef {
-                                volume: v,
-                                image: i,
-                                entry: e,
-                            },
+                            entry,
                             nested: true,
+                            blocker,
                         });
                     }
                 }

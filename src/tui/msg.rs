@@ -1,7 +1,7 @@
 //! Everything that can happen to the menu: key presses, the clock, and the
 //! results of the effects it asked for.
 
-use crate::discovery::Snapshot;
+use crate::model::Snapshot;
 use crate::tui::host::Failure;
 
 /// A key press, reduced to what the menu distinguishes. Keeping it apart

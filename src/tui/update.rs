@@ -1,7 +1,8 @@
 //! `update(model, msg) -> effects`: every decision the menu makes, with no
 //! I/O, so tests can script it key by key.
 
-use crate::discovery::{EntryRef, MountState, Snapshot};
+use crate::boot::plan::{PlanError, plan};
+use crate::model::{EntryRef, Snapshot};
 use crate::tui::host::{Effect, Failure};
 use crate::tui::keys::{self, Action};
 use crate::tui::line_edit::LineEdit;
@@ -270,26 +271,25 @@ fn move_selection(model: &mut Model, delta: isize) {
 fn selected_entry(model: &Model) -> Result<EntryRef, Failure> {
     match model.selected_row() {
         Some(Row::Entry { entry, .. }) => Ok(entry),
-        Some(Row::Image { volume, image, .. }) => {
+        Some(Row::Image {
+            volume,
+            image,
+            blocker,
+            ..
+        }) => {
             let img = model
                 .snapshot
                 .volumes
                 .get(volume)
                 .and_then(|v| v.images.get(image));
             let name = img.map(|i| i.name().to_string()).unwrap_or_default();
-            let blocking = img.and_then(|i| i.problems.iter().find(|p| p.blocks_boot));
-            Err(match blocking {
-                Some(p) => Failure {
-                    what: format!("{name} cannot boot"),
-                    cause: p.what.clone(),
-                    hint: p.hint.clone(),
-                },
-                None => Failure {
-                    what: format!("{name} cannot boot"),
-                    cause: "no kernel was found in it: no UKI in /EFI/Linux and no Boot Loader Spec entry in /loader/entries".into(),
-                    hint: "Install a UKI or BLS entry on the image's EFI system partition, or press l for the scan log.".into(),
-                },
-            })
+            // A selectable image row has no entry, so the judge always
+            // has a reason; no kernel is the last one it gives.
+            let why = blocker.unwrap_or_else(|| PlanError::NoKernel {
+                volume: String::new(),
+                image: name.clone(),
+            });
+            Err(refusal(&name, &why))
         }
         _ => Err(Failure {
             what: "Nothing is selected".into(),
@@ -309,45 +309,46 @@ fn boot_selected(model: &mut Model) -> Vec<Effect> {
     }
 }
 
-/// Why `entry` cannot boot, checked before asking the machine.
-pub fn boot_blocker(snapshot: &Snapshot, entry: EntryRef) -> Option<Failure> {
-    let (Some(volume), Some(image), Some(_)) = (
-        snapshot.volume(entry),
-        snapshot.image(entry),
-        snapshot.entry(entry),
-    ) else {
-        return Some(Failure {
-            what: "The selected entry no longer exists".into(),
-            cause: "the disks changed since the last scan".into(),
-            hint: "Press r to rescan.".into(),
-        });
-    };
-    if !matches!(volume.mount, MountState::Mounted { .. }) {
-        return Some(Failure {
-            what: format!("{} cannot boot", image.name()),
-            cause: format!("its host volume {} is not mounted", volume.display_name()),
-            hint: "Press l for the scan log, or s for a rescue shell.".into(),
-        });
+/// The modal for a boot that `boot::plan` refused.
+fn refusal(name: &str, why: &PlanError) -> Failure {
+    Failure {
+        what: sentence_case(&format!("{name} cannot boot")),
+        cause: why.cause(),
+        hint: sentence(&why.hint()),
     }
-    image
-        .problems
-        .iter()
-        .find(|p| p.blocks_boot)
-        .map(|p| Failure {
-            what: format!("{} cannot boot", image.name()),
-            cause: p.what.clone(),
-            hint: p.hint.clone(),
-        })
 }
 
+/// `text` with a capital first letter, as the modal's lines start.
+fn sentence_case(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// The judge's advice as a sentence of its own.
+fn sentence(text: &str) -> String {
+    let text = sentence_case(text);
+    if text.is_empty() || text.ends_with('.') {
+        text
+    } else {
+        format!("{text}.")
+    }
+}
+
+/// Boots `entry` with `cmdline` (None: the entry's own line) after asking
+/// the judge, so a refusal shows before the machine is asked to do
+/// anything.
 fn boot(model: &mut Model, entry: EntryRef, cmdline: Option<String>) -> Vec<Effect> {
-    if let Some(f) = boot_blocker(&model.snapshot, entry) {
-        model.modal = Some(f);
+    if let Err(why) = plan(&model.snapshot, entry, cmdline.as_deref()) {
+        let name = match model.snapshot.image(entry) {
+            Some(image) => image.name().to_string(),
+            None => model.entry_title(entry),
+        };
+        model.modal = Some(refusal(&name, &why));
         return Vec::new();
     }
-    let cmdline = cmdline
-        .or_else(|| model.snapshot.entry(entry).map(|e| e.cmdline.clone()))
-        .unwrap_or_default();
     model.busy = Some(Busy::Booting(model.entry_title(entry)));
     vec![Effect::Boot { entry, cmdline }]
 }
@@ -361,37 +362,35 @@ struct RowKey {
     entry: Option<usize>,
 }
 
-fn row_key(snapshot: &Snapshot, row: Row) -> Option<RowKey> {
-    let (v, i) = row.image()?;
+fn row_key(snapshot: &Snapshot, row: &Row) -> Option<RowKey> {
+    let entry = match row {
+        Row::Entry { entry, .. } => Some(entry.entry),
+        _ => None,
+    };
+    key_of(snapshot, row.image()?, entry)
+}
+
+fn key_of(snapshot: &Snapshot, (v, i): (usize, usize), entry: Option<usize>) -> Option<RowKey> {
     let volume = snapshot.volumes.get(v)?;
     let image = volume.images.get(i)?;
     Some(RowKey {
         device: volume.device.clone(),
         path: image.path.clone(),
-        entry: match row {
-            Row::Entry { entry, .. } => Some(entry.entry),
-            _ => None,
-        },
+        entry,
     })
 }
 
 fn replace_snapshot(model: &mut Model, snapshot: Snapshot) {
     let selected_key = model
         .selected_row()
-        .and_then(|r| row_key(&model.snapshot, r));
-    let default_key = model.default.and_then(|d| {
-        row_key(
-            &model.snapshot,
-            Row::Entry {
-                entry: d,
-                nested: false,
-            },
-        )
-    });
+        .and_then(|r| row_key(&model.snapshot, &r));
+    let default_key = model
+        .default
+        .and_then(|d| key_of(&model.snapshot, (d.volume, d.image), Some(d.entry)));
     let rows = build_rows(&snapshot);
     let find = |key: &RowKey| {
         rows.iter()
-            .position(|r| row_key(&snapshot, *r).as_ref() == Some(key) && r.is_selectable())
+            .position(|r| row_key(&snapshot, r).as_ref() == Some(key) && r.is_selectable())
     };
     let selected = selected_key.as_ref().and_then(find);
     model.default = default_key

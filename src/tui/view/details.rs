@@ -2,7 +2,8 @@
 
 use super::list::{badge_text, fs_name};
 use super::{Theme, human_size};
-use crate::discovery::{EntrySource, ImageKind, MountState};
+use crate::boot::plan::PlanError;
+use crate::model::{EntrySource, ImageKind, MountState};
 use crate::tui::model::Model;
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -118,6 +119,16 @@ fn lines<'a>(model: &'a Model, theme: &Theme) -> Vec<Line<'a>> {
                 out.push(Line::raw(format!("  {}", p.hint)));
             }
         }
+    }
+    // A refusal that is not one of the image's own problems (the host's
+    // state, the command line, no kernel) would otherwise go unexplained.
+    if let Some(why) = row
+        .blocker()
+        .filter(|b| !matches!(b, PlanError::ImageBlocked { .. }))
+    {
+        out.push(Line::styled("Cannot boot:", theme.label()));
+        out.push(Line::styled(why.cause(), theme.bad()));
+        out.push(Line::raw(format!("  {}", why.hint())));
     }
     out
 }

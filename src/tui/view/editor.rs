@@ -1,7 +1,7 @@
 //! The one-line command-line editor, drawn in place of the status line.
 
 use super::Theme;
-use crate::discovery::EntryRef;
+use crate::model::EntryRef;
 use crate::tui::line_edit::LineEdit;
 use crate::tui::model::Model;
 use ratatui::Frame;

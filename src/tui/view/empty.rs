@@ -3,7 +3,7 @@
 
 use super::Theme;
 use super::list::fs_name;
-use crate::discovery::MountState;
+use crate::model::MountState;
 use crate::tui::model::Model;
 use ratatui::Frame;
 use ratatui::layout::Rect;

@@ -1,7 +1,8 @@
 //! The main list: volumes as group headers, images and entries under them.
 
 use super::{Theme, human_size};
-use crate::discovery::{BootEntry, Image, MountState, Volume, VolumeBadge};
+use crate::boot::plan::PlanError;
+use crate::model::{BootEntry, Image, MountState, Volume, VolumeBadge};
 use crate::tui::model::{Model, Row};
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -17,7 +18,7 @@ pub fn render(model: &Model, theme: &Theme, frame: &mut Frame, area: Rect) {
         .get(visible.clone())
         .unwrap_or_default()
         .iter()
-        .map(|row| ListItem::new(row_line(model, *row, theme)))
+        .map(|row| ListItem::new(row_line(model, row, theme)))
         .collect();
     let list = List::new(items)
         .block(theme.block(" Boot entries "))
@@ -32,9 +33,9 @@ pub fn render(model: &Model, theme: &Theme, frame: &mut Frame, area: Rect) {
 }
 
 /// Lines a row takes: a volume that is not mounted adds its reason.
-fn row_height(model: &Model, row: Row) -> usize {
+fn row_height(model: &Model, row: &Row) -> usize {
     match row {
-        Row::Volume { volume } => match model.snapshot.volumes.get(volume).map(|v| &v.mount) {
+        Row::Volume { volume } => match model.snapshot.volumes.get(*volume).map(|v| &v.mount) {
             Some(MountState::Mounted { .. }) | None => 1,
             Some(_) => 2,
         },
@@ -47,7 +48,7 @@ fn row_height(model: &Model, row: Row) -> usize {
 fn visible_rows(model: &Model, height: usize) -> std::ops::Range<usize> {
     let len = model.rows.len();
     let selected = model.selected.min(len.saturating_sub(1));
-    let h = |i: usize| model.rows.get(i).map_or(1, |r| row_height(model, *r));
+    let h = |i: usize| model.rows.get(i).map_or(1, |r| row_height(model, r));
     let through_selected: usize = (0..=selected).map(h).sum();
     let mut start = 0;
     if through_selected > height {
@@ -67,24 +68,33 @@ fn visible_rows(model: &Model, height: usize) -> std::ops::Range<usize> {
     start..end
 }
 
-fn row_line<'a>(model: &'a Model, row: Row, theme: &Theme) -> Text<'a> {
+fn row_line<'a>(model: &'a Model, row: &Row, theme: &Theme) -> Text<'a> {
     let snap = &model.snapshot;
     match row {
-        Row::Volume { volume } => match snap.volumes.get(volume) {
+        Row::Volume { volume } => match snap.volumes.get(*volume) {
             Some(v) => volume_text(v, theme),
             None => Text::raw(""),
         },
-        Row::Image { volume, image, .. } => {
-            match snap.volumes.get(volume).and_then(|v| v.images.get(image)) {
-                Some(i) => Text::from(image_line(i, theme)),
-                None => Text::raw(""),
-            }
-        }
-        Row::Entry { entry, nested } => {
-            let is_default = model.default == Some(entry);
-            match (snap.image(entry), snap.entry(entry)) {
-                (Some(_), Some(e)) if nested => Text::from(entry_line(e, is_default, theme)),
-                (Some(i), Some(e)) => Text::from(single_entry_line(i, e, is_default, theme)),
+        Row::Image {
+            volume,
+            image,
+            blocker,
+            ..
+        } => match snap.volumes.get(*volume).and_then(|v| v.images.get(*image)) {
+            Some(i) => Text::from(image_line(i, blocker.as_ref(), theme)),
+            None => Text::raw(""),
+        },
+        Row::Entry {
+            entry,
+            nested,
+            blocker,
+        } => {
+            let is_default = model.default == Some(*entry);
+            match (snap.image(*entry), snap.entry(*entry)) {
+                (Some(_), Some(e)) if *nested => Text::from(entry_line(e, is_default, theme)),
+                (Some(i), Some(e)) => {
+                    Text::from(single_entry_line(i, e, blocker.as_ref(), is_default, theme))
+                }
                 _ => Text::raw(""),
             }
         }
@@ -131,9 +141,9 @@ fn volume_text<'a>(v: &'a Volume, theme: &Theme) -> Text<'a> {
 
 pub fn fs_name(v: &Volume) -> String {
     match &v.fstype {
-        crate::discovery::FsType::Ntfs => "NTFS".into(),
-        crate::discovery::FsType::Exfat => "exFAT".into(),
-        crate::discovery::FsType::Other(s) => s.clone(),
+        crate::model::FsType::Ntfs => "NTFS".into(),
+        crate::model::FsType::Exfat => "exFAT".into(),
+        crate::model::FsType::Other(s) => s.clone(),
     }
 }
 
@@ -145,27 +155,24 @@ pub fn badge_text(b: VolumeBadge) -> &'static str {
     }
 }
 
-fn image_status<'a>(i: &'a Image, theme: &Theme) -> Span<'a> {
-    match i.problems.iter().find(|p| p.blocks_boot) {
-        Some(p) => Span::styled(p.what.as_str(), theme.bad()),
-        None if i.entries.is_empty() => Span::styled("no boot entry", theme.bad()),
-        None => Span::styled("bootable", theme.good()),
-    }
+/// Why the row cannot boot, in the judge's few words.
+fn blocker_status(why: &PlanError, theme: &Theme) -> Span<'static> {
+    Span::styled(why.summary(), theme.bad())
 }
 
 fn image_size(i: &Image) -> String {
     human_size(i.kind.data_size().unwrap_or(i.file_size))
 }
 
-fn image_line<'a>(i: &'a Image, theme: &Theme) -> Line<'a> {
+fn image_line<'a>(i: &'a Image, blocker: Option<&PlanError>, theme: &Theme) -> Line<'a> {
     let mut spans = vec![
         Span::raw(indent(1, false)),
         Span::raw(i.name()),
         Span::styled(format!(" {}", image_size(i)), theme.dim()),
     ];
-    if !i.is_bootable() {
+    if let Some(why) = blocker {
         spans.push(Span::raw(" "));
-        spans.push(image_status(i, theme));
+        spans.push(blocker_status(why, theme));
     }
     Line::from(spans)
 }
@@ -184,17 +191,21 @@ fn entry_line<'a>(e: &'a BootEntry, is_default: bool, theme: &Theme) -> Line<'a>
 fn single_entry_line<'a>(
     i: &'a Image,
     e: &'a BootEntry,
+    blocker: Option<&PlanError>,
     is_default: bool,
     theme: &Theme,
 ) -> Line<'a> {
     let mut spans = vec![Span::raw(indent(1, is_default))];
-    if i.is_bootable() {
-        spans.push(Span::raw(e.title.as_str()));
-        spans.push(Span::styled(format!(" {}", i.name()), theme.dim()));
-    } else {
-        spans.push(Span::raw(i.name()));
-        spans.push(Span::raw(" "));
-        spans.push(image_status(i, theme));
+    match blocker {
+        None => {
+            spans.push(Span::raw(e.title.as_str()));
+            spans.push(Span::styled(format!(" {}", i.name()), theme.dim()));
+        }
+        Some(why) => {
+            spans.push(Span::raw(i.name()));
+            spans.push(Span::raw(" "));
+            spans.push(blocker_status(why, theme));
+        }
     }
     Line::from(spans)
 }

@@ -1,5 +1,6 @@
-//! Stage 1's discovery: probe block devices, mount NTFS and exFAT volumes
-//! read-only, and describe the images on them. Mounting is the only system
+//! The live scan: probe block devices, mount NTFS and exFAT volumes
+//! read-only, and describe the images on them. Stage 1 runs it at boot and
+//! `vhdboot scan` on an ordinary Linux, so it belongs to neither face. Mounting is the only system
 //! change it makes, and it is always read-only without `force`
 //! (shared/design.md, data-safety invariant 1).
 
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 use vhdboot::config::Config;
 use vhdboot::discovery::preflight;
 use vhdboot::discovery::scan::{describe_image, find_image_files};
-use vhdboot::discovery::{FsType, Image, MountState, Problem, Snapshot, Volume, VolumeBadge};
+use vhdboot::model::{FsType, Image, MountState, Problem, Snapshot, Volume, VolumeBadge};
 use vhdboot::sys::{blkid, efi, fileinfo, mount};
 
 /// Where host volumes are mounted, one folder per filesystem UUID.

@@ -1,5 +1,9 @@
-//! What stage 1 found, as plain data. Built by the scanner, shown by the
-//! TUI, turned into a `BootPlan` by `boot::plan`.
+//! What stage 1 found, as plain data: the ground every layer stands on.
+//! Built by the scanner (`discovery`, `sys`), shown by the TUI, turned
+//! into a `BootPlan` by `boot::plan`. It imports nothing of the crate, so
+//! any module may use it without making a cycle.
+
+#![forbid(unsafe_code)]
 
 use serde::Serialize;
 use std::path::PathBuf;
@@ -136,11 +140,19 @@ impl Image {
     pub fn name(&self) -> &str {
         self.path.rsplit('/').next().unwrap_or(&self.path)
     }
+}
 
-    /// True when nothing blocks booting one of its entries.
-    pub fn is_bootable(&self) -> bool {
-        !self.entries.is_empty() && !self.problems.iter().any(|p| p.blocks_boot)
-    }
+/// How an image file is stored on the host filesystem, as `sys::fileinfo`
+/// reads it and `discovery::preflight` judges it. `None` means the
+/// filesystem did not say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct FileFacts {
+    /// The file's length in bytes.
+    pub size: u64,
+    /// Bytes allocated on disk (`st_blocks * 512`).
+    pub allocated: Option<u64>,
+    pub compressed: Option<bool>,
+    pub encrypted: Option<bool>,
 }
 
 /// A byte range inside the image's data area (a partition).
