@@ -1,16 +1,17 @@
 //! Kernel modules without udev or modprobe: depmod's index files
-//! (modules.dep, modules.alias, modules.builtin, modules.softdep) and
-//! finit_module, which takes `.ko.xz`/`.ko.zst`/`.ko.gz` directly when the
+//! (modules.dep, modules.alias, modules.builtin, modules.softdep, read by
+//! the pure `image::modules_index`) and finit_module, which takes `.ko.xz`/`.ko.zst`/`.ko.gz` directly when the
 //! kernel has MODULE_DECOMPRESS (lessons.md, Debian's 6.12 kernel).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::ffi::CString;
+use std::collections::{BTreeSet, HashSet};
 use std::fs::{self, File};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
+
+use crate::image::modules_index::{DepmodIndex, ResolveError, canonical_name};
 
 /// `MODULE_INIT_COMPRESSED_FILE` from linux/module.h.
 const MODULE_INIT_COMPRESSED_FILE: libc::c_uint = 4;
@@ -68,33 +69,14 @@ fn is_compressed(path: &Path) -> bool {
     )
 }
 
-/// The canonical module name: the file name without `.ko[.xz|.zst|.gz]`,
-/// with `-` turned into `_` as the kernel does.
-pub fn module_name(name_or_path: &str) -> String {
-    let base = name_or_path.rsplit('/').next().unwrap_or(name_or_path);
-    let base = base.split(".ko").next().unwrap_or(base);
-    base.replace('-', "_")
-}
-
-#[derive(Debug, Clone)]
-struct ModuleEntry {
-    /// Path relative to the modules root, as modules.dep has it.
-    path: String,
-    /// Dependencies by name, as listed in modules.dep.
-    deps: Vec<String>,
-}
-
-/// depmod's view of one kernel's modules.
+/// depmod's view of one kernel's modules, with where they lie and where
+/// to look for the loaded ones. The reading of the index is pure
+/// ([`DepmodIndex`]); this adds the paths and the syscalls.
 #[derive(Debug, Clone)]
 pub struct ModuleIndex {
     root: PathBuf,
     sys_root: PathBuf,
-    modules: HashMap<String, ModuleEntry>,
-    /// (pattern, module) in file order.
-    aliases: Vec<(String, String)>,
-    builtin: HashSet<String>,
-    /// Modules to load before a module (`softdep X pre: A B`).
-    softdep_pre: HashMap<String, Vec<String>>,
+    index: DepmodIndex,
 }
 
 /// What loading one module and its dependencies did.
@@ -140,68 +122,10 @@ impl ModuleIndex {
         builtin: &str,
         softdep: &str,
     ) -> ModuleIndex {
-        let mut modules = HashMap::new();
-        for line in dep.lines() {
-            let Some((path, deps)) = line.split_once(':') else {
-                continue;
-            };
-            let path = path.trim();
-            if path.is_empty() {
-                continue;
-            }
-            modules.insert(
-                module_name(path),
-                ModuleEntry {
-                    path: path.to_string(),
-                    deps: deps.split_whitespace().map(module_name).collect(),
-                },
-            );
-        }
-        let aliases = alias
-            .lines()
-            .filter_map(|line| {
-                let mut words = line.split_whitespace();
-                match (words.next(), words.next(), words.next()) {
-                    (Some("alias"), Some(pattern), Some(module)) => {
-                        Some((pattern.to_string(), module_name(module)))
-                    }
-                    _ => None,
-                }
-            })
-            .collect();
-        let builtin = builtin
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(module_name)
-            .collect();
-        let mut softdep_pre: HashMap<String, Vec<String>> = HashMap::new();
-        for line in softdep.lines() {
-            let mut words = line.split_whitespace();
-            if words.next() != Some("softdep") {
-                continue;
-            }
-            let Some(module) = words.next() else { continue };
-            let mut in_pre = false;
-            for word in words {
-                match word {
-                    "pre:" => in_pre = true,
-                    "post:" => in_pre = false,
-                    dep if in_pre => softdep_pre
-                        .entry(module_name(module))
-                        .or_default()
-                        .push(module_name(dep)),
-                    _ => {}
-                }
-            }
-        }
         ModuleIndex {
             root: modules_root.to_path_buf(),
             sys_root: PathBuf::from("/sys"),
-            modules,
-            aliases,
-            builtin,
-            softdep_pre,
+            index: DepmodIndex::parse(dep, alias, builtin, softdep),
         }
     }
 
@@ -217,97 +141,49 @@ impl ModuleIndex {
     }
 
     pub fn is_builtin(&self, name: &str) -> bool {
-        self.builtin.contains(&module_name(name))
+        self.index.is_builtin(name)
     }
 
     /// Whether the kernel has the module now (`/sys/module/<name>`).
     pub fn is_loaded(&self, name: &str) -> bool {
         self.sys_root
             .join("module")
-            .join(module_name(name))
+            .join(canonical_name(name))
             .exists()
     }
 
     /// The files to insert for `name`, dependencies first. A built-in module
     /// needs no file and resolves to an empty list.
     pub fn resolve(&self, name: &str) -> Result<Vec<PathBuf>, ModuleError> {
-        let mut order = Vec::new();
-        let mut visiting = Vec::new();
-        self.visit(&module_name(name), &mut order, &mut visiting)?;
-        Ok(order
-            .into_iter()
-            .filter_map(|n| self.modules.get(&n).map(|e| self.root.join(&e.path)))
-            .collect())
-    }
-
-    /// Depth-first, post-order: every module comes after what it needs.
-    fn visit(
-        &self,
-        name: &str,
-        order: &mut Vec<String>,
-        visiting: &mut Vec<String>,
-    ) -> Result<(), ModuleError> {
-        if order.iter().any(|n| n == name) {
-            return Ok(());
-        }
-        if visiting.iter().any(|n| n == name) {
-            return Err(ModuleError::DependencyCycle {
-                name: name.to_string(),
-                via: visiting.join(" -> "),
-            });
-        }
-        let Some(entry) = self.modules.get(name) else {
-            if self.builtin.contains(name) {
-                return Ok(());
-            }
-            return Err(ModuleError::NotFound {
-                name: name.to_string(),
+        match self.index.resolve(name) {
+            Ok(paths) => Ok(paths.into_iter().map(|p| self.root.join(p)).collect()),
+            Err(ResolveError::NotFound { name }) => Err(ModuleError::NotFound {
+                name,
                 dir: self.root.clone(),
-            });
-        };
-        visiting.push(name.to_string());
-        // Soft dependencies are best effort: a missing one is skipped.
-        for pre in self.softdep_pre.get(name).into_iter().flatten() {
-            if self.modules.contains_key(pre) {
-                self.visit(pre, order, visiting)?;
+            }),
+            Err(ResolveError::DependencyCycle { name, via }) => {
+                Err(ModuleError::DependencyCycle { name, via })
             }
         }
-        for dep in &entry.deps {
-            self.visit(dep, order, visiting)?;
-        }
-        visiting.pop();
-        order.push(name.to_string());
-        Ok(())
     }
 
     /// The modules whose alias patterns match `modalias`, in file order,
-    /// without duplicates. A plain module name also matches itself, as
-    /// modprobe does.
+    /// without duplicates (see [`DepmodIndex::lookup_alias`]).
     pub fn lookup_alias(&self, modalias: &str) -> Vec<String> {
-        let mut found: Vec<String> = Vec::new();
-        let normalized = module_name(modalias);
-        if self.modules.contains_key(&normalized) || self.builtin.contains(&normalized) {
-            found.push(normalized);
-        }
-        for (pattern, module) in &self.aliases {
-            if !found.contains(module) && fnmatch(pattern, modalias) {
-                found.push(module.clone());
-            }
-        }
-        found
+        self.index.lookup_alias(modalias)
     }
 
     /// Inserts `name` and what it depends on, skipping built-in and loaded
     /// modules. EEXIST (a race with another loader) counts as present.
     pub fn load_module(&self, name: &str) -> Result<LoadReport, ModuleError> {
         let mut report = LoadReport::default();
-        let canonical = module_name(name);
+        let canonical = canonical_name(name);
         if self.is_builtin(&canonical) {
             report.present.push(canonical);
             return Ok(report);
         }
         for path in self.resolve(&canonical)? {
-            let module = module_name(&path.to_string_lossy());
+            let module = canonical_name(&path.to_string_lossy());
             if self.is_builtin(&module) || self.is_loaded(&module) {
                 report.present.push(module);
                 continue;
@@ -323,26 +199,6 @@ impl ModuleIndex {
         }
         Ok(report)
     }
-}
-
-/// fnmatch(3) without flags, as kmod matches modules.alias patterns.
-pub fn fnmatch(pattern: &str, text: &str) -> bool {
-    // A cheap prefix test first: most patterns start with a literal bus
-    // prefix like `pci:v00008086`, and there are tens of thousands of them.
-    let literal_end = pattern.find(['*', '?', '[', '\\']).unwrap_or(pattern.len());
-    let prefix = pattern.get(..literal_end).unwrap_or("");
-    if !text.starts_with(prefix) {
-        return false;
-    }
-    if literal_end == pattern.len() {
-        return text == pattern;
-    }
-    let (Ok(p), Ok(t)) = (CString::new(pattern), CString::new(text)) else {
-        return false;
-    };
-    // SAFETY: both pointers are NUL-terminated strings that outlive the
-    // call; fnmatch only reads them.
-    unsafe { libc::fnmatch(p.as_ptr(), t.as_ptr(), 0) == 0 }
 }
 
 /// Inserts one module file with finit_module(2), letting the kernel
@@ -547,21 +403,11 @@ alias pci:v0000[89]086d*sv*sd*bc*sc*i* fake_intel
     }
 
     #[test]
-    fn module_names_drop_suffix_and_normalise_dashes() {
-        assert_eq!(
-            module_name("kernel/drivers/usb/storage/usb-storage.ko.zst"),
-            "usb_storage"
-        );
-        assert_eq!(module_name("usb-storage"), "usb_storage");
-        assert_eq!(module_name("ext4.ko"), "ext4");
-    }
-
-    #[test]
     fn resolve_puts_dependencies_first() {
         let paths = index().resolve("virtio_blk").unwrap();
         let names: Vec<String> = paths
             .iter()
-            .map(|p| module_name(&p.to_string_lossy()))
+            .map(|p| canonical_name(&p.to_string_lossy()))
             .collect();
         assert_eq!(names, ["virtio", "virtio_ring", "virtio_blk"]);
         assert_eq!(
@@ -576,7 +422,7 @@ alias pci:v0000[89]086d*sv*sd*bc*sc*i* fake_intel
             .resolve("usb-storage")
             .unwrap()
             .iter()
-            .map(|p| module_name(&p.to_string_lossy()))
+            .map(|p| canonical_name(&p.to_string_lossy()))
             .collect();
         assert_eq!(names, ["usb_common", "usbcore", "usb_storage"]);
     }
@@ -587,7 +433,7 @@ alias pci:v0000[89]086d*sv*sd*bc*sc*i* fake_intel
             .resolve("exfat")
             .unwrap()
             .iter()
-            .map(|p| module_name(&p.to_string_lossy()))
+            .map(|p| canonical_name(&p.to_string_lossy()))
             .collect();
         assert_eq!(names, ["ntfs3", "nls_base", "exfat"]);
     }
@@ -627,14 +473,6 @@ alias pci:v0000[89]086d*sv*sd*bc*sc*i* fake_intel
     fn usb_storage_interface_modalias_matches() {
         let modalias = "usb:v0781p5567d0100dc00dsc00dp00ic08isc06ip50in00";
         assert_eq!(index().lookup_alias(modalias), ["usb_storage"]);
-    }
-
-    #[test]
-    fn bracket_classes_match() {
-        assert!(fnmatch("pci:v0000[89]086d*", "pci:v00008086d1234"));
-        assert!(fnmatch("pci:v0000[89]086d*", "pci:v00009086d1234"));
-        assert!(!fnmatch("pci:v0000[89]086d*", "pci:v00007086d1234"));
-        assert!(fnmatch("a?c", "abc") && !fnmatch("a?c", "abbc"));
     }
 
     #[test]
