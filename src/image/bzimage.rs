@@ -50,3 +50,31 @@ pub fn release(prefix: &[u8]) -> Option<String> {
     let release = s.split_whitespace().next()?;
     (!release.is_empty()).then(|| release.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bzimage_release_reads_the_header_string() {
+        let mut k = vec![0u8; 0x1000];
+        k[0x202..0x206].copy_from_slice(b"HdrS");
+        k[0x20e..0x210].copy_from_slice(&0x0600u16.to_le_bytes());
+        let s = b"6.12.9-amd64 (builder@x) #1 SMP\0";
+        k[0x800..0x800 + s.len()].copy_from_slice(s);
+        assert_eq!(release(&k).as_deref(), Some("6.12.9-amd64"));
+        k[0x20e..0x210].copy_from_slice(&0xfff0u16.to_le_bytes());
+        assert_eq!(release(&k), None);
+        assert_eq!(release(b"short"), None);
+    }
+
+    #[test]
+    fn the_release_is_found_within_the_prefix_a_boot_keeps() {
+        let mut k = vec![0u8; RELEASE_PREFIX_LEN + 4096];
+        k[0x202..0x206].copy_from_slice(b"HdrS");
+        k[0x20e..0x210].copy_from_slice(&u16::MAX.to_le_bytes());
+        let at = 0x200 + usize::from(u16::MAX);
+        k[at..at + 5].copy_from_slice(b"6.1.0");
+        assert_eq!(release(&k[..RELEASE_PREFIX_LEN]).as_deref(), Some("6.1.0"));
+    }
+}

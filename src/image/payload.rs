@@ -374,3 +374,22 @@ fn read_whole<R: Read + Seek>(
         .map_err(|e| read_error(esp_offset, path, e))?;
     Ok(buf)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kernel_passes_through_and_only_its_header_is_kept() {
+        let kernel: Vec<u8> = (0..1_000_000u32).map(|i| i as u8).collect();
+        let mut out = Vec::new();
+        let mut head = HeadKeeper::new(&mut out);
+        let mut chunked = BufWriter::with_capacity(STREAM_CHUNK, &mut head);
+        io::copy(&mut kernel.as_slice(), &mut chunked).unwrap();
+        chunked.flush().unwrap();
+        drop(chunked);
+        assert_eq!(head.head.len(), bzimage::RELEASE_PREFIX_LEN);
+        assert_eq!(head.head, kernel[..bzimage::RELEASE_PREFIX_LEN]);
+        assert_eq!(out, kernel);
+    }
+}

@@ -1,7 +1,7 @@
 //! The module trees an initramfs holds (`lib/modules/<version>/`), and
 //! which modules the check wants, so that the scan can stop once it knows.
 
-use crate::image::modules_index::{canonical_name, module_file_name, parse_builtin};
+use crate::image::modules_index::{canonical_name, parse_builtin};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -52,12 +52,6 @@ impl Wanted {
             modules: modules.iter().map(|m| canonical_name(m)).collect(),
         }
     }
-}
-
-/// The module's canonical name when `file` (the last part of a path below
-/// `lib/modules/<version>/`) is a module file.
-pub(super) fn module_of(file: &str) -> Option<String> {
-    module_file_name(file)
 }
 
 /// The module names in a `modules.builtin` read from the initramfs.

@@ -4,8 +4,9 @@
 //! the small `modules.builtin` lists; bodies are skipped as they stream
 //! past.
 
-use super::module_index::{ModuleTree, Wanted, builtin_list, module_of, modules_path};
+use super::module_index::{ModuleTree, Wanted, builtin_list, modules_path};
 use crate::image::bytes::pad4;
+use crate::image::modules_index::module_file_name;
 use std::collections::BTreeMap;
 
 /// The largest `modules.builtin` kept in memory (real ones are ~20 KiB).
@@ -195,7 +196,7 @@ impl CpioScanner {
                 filesize,
             });
         }
-        if let Some(module) = module_of(file) {
+        if let Some(module) = module_file_name(file) {
             self.trees
                 .entry(version.to_string())
                 .or_default()

@@ -1,5 +1,4 @@
 use super::*;
-use crate::image::bzimage;
 use crate::image::modules_index::module_file_name;
 use decompress::LZ4_LEGACY_MAGIC;
 use module_index::modules_path;
@@ -270,17 +269,4 @@ fn corrupted_archives_never_panic() {
             let _ = check_modules(&bytes[..cut], None, "exfat").problem();
         }
     }
-}
-
-#[test]
-fn bzimage_release_reads_the_header_string() {
-    let mut k = vec![0u8; 0x1000];
-    k[0x202..0x206].copy_from_slice(b"HdrS");
-    k[0x20e..0x210].copy_from_slice(&0x0600u16.to_le_bytes());
-    let s = b"6.12.9-amd64 (builder@x) #1 SMP\0";
-    k[0x800..0x800 + s.len()].copy_from_slice(s);
-    assert_eq!(bzimage::release(&k).as_deref(), Some("6.12.9-amd64"));
-    k[0x20e..0x210].copy_from_slice(&0xfff0u16.to_le_bytes());
-    assert_eq!(bzimage::release(&k), None);
-    assert_eq!(bzimage::release(b"short"), None);
 }
