@@ -138,7 +138,7 @@ pub fn load_payload<R: Read + Seek>(
 }
 
 /// Like [`load_payload`], but the kernel is copied into `kernel_out` in
-/// chunks of [`STREAM_CHUNK`] bytes instead of being held in memory.
+/// bounded chunks (`STREAM_CHUNK`) instead of being held in memory.
 pub fn stream_payload<R: Read + Seek, W: Write>(
     r: &mut R,
     data_size: u64,

@@ -12,9 +12,9 @@
 //! lists; bodies are skipped as they stream past, and the decompressed
 //! total is capped at [`DECOMPRESSED_CAP`].
 //!
-//! The parts: [`decompress`] (the stream formats), [`newc`] (the cpio
-//! reader), [`module_index`] (the module trees found) and [`check`] (the
-//! verdict and its words).
+//! The parts: `decompress.rs` (the stream formats), `newc.rs` (the cpio
+//! reader), `module_index.rs` (the module trees found) and `check.rs` (the
+//! verdict and its words); this file walks the segments.
 //!
 //! This is too slow for discovery (seconds for a 100 MB initramfs), so it
 //! runs only when an entry is booted, and in `vhdboot inspect`.
