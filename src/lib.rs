@@ -11,5 +11,6 @@ pub mod config;
 pub mod discovery;
 pub mod image;
 pub mod model;
+pub mod modprobe;
 pub mod sys;
 pub mod tui;

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use vhdboot::boot::handoff::{self, Handoff, HostId};
 use vhdboot::image::vhd;
-use vhdboot::sys::{blkid, kmsg, loopdev, modules, mount, pid1, timeline};
+use vhdboot::modprobe;
+use vhdboot::sys::{blkid, kmsg, loopdev, mount, pid1, timeline};
 
 pub mod shutdown;
 
@@ -183,7 +184,7 @@ fn direct_io_off_reason(host_device: &Path) -> String {
 }
 
 fn load_modules(fs_driver: &str) {
-    let loaded = modules::load_boot_modules(&["loop", fs_driver]);
+    let loaded = modprobe::load_boot_modules(&["loop", fs_driver]);
     if let Some(why) = loaded.unavailable {
         say(&why);
     }

@@ -217,7 +217,7 @@ fn load_payload_returns_the_exact_kernel_initrd_and_cmdline() {
     expected.resize(1024 + 4100, 0);
     assert_eq!(fedora.initrd, expected);
     assert_eq!(
-        fedora.cmdline,
+        found.entries[0].cmdline,
         "root=UUID=3e8b8c0b-2f27-4d5e-9b1b-7f1a2c9e0d11 ro quiet"
     );
 
@@ -225,7 +225,7 @@ fn load_payload_returns_the_exact_kernel_initrd_and_cmdline() {
     assert!(matches!(found.entries[1].source, EntrySource::Uki { .. }));
     assert_eq!(debian.kernel, f.uki.linux.unwrap());
     assert_eq!(debian.initrd, f.uki.initrd.unwrap());
-    assert_eq!(debian.cmdline, "root=PARTLABEL=root ro quiet");
+    assert_eq!(found.entries[1].cmdline, "root=PARTLABEL=root ro quiet");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use vhdboot::sys::modules::{ModuleIndex, coldplug};
+use vhdboot::modprobe::{ModuleIndex, coldplug};
 
 #[test]
 fn coldplug_walks_the_real_sysfs_and_terminates() {

@@ -12,7 +12,7 @@ mod support;
 use std::path::Path;
 use std::process::{Command, Output};
 use support::uki::{UkiSpec, fake_bzimage, make_uki, section_header};
-use vhdboot::image::uki::{UkiError, UkiInfo};
+use vhdboot::image::uki::{UkiError, UkiInfo, UkiSection};
 
 fn vhdboot(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_vhdboot"))
@@ -91,11 +91,14 @@ fn real_stub_sections_sit_at_the_recipe_addresses() {
     let dir = tempfile::tempdir().unwrap();
     let uki = make_uki(dir.path(), "debian.efi", &UkiSpec::debian(3 << 20));
     let info = UkiInfo::read(&mut std::fs::File::open(&uki).unwrap()).unwrap();
-    let linux = info.section(".linux").unwrap();
-    let initrd = info.section(".initrd").unwrap();
+    let linux = info.section(UkiSection::Linux).unwrap();
+    let initrd = info.section(UkiSection::Initrd).unwrap();
     assert_eq!(linux.virtual_address, 0x200_0000);
     assert_eq!(initrd.virtual_address, 0x200_0000 + (3 << 20));
-    assert_eq!(info.section(".osrel").unwrap().virtual_address, 0x20000);
+    assert_eq!(
+        info.section(UkiSection::Osrel).unwrap().virtual_address,
+        0x20000
+    );
 }
 
 #[test]

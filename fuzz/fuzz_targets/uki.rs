@@ -1,12 +1,13 @@
 //! Any bytes given to the UKI reader must give Ok or Err, never a panic or
-//! an allocation larger than the input. Every section the table names is
+//! an allocation larger than the input. Every section vhdboot knows is
 //! read and copied, the way `uki extract` and a boot read `.linux` and
 //! `.initrd`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use std::io::{Cursor, sink};
-use vhdboot::image::uki::{UkiInfo, is_bzimage};
+use vhdboot::image::bzimage::is_bzimage;
+use vhdboot::image::uki::{UkiInfo, UkiSection};
 
 fuzz_target!(|data: &[u8]| {
     let len = data.len() as u64;
@@ -23,12 +24,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(prefix) = info.read_kernel_prefix(&mut Cursor::new(data)) {
         let _ = is_bzimage(&prefix);
     }
-    let names: Vec<String> = info.sections.iter().map(|s| s.name.clone()).collect();
-    for name in names
-        .iter()
-        .map(String::as_str)
-        .chain([".linux", ".initrd"])
-    {
+    for name in UkiSection::ALL {
         if let Ok(bytes) = info.read_section(&mut Cursor::new(data), name) {
             assert!(bytes.len() <= data.len(), "{name} is larger than the file");
         }

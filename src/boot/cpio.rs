@@ -8,6 +8,7 @@
 //! unpacker applies our mode and mtime to them.
 
 use super::handoff::STAGE2_PATH;
+use crate::image::bytes::pad4;
 use cpio::newc::{self, Builder, ModeFileType};
 use std::io::{self, Read, Write};
 
@@ -105,8 +106,9 @@ fn stage2_frame(binary_len: u64) -> Result<Stage2Frame, CpioError> {
     // whole-entry output).
     let head = file.write(head, size).finish()?;
 
-    let body_end = head.len() + binary_len as usize;
-    let mut tail = vec![0u8; body_end.next_multiple_of(4) - body_end];
+    let body_end = head.len() as u64 + binary_len;
+    let padding = usize::try_from(pad4(body_end) - body_end).unwrap_or(0);
+    let mut tail = vec![0u8; padding];
     tail = newc::trailer(tail)?;
     Ok(Stage2Frame {
         head,

@@ -8,7 +8,8 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::Path;
 use std::process::ExitCode;
-use vhdboot::image::uki::{UkiInfo, is_bzimage};
+use vhdboot::image::bzimage::is_bzimage;
+use vhdboot::image::uki::{UkiInfo, UkiSection};
 
 #[derive(Subcommand)]
 pub enum UkiCommand {
@@ -78,7 +79,7 @@ struct InfoReport<'a> {
 
 fn info(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let (mut r, info) = open(path)?;
-    let bzimage = match info.section(".linux") {
+    let bzimage = match info.section(UkiSection::Linux) {
         Some(_) => Some(is_bzimage(&info.read_kernel_prefix(&mut r).with_context(
             || {
                 format!(
@@ -147,7 +148,7 @@ fn info(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
 
 fn extract(path: &Path, out: &Path) -> anyhow::Result<ExitCode> {
     let (mut r, info) = open(path)?;
-    info.require(".linux")
+    info.require(UkiSection::Linux)
         .with_context(|| format!("{}: nothing to extract", path.display()))?;
     std::fs::create_dir_all(out).with_context(|| {
         format!(
@@ -155,7 +156,7 @@ fn extract(path: &Path, out: &Path) -> anyhow::Result<ExitCode> {
             out.display()
         )
     })?;
-    let copy = |r: &mut BufReader<File>, section: &str, name: &str| -> anyhow::Result<u64> {
+    let copy = |r: &mut BufReader<File>, section: UkiSection, name: &str| -> anyhow::Result<u64> {
         let dest = out.join(name);
         let file = File::create(&dest)
             .with_context(|| format!("{}: cannot create the file", dest.display()))?;
@@ -172,9 +173,9 @@ fn extract(path: &Path, out: &Path) -> anyhow::Result<ExitCode> {
         println!("{}: {} ({section})", dest.display(), human_size(n));
         Ok(n)
     };
-    copy(&mut r, ".linux", "linux")?;
-    if info.section(".initrd").is_some() {
-        copy(&mut r, ".initrd", "initrd")?;
+    copy(&mut r, UkiSection::Linux, "linux")?;
+    if info.section(UkiSection::Initrd).is_some() {
+        copy(&mut r, UkiSection::Initrd, "initrd")?;
     } else {
         println!("(no .initrd section; no initrd written)");
     }

@@ -8,17 +8,24 @@
 //! headers and the small UKI sections; never a kernel or an initrd. It
 //! never fails: whatever goes wrong becomes a [`Problem`] with a hint, so
 //! the menu can still list the image and say why it cannot boot.
-//! [`load_payload`] reads the big parts when an entry is booted.
+//! [`load_payload`] (in `payload.rs`) reads the big parts when an entry is
+//! booted.
 
 use super::bls::{BlsEntry, compare_versions};
+use super::bytes::pad4;
+use super::bzimage::is_bzimage;
 use super::esp::{Esp, EspError};
 use super::partitions::{Partition, PartitionKind, read_partitions};
-use super::uki::{UkiError, UkiInfo, is_bzimage};
+use super::uki::{UkiError, UkiInfo, UkiSection};
 use super::vhd::{classify, kind_problem};
 use super::window::Window;
 use crate::model::{BootEntry, ByteRange, EntrySource, ImageKind, Problem};
 use serde::Serialize;
 use std::io::{Read, Seek};
+
+pub use super::payload::{
+    INITRD_CAP, KERNEL_CAP, Payload, PayloadError, StreamedPayload, load_payload, stream_payload,
+};
 
 /// Where UKIs live (Boot Loader Spec type #2).
 pub const UKI_DIR: &str = "/EFI/Linux";
@@ -26,9 +33,6 @@ pub const UKI_DIR: &str = "/EFI/Linux";
 pub const ENTRIES_DIR: &str = "/loader/entries";
 /// An entry file is a few hundred bytes; this only stops a bogus size.
 const CONF_CAP: u64 = 64 * 1024;
-/// The largest kernel and initrd [`load_payload`] will read into memory.
-pub const KERNEL_CAP: u64 = 512 * 1024 * 1024;
-pub const INITRD_CAP: u64 = 2 * 1024 * 1024 * 1024;
 
 /// One boot partition (an ESP or XBOOTLDR) and what was found on it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -246,7 +250,7 @@ fn read_uki_entry<R: Read + Seek>(
 ) -> Result<(BootEntry, Option<String>), UkiEntryError> {
     let mut file = esp.open_file(path)?;
     let info = UkiInfo::read_with_len(&mut file, size)?;
-    info.require(".linux")?;
+    info.require(UkiSection::Linux)?;
     let prefix = info.read_kernel_prefix(&mut file)?;
     let warning = (!is_bzimage(&prefix))
         .then(|| "its .linux section is not an x86 bzImage (no \"HdrS\" at 0x202)".to_string());
@@ -313,244 +317,9 @@ fn read_bls_entry<R: Read + Seek>(
     })
 }
 
-/// The size rounded up to 4 bytes: concatenated cpio archives must each
-/// start 4-byte aligned for the kernel to unpack them all.
-fn pad4(n: u64) -> u64 {
-    n.saturating_add(3) & !3
-}
-
-/// What a boot needs in memory.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Payload {
-    pub kernel: Vec<u8>,
-    pub initrd: Vec<u8>,
-    pub cmdline: String,
-}
-
-impl std::fmt::Debug for Payload {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Payload")
-            .field("kernel", &self.kernel.len())
-            .field("initrd", &self.initrd.len())
-            .field("cmdline", &self.cmdline)
-            .finish()
-    }
-}
-
-/// Messages are complete on their own (see `UkiError`). They name the
-/// partition by its byte offset and the file; the caller adds the image.
-#[derive(Debug, thiserror::Error)]
-pub enum PayloadError {
-    #[error(
-        "the entry's partition (bytes {offset}..{end}) lies outside the image's {data_size} data bytes; the image changed since it was scanned, rescan"
-    )]
-    OutsideImage {
-        offset: u64,
-        end: u64,
-        data_size: u64,
-    },
-    #[error("the EFI partition at byte offset {esp_offset}: {cause}")]
-    Esp { esp_offset: u64, cause: EspError },
-    #[error("{path} on the EFI partition at byte offset {esp_offset}: {cause}")]
-    Uki {
-        esp_offset: u64,
-        path: String,
-        cause: UkiError,
-    },
-    #[error("{path} on the EFI partition at byte offset {esp_offset}: {cause}")]
-    File {
-        esp_offset: u64,
-        path: String,
-        cause: EspError,
-    },
-    #[error(
-        "{path} on the EFI partition at byte offset {esp_offset} is {size} bytes, more than the {cap} bytes vhdboot loads; the file is damaged or not a kernel/initrd"
-    )]
-    TooLarge {
-        esp_offset: u64,
-        path: String,
-        size: u64,
-        cap: u64,
-    },
-    #[error(
-        "{path} on the EFI partition at byte offset {esp_offset}: its directory entry says {size} bytes, more than the whole {esp_len}-byte partition holds; the file system is damaged: check it with `fsck.vfat -n` on a copy, or reinstall this kernel inside the OS"
-    )]
-    LargerThanPartition {
-        esp_offset: u64,
-        path: String,
-        size: u64,
-        esp_len: u64,
-    },
-    #[error(
-        "cannot allocate {size} bytes for {path}; the machine has too little memory for this kernel and initrd"
-    )]
-    OutOfMemory { path: String, size: u64 },
-}
-
-/// Reads the kernel, initrd and command line of an entry from an image's
-/// data area of `data_size` bytes. For a UKI these are its `.linux`,
-/// `.initrd` and `.cmdline` sections; for a type #1 entry, its `linux`
-/// file, its `initrd` files concatenated (each padded to 4 bytes) and its
-/// `options`.
-pub fn load_payload<R: Read + Seek>(
-    r: &mut R,
-    data_size: u64,
-    source: &EntrySource,
-) -> Result<Payload, PayloadError> {
-    let range = match source {
-        EntrySource::Uki { esp, .. } | EntrySource::Bls { esp, .. } => *esp,
-    };
-    let end = range.offset.saturating_add(range.len);
-    if end > data_size {
-        return Err(PayloadError::OutsideImage {
-            offset: range.offset,
-            end,
-            data_size,
-        });
-    }
-    let esp_offset = range.offset;
-    let esp = Esp::open(Window::new(&mut *r, range.offset, range.len))
-        .map_err(|cause| PayloadError::Esp { esp_offset, cause })?;
-    let file_err = |path: &str| {
-        let path = path.to_string();
-        move |cause| PayloadError::File {
-            esp_offset,
-            path,
-            cause,
-        }
-    };
-    match source {
-        EntrySource::Uki { path, .. } => {
-            let uki_err = |cause| PayloadError::Uki {
-                esp_offset,
-                path: path.clone(),
-                cause,
-            };
-            let size = esp.file_size(path).map_err(file_err(path))?;
-            // Sections are checked against this size, and read_section
-            // reserves a section's whole size up front: bound it by what
-            // the partition can hold, or a small corrupt disk could make
-            // PID 1 reserve gigabytes.
-            check_fits(&esp, esp_offset, path, size)?;
-            let mut file = esp.open_file(path).map_err(file_err(path))?;
-            let info = UkiInfo::read_with_len(&mut file, size).map_err(uki_err)?;
-            let kernel = info.read_section(&mut file, ".linux").map_err(uki_err)?;
-            let initrd = match info.section(".initrd") {
-                Some(_) => info.read_section(&mut file, ".initrd").map_err(uki_err)?,
-                None => Vec::new(),
-            };
-            Ok(Payload {
-                kernel,
-                initrd,
-                cmdline: info.cmdline.unwrap_or_default(),
-            })
-        }
-        EntrySource::Bls {
-            conf,
-            linux,
-            initrd,
-            ..
-        } => {
-            let bytes = esp.read_file(conf, CONF_CAP).map_err(file_err(conf))?;
-            let cmdline = BlsEntry::parse_bytes(&bytes).cmdline();
-            let kernel = read_whole(&esp, esp_offset, linux, KERNEL_CAP)?;
-            let mut initrd_bytes = Vec::new();
-            for i in initrd {
-                let part = read_whole(&esp, esp_offset, i, INITRD_CAP)?;
-                let padded = usize::try_from(pad4(part.len() as u64)).unwrap_or(usize::MAX);
-                initrd_bytes
-                    .try_reserve(padded)
-                    .map_err(|_| PayloadError::OutOfMemory {
-                        path: i.clone(),
-                        size: padded as u64,
-                    })?;
-                initrd_bytes.extend_from_slice(&part);
-                initrd_bytes.resize(initrd_bytes.len() + (padded - part.len()), 0);
-            }
-            Ok(Payload {
-                kernel,
-                initrd: initrd_bytes,
-                cmdline,
-            })
-        }
-    }
-}
-
-/// Refuses a file whose directory entry claims more bytes than its whole
-/// partition: such a size is corrupt, and trusting it would reserve memory
-/// the disk cannot fill.
-fn check_fits<R: Read + Seek>(
-    esp: &Esp<R>,
-    esp_offset: u64,
-    path: &str,
-    size: u64,
-) -> Result<(), PayloadError> {
-    if size > esp.len() {
-        return Err(PayloadError::LargerThanPartition {
-            esp_offset,
-            path: path.to_string(),
-            size,
-            esp_len: esp.len(),
-        });
-    }
-    Ok(())
-}
-
-/// Reads a whole file, with its size checked against `cap` and the buffer
-/// reserved fallibly: PID 1 must not abort on a bogus size.
-fn read_whole<R: Read + Seek>(
-    esp: &Esp<R>,
-    esp_offset: u64,
-    path: &str,
-    cap: u64,
-) -> Result<Vec<u8>, PayloadError> {
-    let file_err = |cause| PayloadError::File {
-        esp_offset,
-        path: path.to_string(),
-        cause,
-    };
-    let size = esp.file_size(path).map_err(file_err)?;
-    check_fits(esp, esp_offset, path, size)?;
-    if size > cap {
-        return Err(PayloadError::TooLarge {
-            esp_offset,
-            path: path.to_string(),
-            size,
-            cap,
-        });
-    }
-    let mut buf = Vec::new();
-    let want = usize::try_from(size).unwrap_or(usize::MAX);
-    buf.try_reserve_exact(want)
-        .map_err(|_| PayloadError::OutOfMemory {
-            path: path.to_string(),
-            size,
-        })?;
-    let file = esp.open_file(path).map_err(file_err)?;
-    file.take(size)
-        .read_to_end(&mut buf)
-        .map_err(|e| PayloadError::File {
-            esp_offset,
-            path: path.to_string(),
-            cause: EspError::Io {
-                path: path.to_string(),
-                source: e,
-            },
-        })?;
-    Ok(buf)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pad4_rounds_up_to_four_bytes() {
-        assert_eq!(pad4(0), 0);
-        assert_eq!(pad4(1), 4);
-        assert_eq!(pad4(4), 4);
-        assert_eq!(pad4(4097), 4100);
-    }
 
     #[test]
     fn bls_paths_are_rooted() {

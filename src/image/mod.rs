@@ -4,12 +4,16 @@
 #![forbid(unsafe_code)]
 
 pub mod bls;
+pub mod bytes;
+pub mod bzimage;
 pub mod esp;
 pub mod initrd;
 pub mod inspect;
+pub mod modules_index;
 pub mod ntfs;
 pub mod osrelease;
 pub mod partitions;
+pub mod payload;
 pub mod readahead;
 pub mod uki;
 pub mod vhd;

@@ -11,6 +11,7 @@
 //! update-sequence fixups, then the resident `$VOLUME_INFORMATION`
 //! attribute (type 0x70), whose flags word 0x0001 means dirty.
 
+use super::bytes::{le_u16, le_u32, le_u64};
 use std::io::{Read, Seek, SeekFrom};
 
 /// `$Volume`'s MFT record number.
@@ -57,18 +58,6 @@ pub struct NtfsBoot {
     pub record_size: u32,
 }
 
-fn le16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-
-fn le32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
-fn le64(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
-}
-
 impl NtfsBoot {
     /// Parses the first sector of an NTFS volume.
     pub fn parse(sector: &[u8]) -> Result<NtfsBoot, NtfsError> {
@@ -76,7 +65,7 @@ impl NtfsBoot {
             return Err(NtfsError::NotNtfs);
         }
         let bad = |field, value: i64| NtfsError::BadGeometry { field, value };
-        let bps = le16(sector, 0x0b).ok_or(NtfsError::NotNtfs)?;
+        let bps = le_u16(sector, 0x0b).ok_or(NtfsError::NotNtfs)?;
         if !(256..=4096).contains(&bps) || !bps.is_power_of_two() {
             return Err(bad("bytes per sector", i64::from(bps)));
         }
@@ -94,8 +83,8 @@ impl NtfsBoot {
             return Err(bad("sectors per cluster", spc as i64));
         }
         let cluster_size = spc * u64::from(bps);
-        let mft_lcn = le64(sector, 0x30).ok_or(NtfsError::NotNtfs)?;
-        let mft_mirror_lcn = le64(sector, 0x38).ok_or(NtfsError::NotNtfs)?;
+        let mft_lcn = le_u64(sector, 0x30).ok_or(NtfsError::NotNtfs)?;
+        let mft_mirror_lcn = le_u64(sector, 0x38).ok_or(NtfsError::NotNtfs)?;
         // Signed: negative means 2^(-value) bytes, else that many clusters.
         let cpr = *sector.get(0x40).ok_or(NtfsError::NotNtfs)? as i8;
         let record_size = if cpr < 0 {
@@ -156,8 +145,8 @@ pub fn apply_fixups(record: &mut [u8], number: u64) -> Result<(), NtfsError> {
         record: number,
         why,
     };
-    let usa_offset = usize::from(le16(record, 4).ok_or(malformed("too short"))?);
-    let usa_count = usize::from(le16(record, 6).ok_or(malformed("too short"))?);
+    let usa_offset = usize::from(le_u16(record, 4).ok_or(malformed("too short"))?);
+    let usa_count = usize::from(le_u16(record, 6).ok_or(malformed("too short"))?);
     let blocks = record.len() / FIXUP_STRIDE;
     if usa_count == 0 || usa_count - 1 > blocks {
         return Err(malformed("its update sequence has the wrong length"));
@@ -197,14 +186,15 @@ pub fn parse_volume_record(record: &[u8], number: u64) -> Result<VolumeInfo, Ntf
     if record.get(0..4) != Some(b"FILE") {
         return Err(NtfsError::NotARecord { record: number });
     }
-    let mut at = usize::from(le16(record, 0x14).ok_or(malformed("too short"))?);
+    let mut at = usize::from(le_u16(record, 0x14).ok_or(malformed("too short"))?);
     // Each attribute is at least 16 bytes, so this bounds the walk.
     for _ in 0..record.len() / 16 {
-        let kind = le32(record, at).ok_or(malformed("an attribute runs past its end"))?;
+        let kind = le_u32(record, at).ok_or(malformed("an attribute runs past its end"))?;
         if kind == ATTR_END {
             break;
         }
-        let len = le32(record, at + 4).ok_or(malformed("an attribute runs past its end"))? as usize;
+        let len =
+            le_u32(record, at + 4).ok_or(malformed("an attribute runs past its end"))? as usize;
         if len < 16 || at.checked_add(len).is_none_or(|e| e > record.len()) {
             return Err(malformed("an attribute has an impossible length"));
         }
@@ -212,13 +202,13 @@ pub fn parse_volume_record(record: &[u8], number: u64) -> Result<VolumeInfo, Ntf
             if record.get(at + 8) != Some(&0) {
                 return Err(malformed("$VOLUME_INFORMATION is not resident"));
             }
-            let value_len = le32(record, at + 16).ok_or(malformed("too short"))? as usize;
-            let value_off = usize::from(le16(record, at + 20).ok_or(malformed("too short"))?);
+            let value_len = le_u32(record, at + 16).ok_or(malformed("too short"))? as usize;
+            let value_off = usize::from(le_u16(record, at + 20).ok_or(malformed("too short"))?);
             if value_len < 12 || value_off + value_len > len {
                 return Err(malformed("$VOLUME_INFORMATION is too short"));
             }
             let v = at + value_off;
-            let flags = le16(record, v + 10).ok_or(malformed("too short"))?;
+            let flags = le_u16(record, v + 10).ok_or(malformed("too short"))?;
             return Ok(VolumeInfo {
                 major: *record.get(v + 8).ok_or(malformed("too short"))?,
                 minor: *record.get(v + 9).ok_or(malformed("too short"))?,

@@ -10,6 +10,8 @@
 //! checks, so a header that lies about sizes gives an error, not a panic or a
 //! huge allocation.
 
+use super::bytes::{le_u16, le_u32};
+use super::bzimage;
 use super::osrelease::OsRelease;
 use goblin::pe::header::{Header, PE_MAGIC, PE_POINTER_OFFSET};
 use goblin::pe::section_table::{SIZEOF_SECTION_TABLE, SectionTable};
@@ -24,11 +26,67 @@ const PE_SIGNATURE_AND_COFF_LEN: u64 = 4 + 20;
 /// a UKI holds there, and reading it would let a disk make us allocate.
 pub const SMALL_SECTION_LIMIT: u64 = 1 << 20;
 
-/// The offset of the x86 boot protocol's "HdrS" magic in a bzImage.
-const BZIMAGE_MAGIC_OFFSET: usize = 0x202;
-const BZIMAGE_MAGIC: &[u8; 4] = b"HdrS";
-/// How many bytes of `.linux` [`is_bzimage`] needs to see.
-pub const BZIMAGE_PREFIX_LEN: usize = BZIMAGE_MAGIC_OFFSET + BZIMAGE_MAGIC.len();
+/// The sections of a UKI that vhdboot reads or names, as the UAPI group's
+/// UKI specification lists them (lanzaboote's `unified_sections.rs` does
+/// the same): one spelling of each name, checked by the compiler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UkiSection {
+    /// The kernel, an x86 bzImage.
+    Linux,
+    Initrd,
+    Cmdline,
+    /// os-release of the OS the UKI boots.
+    Osrel,
+    /// The kernel release, as `uname -r` prints it.
+    Uname,
+    Splash,
+    Dtb,
+    Pcrsig,
+    Pcrpkey,
+    Sbat,
+}
+
+impl UkiSection {
+    pub const ALL: [UkiSection; 10] = [
+        UkiSection::Linux,
+        UkiSection::Initrd,
+        UkiSection::Cmdline,
+        UkiSection::Osrel,
+        UkiSection::Uname,
+        UkiSection::Splash,
+        UkiSection::Dtb,
+        UkiSection::Pcrsig,
+        UkiSection::Pcrpkey,
+        UkiSection::Sbat,
+    ];
+
+    /// The name in the PE section table.
+    pub fn name(self) -> &'static str {
+        match self {
+            UkiSection::Linux => ".linux",
+            UkiSection::Initrd => ".initrd",
+            UkiSection::Cmdline => ".cmdline",
+            UkiSection::Osrel => ".osrel",
+            UkiSection::Uname => ".uname",
+            UkiSection::Splash => ".splash",
+            UkiSection::Dtb => ".dtb",
+            UkiSection::Pcrsig => ".pcrsig",
+            UkiSection::Pcrpkey => ".pcrpkey",
+            UkiSection::Sbat => ".sbat",
+        }
+    }
+
+    /// The section a PE section name stands for, if it is one of these.
+    pub fn from_name(name: &str) -> Option<UkiSection> {
+        UkiSection::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+impl std::fmt::Display for UkiSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// Each message is complete on its own (cause included, then what to do),
 /// because stage 1 shows it as one line; so no variant exposes a separate
@@ -145,37 +203,38 @@ impl UkiInfo {
             cmdline: None,
             uname: None,
         };
-        if let Some(bytes) = info.read_small(r, ".osrel")? {
+        if let Some(bytes) = info.read_small(r, UkiSection::Osrel)? {
             info.os_release = Some(OsRelease::parse_bytes(&bytes));
         }
-        if let Some(bytes) = info.read_small(r, ".cmdline")? {
+        if let Some(bytes) = info.read_small(r, UkiSection::Cmdline)? {
             info.cmdline = Some(trim_text(&bytes));
         }
-        if let Some(bytes) = info.read_small(r, ".uname")? {
+        if let Some(bytes) = info.read_small(r, UkiSection::Uname)? {
             info.uname = Some(trim_text(&bytes)).filter(|u| !u.is_empty());
         }
         Ok(info)
     }
 
-    pub fn section(&self, name: &str) -> Option<&SectionInfo> {
-        self.sections.iter().find(|s| s.name == name)
+    pub fn section(&self, section: UkiSection) -> Option<&SectionInfo> {
+        self.sections.iter().find(|s| s.name == section.name())
     }
 
     /// The section, or an error saying this is not a bootable UKI.
-    pub fn require(&self, name: &str) -> Result<&SectionInfo, UkiError> {
-        self.section(name).ok_or_else(|| UkiError::MissingSection {
-            name: name.to_string(),
-        })
+    pub fn require(&self, section: UkiSection) -> Result<&SectionInfo, UkiError> {
+        self.section(section)
+            .ok_or_else(|| UkiError::MissingSection {
+                name: section.name().to_string(),
+            })
     }
 
     /// The size of `.linux`, or 0 when it is missing.
     pub fn kernel_size(&self) -> u64 {
-        self.section(".linux").map_or(0, |s| s.size)
+        self.section(UkiSection::Linux).map_or(0, |s| s.size)
     }
 
     /// The size of `.initrd`, or 0 when it is missing (a UKI may have none).
     pub fn initrd_size(&self) -> u64 {
-        self.section(".initrd").map_or(0, |s| s.size)
+        self.section(UkiSection::Initrd).map_or(0, |s| s.size)
     }
 
     /// The kernel version, from `.uname`.
@@ -196,16 +255,20 @@ impl UkiInfo {
     }
 
     /// Reads a whole section, such as `.linux` or `.initrd` for a boot.
-    pub fn read_section<R: Read + Seek>(&self, r: &mut R, name: &str) -> Result<Vec<u8>, UkiError> {
+    pub fn read_section<R: Read + Seek>(
+        &self,
+        r: &mut R,
+        name: UkiSection,
+    ) -> Result<Vec<u8>, UkiError> {
         let section = self.require(name)?;
-        read_at(r, section.file_offset, section.size, name)
+        read_at(r, section.file_offset, section.size, name.name())
     }
 
     /// Copies a whole section into `out` without holding it in memory.
     pub fn copy_section<R: Read + Seek, W: Write>(
         &self,
         r: &mut R,
-        name: &str,
+        name: UkiSection,
         out: &mut W,
     ) -> Result<u64, UkiError> {
         let section = self.require(name)?;
@@ -215,7 +278,7 @@ impl UkiInfo {
             io::copy(&mut r.take(section.size), out).map_err(UkiError::io("copying a section"))?;
         if copied != section.size {
             return Err(UkiError::SectionPastEnd {
-                name: name.to_string(),
+                name: name.name().to_string(),
                 offset: section.file_offset,
                 end: section.file_offset.saturating_add(section.size),
                 file_len: section.file_offset.saturating_add(copied),
@@ -224,29 +287,30 @@ impl UkiInfo {
         Ok(copied)
     }
 
-    /// Reads the first bytes of `.linux`, enough for [`is_bzimage`].
+    /// Reads the first bytes of `.linux`, enough for
+    /// [`bzimage::is_bzimage`].
     pub fn read_kernel_prefix<R: Read + Seek>(&self, r: &mut R) -> Result<Vec<u8>, UkiError> {
-        let linux = self.require(".linux")?;
-        let len = linux.size.min(BZIMAGE_PREFIX_LEN as u64);
-        read_at(r, linux.file_offset, len, ".linux")
+        let linux = self.require(UkiSection::Linux)?;
+        let len = linux.size.min(bzimage::MAGIC_PREFIX_LEN as u64);
+        read_at(r, linux.file_offset, len, UkiSection::Linux.name())
     }
 
     fn read_small<R: Read + Seek>(
         &self,
         r: &mut R,
-        name: &str,
+        name: UkiSection,
     ) -> Result<Option<Vec<u8>>, UkiError> {
         let Some(section) = self.section(name) else {
             return Ok(None);
         };
         if section.size > SMALL_SECTION_LIMIT {
             return Err(UkiError::SectionTooLarge {
-                name: name.to_string(),
+                name: name.name().to_string(),
                 size: section.size,
                 limit: SMALL_SECTION_LIMIT,
             });
         }
-        read_at(r, section.file_offset, section.size, name).map(Some)
+        read_at(r, section.file_offset, section.size, name.name()).map(Some)
     }
 }
 
@@ -256,12 +320,6 @@ pub fn compose_title(name: &str, version: Option<&str>) -> String {
         Some(v) if !v.is_empty() => format!("{name} ({v})"),
         _ => name.to_string(),
     }
-}
-
-/// True when a kernel starts like an x86 bzImage, which kexec_file_load
-/// accepts. `prefix` is the start of the `.linux` section.
-pub fn is_bzimage(prefix: &[u8]) -> bool {
-    prefix.get(BZIMAGE_MAGIC_OFFSET..BZIMAGE_PREFIX_LEN) == Some(BZIMAGE_MAGIC.as_slice())
 }
 
 /// Text sections are NUL-padded by some builders; the kernel would see the
@@ -291,7 +349,12 @@ fn read_section_table<R: Read + Seek>(
             reason: "no MZ signature at the start".to_string(),
         });
     }
-    let pe_offset = u64::from(u32_at(&dos, PE_POINTER_OFFSET as usize));
+    let pe_offset =
+        u64::from(
+            le_u32(&dos, PE_POINTER_OFFSET as usize).ok_or_else(|| UkiError::NotPe {
+                reason: "the DOS header is cut short".to_string(),
+            })?,
+        );
     let coff_end = pe_offset.saturating_add(PE_SIGNATURE_AND_COFF_LEN);
     if coff_end > file_len {
         return Err(UkiError::NotPe {
@@ -304,8 +367,18 @@ fn read_section_table<R: Read + Seek>(
             reason: format!("no PE signature at {pe_offset:#x}"),
         });
     }
-    let number_of_sections = u64::from(u16_at(&coff, 6));
-    let size_of_optional_header = u64::from(u16_at(&coff, 20));
+    let (Some(number_of_sections), Some(size_of_optional_header)) =
+        (le_u16(&coff, 6), le_u16(&coff, 20))
+    else {
+        return Err(UkiError::TruncatedHeaders {
+            needed: coff_end,
+            file_len,
+        });
+    };
+    let (number_of_sections, size_of_optional_header) = (
+        u64::from(number_of_sections),
+        u64::from(size_of_optional_header),
+    );
     let table_offset = PE_SIGNATURE_AND_COFF_LEN + size_of_optional_header;
     // These are u16 counts, so the whole header is at most about 2.7 MB.
     let headers_len = table_offset + number_of_sections * SIZEOF_SECTION_TABLE as u64;
@@ -358,20 +431,6 @@ fn section_info(s: &SectionTable, file_len: u64) -> Result<SectionInfo, UkiError
     })
 }
 
-fn u32_at(bytes: &[u8], at: usize) -> u32 {
-    match bytes.get(at..at + 4) {
-        Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]),
-        _ => 0,
-    }
-}
-
-fn u16_at(bytes: &[u8], at: usize) -> u16 {
-    match bytes.get(at..at + 2) {
-        Some(&[a, b]) => u16::from_le_bytes([a, b]),
-        _ => 0,
-    }
-}
-
 /// Reads exactly `len` bytes at `offset`. The buffer is reserved fallibly:
 /// PID 1 must not abort because a disk claims a huge section.
 fn read_at<R: Read + Seek>(
@@ -407,6 +466,7 @@ fn read_at<R: Read + Seek>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::image::bzimage::is_bzimage;
     use std::io::Cursor;
 
     /// A minimal PE32+ image: a DOS header, the PE signature, a COFF header,
@@ -475,7 +535,8 @@ mod tests {
         assert_eq!(uki.kernel_size(), 3000);
         assert_eq!(uki.initrd_size(), 100);
         assert_eq!(
-            uki.read_section(&mut Cursor::new(&pe), ".linux").unwrap(),
+            uki.read_section(&mut Cursor::new(&pe), UkiSection::Linux)
+                .unwrap(),
             kernel
         );
         assert!(is_bzimage(
@@ -487,7 +548,7 @@ mod tests {
     fn virtual_size_smaller_than_raw_size_cuts_the_alignment_padding() {
         let pe = tiny_pe(&[(".cmdline", 5, b"quiet")]);
         let uki = info(&pe).unwrap();
-        let s = uki.section(".cmdline").unwrap();
+        let s = uki.section(UkiSection::Cmdline).unwrap();
         assert_eq!((s.virtual_size, s.size_of_raw_data, s.size), (5, 512, 5));
     }
 
@@ -495,13 +556,14 @@ mod tests {
     fn virtual_size_larger_than_raw_size_takes_only_the_raw_bytes() {
         let pe = tiny_pe(&[(".initrd", 4096, &[1; 512])]);
         let uki = info(&pe).unwrap();
-        let s = uki.section(".initrd").unwrap();
+        let s = uki.section(UkiSection::Initrd).unwrap();
         assert_eq!(
             (s.virtual_size, s.size_of_raw_data, s.size),
             (4096, 512, 512)
         );
         assert_eq!(
-            uki.read_section(&mut Cursor::new(&pe), ".initrd").unwrap(),
+            uki.read_section(&mut Cursor::new(&pe), UkiSection::Initrd)
+                .unwrap(),
             vec![1; 512]
         );
     }
@@ -532,7 +594,7 @@ mod tests {
         let pe = tiny_pe(&[(".cmdline", 5, b"quiet")]);
         let uki = info(&pe).unwrap();
         let err = uki
-            .read_section(&mut Cursor::new(&pe), ".linux")
+            .read_section(&mut Cursor::new(&pe), UkiSection::Linux)
             .unwrap_err();
         assert!(
             matches!(err, UkiError::MissingSection { ref name } if name == ".linux"),
@@ -630,7 +692,7 @@ mod tests {
                 bad.len()
             };
             if let Ok(uki) = info(&bad[..cut]) {
-                let _ = uki.read_section(&mut Cursor::new(&bad[..cut]), ".linux");
+                let _ = uki.read_section(&mut Cursor::new(&bad[..cut]), UkiSection::Linux);
                 let _ = uki.title("x.efi");
             } else {
                 errors += 1;

@@ -82,20 +82,40 @@ impl Host for RealHost {
                 "the image changed since the scan; press r to rescan",
             ));
         }
-        let payload =
-            // fatfs reads one cluster per call; read-ahead makes that a few
-            // hundred large reads for a whole UKI.
-            inspect::load_payload(&mut ReadAhead::new(&mut file), plan.data_size, &plan.source).map_err(|e| {
-                failure(
-                    format!("reading the kernel of {}", plan.title),
-                    e,
-                    "check the entry with `vhdboot inspect` on another machine",
-                )
-            })?;
+        let mut kernel = kexec::memfd("kernel").map_err(|e| {
+            failure(
+                format!("creating the memfd for the kernel of {}", plan.title),
+                e,
+                "free memory or use the rescue shell",
+            )
+        })?;
+        // The kernel goes from the image straight into its memfd in
+        // bounded chunks, as the stage-2 binary does: it is never held
+        // whole in memory. fatfs reads one cluster per call; read-ahead
+        // makes that a few hundred large reads for a whole UKI.
+        let payload = inspect::stream_payload(
+            &mut ReadAhead::new(&mut file),
+            plan.data_size,
+            &plan.source,
+            &mut kernel,
+        )
+        .map_err(|e| {
+            failure(
+                format!("reading the kernel of {}", plan.title),
+                e,
+                "check the entry with `vhdboot inspect` on another machine",
+            )
+        })?;
         timeline::mark("UKI read");
         // The pre-flight module check: only now are the initrd's bytes in
-        // memory, and decompressing them is too slow for discovery.
-        let check = initrd::check_payload(&payload, None, plan.fstype.driver());
+        // memory, and decompressing them is too slow for discovery. The
+        // kernel version comes from the bzImage header kept while
+        // streaming.
+        let check = initrd::check_modules(
+            &payload.initrd,
+            payload.kernel_release.as_deref(),
+            plan.fstype.driver(),
+        );
         if let Some(problem) = check.problem() {
             if problem.blocks_boot {
                 return Err(failure(plan.title.clone(), problem.what, problem.hint));
@@ -105,16 +125,8 @@ impl Host for RealHost {
         }
         timeline::mark("initrd checked");
         let initrd = stage2_initrd(&payload.initrd)?;
-        timeline::mark("stage-2 archive appended");
-        let kernel = kexec::memfd_with("kernel", &payload.kernel).map_err(|e| {
-            failure(
-                format!("copying the kernel of {} for kexec", plan.title),
-                e,
-                "free memory or use the rescue shell",
-            )
-        })?;
         drop(payload);
-        timeline::mark("kernel copied");
+        timeline::mark("stage-2 archive appended");
         kexec::kexec_file_load_files(&kernel, Some(&initrd), &plan.cmdline).map_err(|e| {
             failure(
                 format!("loading {} with kexec_file_load", plan.title),

@@ -16,7 +16,8 @@ use vhdboot::config::{Config, Timeout};
 use vhdboot::discovery::decisions::{self, Start};
 use vhdboot::model::MountState;
 use vhdboot::model::Snapshot;
-use vhdboot::sys::{console, kmsg, modules, pid1, timeline};
+use vhdboot::modprobe;
+use vhdboot::sys::{console, kmsg, pid1, timeline};
 use vhdboot::tui::app::{self, AppOptions};
 use vhdboot::tui::executor::execute;
 use vhdboot::tui::host::Effect;
@@ -184,7 +185,7 @@ pub fn run() -> ! {
 /// Coldplugs the hardware, then loads the filesystem drivers. A missing
 /// module is logged; the menu still comes up and says what it found.
 fn load_modules(discovery: &mut Discovery) {
-    let loaded = modules::load_boot_modules(&FS_MODULES);
+    let loaded = modprobe::load_boot_modules(&FS_MODULES);
     if let Some(why) = loaded.unavailable {
         discovery.note(why);
     }
