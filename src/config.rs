@@ -17,9 +17,30 @@ pub const CONF_PATH: &str = "/etc/vhdboot.conf";
 pub const CMDLINE_PREFIX: &str = "vhdboot.";
 
 /// Every key, in the order the documentation lists them.
-pub const KEYS: [&str; 9] = [
-    "default", "timeout", "search", "depth", "settle", "raw", "columns", "lines", "ascii",
+pub const KEYS: [&str; 13] = [
+    "default",
+    "timeout",
+    "search",
+    "depth",
+    "settle",
+    "raw",
+    "columns",
+    "lines",
+    "ascii",
+    "probe_time",
+    "probe_memory",
+    "load_time",
+    "load_memory",
 ];
+
+/// What one child that reads disk content may use (`sys::bounded`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChildLimits {
+    /// Wall-clock time; CPU time is limited to the same.
+    pub time: Duration,
+    /// Address space in MiB.
+    pub memory_mib: u64,
+}
 
 /// Which image boots by itself: an optional host selector plus a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +86,10 @@ pub struct Config {
     /// A test-only fault, from `vhdboot.failpoint=` on the kernel command
     /// line only (it is no setting, so the file does not take it).
     pub failpoint: Option<Failpoint>,
+    /// Limits of the child that reads one image at discovery.
+    pub probe: ChildLimits,
+    /// Limits of the child that reads and checks a kernel and initrd at boot.
+    pub load: ChildLimits,
 }
 
 impl Default for Config {
@@ -83,6 +108,21 @@ impl Default for Config {
             lines: None,
             ascii: false,
             failpoint: None,
+            // Discovery reads a few hundred KiB per image: a normal image
+            // takes milliseconds, a USB disk's seek a few more. Five
+            // seconds and 256 MiB leave a hundredfold margin and still
+            // bring the menu up promptly when an image attacks the parser.
+            probe: ChildLimits {
+                time: Duration::from_secs(5),
+                memory_mib: 256,
+            },
+            // A boot reads the whole kernel and initrd (100 MB UKIs exist)
+            // and decompresses the initrd to check it, from disks as slow
+            // as USB 2 (about 30 MB/s).
+            load: ChildLimits {
+                time: Duration::from_secs(60),
+                memory_mib: 2048,
+            },
         }
     }
 }
@@ -201,6 +241,10 @@ impl Config {
             "ascii" => parse_bool(text).map(|b| self.ascii = b),
             "columns" => parse_size(text).map(|c| self.columns = c),
             "lines" => parse_size(text).map(|l| self.lines = l),
+            "probe_time" => parse_duration(text).map(|d| self.probe.time = d),
+            "probe_memory" => parse_mib(text).map(|m| self.probe.memory_mib = m),
+            "load_time" => parse_duration(text).map(|d| self.load.time = d),
+            "load_memory" => parse_mib(text).map(|m| self.load.memory_mib = m),
             _ => Ok(()),
         };
         if let Err(accepted) = result {
@@ -232,6 +276,10 @@ impl Config {
             "ascii" => u8::from(self.ascii).to_string(),
             "columns" => or_auto(self.columns),
             "lines" => or_auto(self.lines),
+            "probe_time" => format!("{}ms", self.probe.time.as_millis()),
+            "probe_memory" => self.probe.memory_mib.to_string(),
+            "load_time" => format!("{}ms", self.load.time.as_millis()),
+            "load_memory" => self.load.memory_mib.to_string(),
             _ => String::new(),
         }
     }
@@ -443,6 +491,15 @@ fn parse_duration(text: &str) -> Result<Duration, Accepted> {
         })
 }
 
+/// A memory limit in MiB: at least 16, since the child is the whole
+/// static binary with its stack.
+fn parse_mib(text: &str) -> Result<u64, Accepted> {
+    match text.trim().parse::<u64>() {
+        Ok(n) if (16..=1 << 20).contains(&n) => Ok(n),
+        _ => Err("a number of MiB from 16 to 1048576, such as 256".into()),
+    }
+}
+
 fn parse_bool(text: &str) -> Result<bool, Accepted> {
     match text.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
@@ -529,6 +586,7 @@ ascii = true
                 lines: Some(30),
                 ascii: true,
                 failpoint: None,
+                ..Config::default()
             }
         );
     }
@@ -732,6 +790,26 @@ ascii = true
         assert_eq!(c.failpoint, None);
         assert!(
             w[0].contains("explode") && w[0].contains("panic-on-boot"),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn child_limits_are_read_from_the_file_and_the_kernel_command_line() {
+        let (c, w) = from(
+            "probe_time = 2s\nprobe_memory = 64\nload_memory = 512",
+            "vhdboot.load_time=90",
+        );
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c.probe.time, Duration::from_secs(2));
+        assert_eq!(c.probe.memory_mib, 64);
+        assert_eq!(c.load.time, Duration::from_secs(90));
+        assert_eq!(c.load.memory_mib, 512);
+        let (c, w) = from("probe_memory = 4", "");
+        assert_eq!(c.probe.memory_mib, 256, "a value below 16 MiB is refused");
+        assert!(
+            w.iter()
+                .any(|w| w.contains("probe_memory") && w.contains("from 16")),
             "{w:?}"
         );
     }

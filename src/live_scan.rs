@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use vhdboot::config::Config;
 use vhdboot::discovery::preflight;
-use vhdboot::discovery::scan::{describe_image, find_image_files};
-use vhdboot::model::{FsType, Image, MountState, Problem, Snapshot, Volume, VolumeBadge};
-use vhdboot::sys::{blkid, efi, fileinfo, mount};
+use vhdboot::discovery::scan::find_image_files;
+use vhdboot::model::{FsType, MountState, Snapshot, Volume, VolumeBadge};
+use vhdboot::sys::{blkid, efi, mount};
 
 /// Where host volumes are mounted, one folder per filesystem UUID.
 pub const HOSTS_DIR: &str = "/run/vhdboot/hosts";
@@ -21,24 +21,6 @@ fn add_badge(volume: &mut Volume, badge: Option<VolumeBadge>) {
     if let Some(b) = badge.filter(|b| !volume.badges.contains(b)) {
         volume.badges.push(b);
     }
-}
-
-/// Describes one image and adds the problems in how its file is stored
-/// (sparse, compressed, encrypted), from one statx.
-pub fn describe_with_preflight(root: &Path, path: &str, raw: bool) -> Image {
-    let mut image = describe_image(root, path, raw);
-    // Dynamic, differencing and unreadable images are blocked already.
-    if image.kind.data_size().is_some() {
-        let full = root.join(path.trim_start_matches('/'));
-        match fileinfo::file_facts(&full) {
-            Ok(facts) => image.problems.extend(preflight::file_problems(&facts)),
-            Err(e) => image.problems.push(Problem::warning(
-                format!("cannot tell how the file is stored: {e}"),
-                "the sparse, compressed and encrypted checks were skipped",
-            )),
-        }
-    }
-    image
 }
 
 /// The volumes found so far, keyed by device, plus the scan log.
@@ -68,6 +50,11 @@ impl Discovery {
             d.note(format!("{}; {}", n.what, n.hint));
         }
         d
+    }
+
+    /// The configuration this discovery scans with.
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     pub fn note(&mut self, line: String) {
@@ -202,7 +189,7 @@ impl Discovery {
         let raw = c.raw_images;
         volume.images = paths
             .iter()
-            .map(|p| describe_with_preflight(&root, p, raw))
+            .map(|p| crate::probe::describe_bounded(&root, p, raw, &c.probe))
             .collect();
         let n_entries: usize = volume.images.iter().map(|i| i.entries.len()).sum();
         self.note(format!(

@@ -5,6 +5,7 @@
 
 mod cli;
 mod live_scan;
+mod probe;
 mod stage1;
 mod stage2;
 

@@ -5,11 +5,11 @@
 
 #![forbid(unsafe_code)]
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// Everything one scan found.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub volumes: Vec<Volume>,
     /// Human-readable lines on what the scan did, for the log view.
@@ -21,7 +21,7 @@ pub struct Snapshot {
 }
 
 /// The filesystem on a host volume.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FsType {
     Ntfs,
     Exfat,
@@ -49,7 +49,7 @@ impl FsType {
 }
 
 /// Whether and how stage 1 mounted a volume.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MountState {
     /// Mounted read-only at this path.
     Mounted {
@@ -63,7 +63,7 @@ pub enum MountState {
 }
 
 /// A warning shown beside a volume.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum VolumeBadge {
     /// NTFS says the volume was not cleanly unmounted.
     Dirty,
@@ -74,7 +74,7 @@ pub enum VolumeBadge {
 }
 
 /// A partition or whole-disk filesystem that may hold images.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Volume {
     pub device: PathBuf,
     pub fstype: FsType,
@@ -98,7 +98,7 @@ impl Volume {
 }
 
 /// What kind of image file this is, from its footer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ImageKind {
     /// A fixed VHD: `data_size` bytes of raw disk, then the 512-byte footer.
     FixedVhd {
@@ -125,7 +125,7 @@ impl ImageKind {
 }
 
 /// One image file on a host volume.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Image {
     /// The path on the host filesystem, starting with `/`.
     pub path: String,
@@ -145,7 +145,7 @@ impl Image {
 /// How an image file is stored on the host filesystem, as `sys::fileinfo`
 /// reads it and `discovery::preflight` judges it. `None` means the
 /// filesystem did not say.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileFacts {
     /// The file's length in bytes.
     pub size: u64,
@@ -156,14 +156,14 @@ pub struct FileFacts {
 }
 
 /// A byte range inside the image's data area (a partition).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ByteRange {
     pub offset: u64,
     pub len: u64,
 }
 
 /// Where an entry's kernel, initrd and command line come from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EntrySource {
     /// A unified kernel image at `path` inside the FAT partition `esp`.
     Uki { esp: ByteRange, path: String },
@@ -177,7 +177,7 @@ pub enum EntrySource {
 }
 
 /// One thing that can be booted from an image.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BootEntry {
     /// os-release PRETTY_NAME (or the BLS title), plus the kernel version.
     pub title: String,
@@ -190,7 +190,7 @@ pub struct BootEntry {
 }
 
 /// Something wrong with an image, volume or entry, with what to do about it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {
     /// What is wrong, in one line.
     pub what: String,
@@ -219,7 +219,7 @@ impl Problem {
 }
 
 /// Points at one boot entry in a snapshot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct EntryRef {
     pub volume: usize,
     pub image: usize,

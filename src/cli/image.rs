@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 use std::fs::File;
+use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -16,6 +17,7 @@ use vhdboot::image::partitions::PartitionKind;
 use vhdboot::image::vhd::{FileFooter, VhdFooter, format_utc, read_footer};
 use vhdboot::image::window::{CountingReader, ReadCounter};
 use vhdboot::model::{EntrySource, Image, ImageKind, Problem};
+use vhdboot::sys::bounded;
 
 #[derive(Args)]
 pub struct InspectArgs {
@@ -62,6 +64,53 @@ struct Report<'a> {
     initramfs: Vec<EntryInitramfs>,
     #[serde(flatten)]
     inspection: &'a Inspection,
+}
+
+/// Set in the environment of the child that `inspect_bounded` starts.
+const IN_CHILD: &str = "VHDBOOT_BOUNDED_CHILD";
+
+/// The most output the inspecting child may print: text and JSON for the
+/// largest entry counts the parsers allow stay far below it.
+const MAX_INSPECT_OUTPUT: usize = 64 << 20;
+
+/// `vhdboot inspect` reads an untrusted image the way a boot does (its
+/// initramfs check decompresses the initrd), so it runs again as a child of
+/// itself under the boot's limits (`load_time`, `load_memory`), and says
+/// which limit an image hit instead of hanging or exhausting memory.
+pub fn inspect_bounded(a: InspectArgs) -> anyhow::Result<ExitCode> {
+    if std::env::var_os(IN_CHILD).is_some() {
+        return inspect(a);
+    }
+    let load = vhdboot::config::Config::default().load;
+    let limits = bounded::Limits {
+        memory: load.memory_mib.saturating_mul(1024 * 1024),
+        wall: load.time,
+        max_output: MAX_INSPECT_OUTPUT,
+    };
+    let mut cmd = std::process::Command::new("/proc/self/exe");
+    cmd.args(std::env::args_os().skip(1)).env(IN_CHILD, "1");
+    let ended = bounded::run_within(cmd, &limits, &[]).map_err(|e| stopped(&a, &e))?;
+    std::io::stdout().write_all(&ended.stdout)?;
+    std::io::stderr().write_all(ended.stderr.as_bytes())?;
+    if let Err(
+        e @ (bounded::BoundedError::Cpu { .. }
+        | bounded::BoundedError::Memory { .. }
+        | bounded::BoundedError::Signal { .. }),
+    ) = bounded::classify(ended.status, &ended.stderr, &limits)
+    {
+        return Err(stopped(&a, &e));
+    }
+    let code = ended.status.code().unwrap_or(1);
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+fn stopped(a: &InspectArgs, e: &bounded::BoundedError) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{}: reading the image stopped: {e}; the image is damaged or built to attack \
+         its reader, so stage 1 skips it too; look at it with fsck.vfat or qemu-img on \
+         a copy",
+        a.image.display()
+    )
 }
 
 pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {

@@ -3,6 +3,7 @@
 
 mod image;
 mod menu;
+mod probe;
 mod scan;
 mod uki;
 mod vhd;
@@ -38,6 +39,9 @@ enum Command {
     Scan(scan::ScanArgs),
     /// Run the boot menu on this terminal without booting anything.
     Menu(menu::MenuArgs),
+    /// Read disk content for vhdboot itself, under limits (internal).
+    #[command(subcommand, hide = true)]
+    Probe(probe::ProbeCommand),
 }
 
 pub fn run() -> ExitCode {
@@ -45,10 +49,11 @@ pub fn run() -> ExitCode {
     let result = match cli.command {
         Command::Raw2vhd(a) => vhd::raw2vhd(a),
         Command::Vhd(c) => vhd::run(c),
-        Command::Inspect(a) => image::inspect(a),
+        Command::Inspect(a) => image::inspect_bounded(a),
         Command::Uki(c) => uki::run(c),
         Command::Scan(a) => scan::run(a),
         Command::Menu(a) => menu::run(a),
+        Command::Probe(c) => probe::run(c),
     };
     match result {
         Ok(code) => code,

@@ -10,7 +10,7 @@ use humansize::{BINARY, format_size};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::live_scan::{self, Discovery};
+use crate::live_scan::Discovery;
 use vhdboot::boot::plan::{PlanError, image_blocker, image_problem};
 use vhdboot::config::Config;
 use vhdboot::discovery::scan::find_image_files;
@@ -67,7 +67,7 @@ fn scan_devices(config: Config) -> anyhow::Result<Snapshot> {
 fn folder_volume(root: &Path, config: &Config) -> Volume {
     let images = find_image_files(root, &config.search, config.depth, config.raw_images)
         .iter()
-        .map(|p| live_scan::describe_with_preflight(root, p, config.raw_images))
+        .map(|p| crate::probe::describe_bounded(root, p, config.raw_images, &config.probe))
         .collect();
     Volume {
         device: root.to_path_buf(),

@@ -1,12 +1,7 @@
 //! The real `Host`: what the menu's effects do on the machine.
 
-use std::fs::File;
-
-use vhdboot::boot::cpio;
 use vhdboot::boot::plan::BootPlan;
 use vhdboot::config::Failpoint;
-use vhdboot::image::readahead::ReadAhead;
-use vhdboot::image::{initrd, inspect};
 use vhdboot::model::Snapshot;
 use vhdboot::sys::{kexec, pid1, timeline};
 use vhdboot::tui::host::{Failure, Host};
@@ -15,30 +10,6 @@ use crate::live_scan::Discovery;
 
 pub struct RealHost {
     pub discovery: Discovery,
-}
-
-/// The initrd kexec_file_load gets (see `cpio::write_stage2_initrd`),
-/// written straight into a memfd. The binary is copied from /proc/self/exe
-/// inside the kernel, so the 3 MB binary is never held in memory: every
-/// extra copy cost tens of milliseconds under QEMU TCG (bench/kexec-trace).
-fn stage2_initrd(target_initrd: &[u8]) -> Result<File, Failure> {
-    let hint = "use the rescue shell and report it";
-    let mut me = File::open("/proc/self/exe")
-        .map_err(|e| failure("opening vhdboot itself for stage 2", e, hint))?;
-    let len = me
-        .metadata()
-        .map_err(|e| failure("reading the size of vhdboot itself for stage 2", e, hint))?
-        .len();
-    let mut out =
-        kexec::memfd("initrd").map_err(|e| failure("building the initrd for kexec", e, hint))?;
-    cpio::write_stage2_initrd(&mut out, target_initrd, &mut me, len).map_err(|e| {
-        failure(
-            "writing the initrd with the stage-2 archive to a memfd",
-            e,
-            "free memory or use the rescue shell",
-        )
-    })?;
-    Ok(out)
 }
 
 fn failure(what: impl Into<String>, cause: impl ToString, hint: impl Into<String>) -> Failure {
@@ -53,80 +24,25 @@ impl Host for RealHost {
     fn load(&mut self, plan: &BootPlan) -> Result<(), Failure> {
         timeline::mark("boot requested");
         Failpoint::PanicOnBoot.hit();
-        let path = plan.image_file();
-        let where_ = format!("{} on {}", plan.image_path, plan.host_device.display());
-        let mut file = File::open(&path).map_err(|e| {
-            failure(
-                format!("opening {where_}"),
-                e,
-                "the image may have been moved or deleted; press r to rescan",
-            )
-        })?;
-        let len = file
-            .metadata()
-            .map_err(|e| {
+        let memfd = |what| {
+            kexec::memfd(what).map_err(|e| {
                 failure(
-                    format!("reading the size of {where_}"),
+                    format!("creating the {what} memfd for {}", plan.title),
                     e,
-                    "press r to rescan",
+                    "free memory or use the rescue shell",
                 )
-            })?
-            .len();
-        if len < plan.data_size {
-            return Err(failure(
-                format!("checking {where_}"),
-                format!(
-                    "the file is {len} bytes, smaller than its {} data bytes",
-                    plan.data_size
-                ),
-                "the image changed since the scan; press r to rescan",
-            ));
-        }
-        let mut kernel = kexec::memfd("kernel").map_err(|e| {
-            failure(
-                format!("creating the memfd for the kernel of {}", plan.title),
-                e,
-                "free memory or use the rescue shell",
-            )
-        })?;
-        // The kernel goes from the image straight into its memfd in
-        // bounded chunks, as the stage-2 binary does: it is never held
-        // whole in memory. fatfs reads one cluster per call; read-ahead
-        // makes that a few hundred large reads for a whole UKI.
-        let payload = inspect::stream_payload(
-            &mut ReadAhead::new(&mut file),
-            plan.data_size,
-            &plan.source,
-            &mut kernel,
-        )
-        .map_err(|e| {
-            failure(
-                format!("reading the kernel of {}", plan.title),
-                e,
-                "check the entry with `vhdboot inspect` on another machine",
-            )
-        })?;
-        timeline::mark("UKI read");
-        // The pre-flight module check: only now are the initrd's bytes in
-        // memory, and decompressing them is too slow for discovery. The
-        // kernel version comes from the bzImage header kept while
-        // streaming.
-        let check = initrd::check_modules(
-            &payload.initrd,
-            payload.kernel_release.as_deref(),
-            plan.fstype.driver(),
-        );
-        if let Some(problem) = check.problem() {
-            if problem.blocks_boot {
-                return Err(failure(plan.title.clone(), problem.what, problem.hint));
-            }
+            })
+        };
+        let kernel = memfd("kernel")?;
+        let initrd = memfd("initrd")?;
+        // The image's bytes are untrusted: a child reads the kernel and
+        // initrd into the memfds and checks the initrd, under the load
+        // limits, so a damaged ESP or initrd costs this boot, not PID 1.
+        let limits = self.discovery.config().load;
+        if let Some(warning) = crate::probe::prepare_boot(plan, &limits, &kernel, &initrd)? {
             self.discovery
-                .note(format!("{}: warning: {}", plan.title, problem.what));
+                .note(format!("{}: warning: {warning}", plan.title));
         }
-        timeline::mark("initrd checked");
-        let initrd = stage2_initrd(&payload.initrd)?;
-        drop(payload);
-        timeline::mark("stage-2 archive appended");
         kexec::kexec_file_load_files(&kernel, Some(&initrd), &plan.cmdline).map_err(|e| {
             failure(
                 format!("loading {} with kexec_file_load", plan.title),

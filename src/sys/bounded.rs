@@ -5,8 +5,9 @@
 //! loops, allocates without end or dies takes nobody with it, and the parent
 //! says which limit it hit.
 
+use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -98,16 +99,52 @@ fn cpu_seconds(wall: Duration) -> u64 {
 
 /// Runs `cmd` under `limits` and returns its stdout when it exits 0.
 /// stdin is /dev/null; stderr is kept (its first 4 KiB) for the error.
-pub fn run_bounded(mut cmd: Command, limits: &Limits) -> Result<Vec<u8>, BoundedError> {
+pub fn run_bounded(cmd: Command, limits: &Limits) -> Result<Vec<u8>, BoundedError> {
+    run_bounded_passing(cmd, limits, &[])
+}
+
+/// [`run_bounded`], with open files handed to the child: each `(file,
+/// fd)` becomes the child's descriptor `fd` (3 and up), for
+/// [`inherited_file`] there. The boot's child writes the kernel and initrd
+/// into memfds this way, which the parent then gives to kexec_file_load.
+pub fn run_bounded_passing(
+    cmd: Command,
+    limits: &Limits,
+    pass: &[(BorrowedFd<'_>, RawFd)],
+) -> Result<Vec<u8>, BoundedError> {
+    let ended = run_within(cmd, limits, pass)?;
+    classify(ended.status, &ended.stderr, limits)?;
+    Ok(ended.stdout)
+}
+
+/// How a child that stayed within its wall clock and output cap ended.
+#[derive(Debug)]
+pub struct Ended {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    /// The first 4 KiB of its stderr.
+    pub stderr: String,
+}
+
+/// Runs `cmd` under `limits` and returns how it ended, whatever its exit
+/// code; only the wall clock, the output cap and a failure to start or read
+/// are errors here. [`classify`] reads the status.
+pub fn run_within(
+    mut cmd: Command,
+    limits: &Limits,
+    pass: &[(BorrowedFd<'_>, RawFd)],
+) -> Result<Ended, BoundedError> {
     let program = cmd.get_program().to_string_lossy().into_owned();
+    let passing: Vec<(RawFd, RawFd)> = pass.iter().map(|(f, to)| (f.as_raw_fd(), *to)).collect();
     let memory = limits.memory;
     let cpu = cpu_seconds(limits.wall);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     // SAFETY: the closure runs in the forked child before exec and calls
-    // only setrlimit and prctl, which are async-signal-safe; it allocates
-    // nothing and takes no locks.
+    // only setrlimit, prctl, fcntl and dup2, which are async-signal-safe;
+    // it reads the `passing` list built before the fork, allocates nothing
+    // and takes no locks.
     unsafe {
         cmd.pre_exec(move || {
             let as_limit = libc::rlimit {
@@ -127,6 +164,18 @@ pub fn run_bounded(mut cmd: Command, limits: &Limits) -> Result<Vec<u8>, Bounded
             }
             // A child whose parent died (the CLI killed) must not go on.
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            for &(from, to) in &passing {
+                // dup2 onto another number clears close-on-exec; onto the
+                // same number it does nothing, so clear the flag instead.
+                let ok = if from == to {
+                    libc::fcntl(from, libc::F_SETFD, 0) == 0
+                } else {
+                    libc::dup2(from, to) == to
+                };
+                if !ok {
+                    return Err(io::Error::last_os_error());
+                }
+            }
             Ok(())
         });
     }
@@ -147,8 +196,11 @@ pub fn run_bounded(mut cmd: Command, limits: &Limits) -> Result<Vec<u8>, Bounded
     });
     let (stdout, stderr) = collected?;
     let stderr = String::from_utf8_lossy(&stderr).into_owned();
-    classify(status?, &stderr, limits)?;
-    Ok(stdout)
+    Ok(Ended {
+        status: status?,
+        stdout,
+        stderr,
+    })
 }
 
 /// Reads the child's stdout and stderr until both close, the deadline
@@ -247,6 +299,19 @@ fn exited_by(child: &mut Child, deadline: Instant, limits: &Limits) -> Result<()
     }
 }
 
+/// The file a bounded parent handed this process as descriptor `fd`
+/// ([`run_bounded_passing`]), or None when no such descriptor is open.
+pub fn inherited_file(fd: RawFd) -> Option<File> {
+    // SAFETY: F_GETFD only reads the descriptor's flags; it fails with
+    // EBADF when `fd` is not open.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return None;
+    }
+    // SAFETY: the descriptor is open, and by the contract with the parent
+    // nothing else in this process owns it, so the File may close it.
+    Some(unsafe { File::from_raw_fd(fd) })
+}
+
 fn readable(fds: &[libc::pollfd], fd: i32) -> bool {
     fds.iter()
         .any(|p| p.fd == fd && p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0)
@@ -302,6 +367,21 @@ mod tests {
             })
         );
         assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_passed_file_is_the_child_descriptor_asked_for() {
+        let mut file = tempfile::tempfile().unwrap();
+        let r = run_bounded_passing(
+            sh("printf passed >&5"),
+            &limits(5000),
+            &[(std::os::fd::AsFd::as_fd(&file), 5)],
+        );
+        assert_eq!(r, Ok(Vec::new()));
+        let mut text = String::new();
+        std::io::Seek::rewind(&mut file).unwrap();
+        file.read_to_string(&mut text).unwrap();
+        assert_eq!(text, "passed");
     }
 
     #[test]

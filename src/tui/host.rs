@@ -24,7 +24,7 @@ pub enum Effect {
 }
 
 /// A failure as the user sees it: what failed, where, and what to do next.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Failure {
     /// One line: what failed and where (device, file, section).
     pub what: String,

@@ -1,0 +1,370 @@
+//! Reading untrusted disk content in a child process (issue 11). PID 1
+//! starts the same static binary as `vhdboot probe …` for each image at
+//! discovery and for the kernel and initrd at boot; the child runs under the
+//! configured memory, CPU and wall-clock limits (`sys::bounded`) and answers
+//! with JSON on its stdout. An image whose child hits a limit, dies or
+//! answers garbage is listed as skipped with the reason, and the menu comes
+//! up with every other image. petitboot keeps its discover server apart
+//! from its UI for the same reason.
+//!
+//! Both faces use this module, and it uses neither: stage 1 and `vhdboot
+//! scan` through `live_scan`, stage 1's boot through [`prepare_boot`], and
+//! the CLI's hidden `probe` subcommand runs the child side.
+
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use vhdboot::boot::cpio;
+use vhdboot::boot::plan::BootPlan;
+use vhdboot::config::ChildLimits;
+use vhdboot::discovery::preflight;
+use vhdboot::discovery::scan::describe_image;
+use vhdboot::image::readahead::ReadAhead;
+use vhdboot::image::{initrd, inspect};
+use vhdboot::model::{EntrySource, Image, ImageKind, Problem};
+use vhdboot::sys::bounded::{self, BoundedError, Limits};
+use vhdboot::sys::{fileinfo, timeline};
+use vhdboot::tui::host::Failure;
+
+/// The most JSON an image's child may print. A described image is a few KiB;
+/// the parsers' own caps keep even a hostile one far below this.
+const MAX_IMAGE_ANSWER: usize = 4 << 20;
+/// The boot child prints one small verdict.
+const MAX_LOAD_ANSWER: usize = 1 << 20;
+/// The descriptors the boot child writes the kernel and the initrd to.
+const KERNEL_FD: i32 = 3;
+const INITRD_FD: i32 = 4;
+
+/// The binary to start as the child: this very binary, whatever its name on
+/// disk, so that stage 1 (PID 1, `/init`) and the CLI both work.
+const SELF_EXE: &str = "/proc/self/exe";
+
+fn limits(l: &ChildLimits, max_output: usize) -> Limits {
+    Limits {
+        memory: l.memory_mib.saturating_mul(1024 * 1024),
+        wall: l.time,
+        max_output,
+    }
+}
+
+fn child(args: &[&std::ffi::OsStr]) -> Command {
+    let mut cmd = Command::new(SELF_EXE);
+    std::os::unix::process::CommandExt::arg0(&mut cmd, "vhdboot");
+    cmd.arg("probe").args(args);
+    cmd
+}
+
+// ---------------------------------------------------------------------------
+// Discovery: one child per image.
+
+/// Describes the image at `path` on the filesystem mounted at `root` in a
+/// bounded child. Never fails: a child that hits a limit or dies gives an
+/// image listed with the reason as a blocking problem.
+pub fn describe_bounded(root: &Path, path: &str, raw: bool, limits_: &ChildLimits) -> Image {
+    let mut args = vec![
+        std::ffi::OsStr::new("image"),
+        root.as_os_str(),
+        std::ffi::OsStr::new(path),
+    ];
+    if raw {
+        args.push(std::ffi::OsStr::new("--raw"));
+    }
+    let answer = bounded::run_bounded(child(&args), &limits(limits_, MAX_IMAGE_ANSWER));
+    match answer.map(|out| serde_json::from_slice::<Image>(&out)) {
+        Ok(Ok(image)) if image.path == path => image,
+        Ok(Ok(other)) => skipped(
+            root,
+            path,
+            &format!("its reader answered for another file ({})", other.path),
+        ),
+        Ok(Err(e)) => skipped(
+            root,
+            path,
+            &format!("its reader's answer was not readable: {e}"),
+        ),
+        Err(e) => skipped(root, path, &describe_limit(&e)),
+    }
+}
+
+/// An image that could not be read, with why, as the list shows it.
+fn skipped(root: &Path, path: &str, why: &str) -> Image {
+    // The size comes from the directory entry, which the kernel's driver
+    // reads; nothing of the file's content is touched here.
+    let file_size = std::fs::metadata(root.join(path.trim_start_matches('/')))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    Image {
+        path: path.to_string(),
+        file_size,
+        kind: ImageKind::Unreadable,
+        entries: Vec::new(),
+        problems: vec![Problem::blocking(
+            format!("reading this image stopped: {why}; it was skipped"),
+            "run `vhdboot inspect` on it from the rescue shell (s) for more, or move it out of \
+             the search folders",
+        )],
+    }
+}
+
+fn describe_limit(e: &BoundedError) -> String {
+    match e {
+        BoundedError::WallClock { limit } => {
+            format!("it took longer than {} s (probe_time)", secs(*limit))
+        }
+        BoundedError::Cpu { limit_secs } => {
+            format!("it used more than {limit_secs} s of CPU time (probe_time)")
+        }
+        BoundedError::Memory { limit } => format!(
+            "it needed more than {} MiB of memory (probe_memory)",
+            limit / (1024 * 1024)
+        ),
+        other => other.to_string(),
+    }
+}
+
+fn secs(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{s:.0}")
+    } else {
+        format!("{s:.1}")
+    }
+}
+
+/// The child's side of [`describe_bounded`]: the image's description, plus
+/// the problems in how its file is stored (sparse, compressed, encrypted),
+/// from one statx.
+pub fn describe_image_here(root: &Path, path: &str, raw: bool) -> Image {
+    let mut image = describe_image(root, path, raw);
+    // Dynamic, differencing and unreadable images are blocked already.
+    if image.kind.data_size().is_some() {
+        let full = root.join(path.trim_start_matches('/'));
+        match fileinfo::file_facts(&full) {
+            Ok(facts) => image.problems.extend(preflight::file_problems(&facts)),
+            Err(e) => image.problems.push(Problem::warning(
+                format!("cannot tell how the file is stored: {e}"),
+                "the sparse, compressed and encrypted checks were skipped",
+            )),
+        }
+    }
+    image
+}
+
+// ---------------------------------------------------------------------------
+// Boot: the kernel and initrd, read and checked in a child.
+
+/// What the boot child needs to read one entry's kernel and initrd.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LoadRequest {
+    pub image_file: PathBuf,
+    /// The image, as messages name it ("/Images/a.vhd on /dev/sda2").
+    pub place: String,
+    pub title: String,
+    pub data_size: u64,
+    pub source: EntrySource,
+    /// The host filesystem's driver, which the target's initramfs must have.
+    pub fs_driver: String,
+}
+
+/// The boot child's answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum LoadAnswer {
+    /// The kernel and initrd are in the memfds; `warning` is a pre-flight
+    /// finding that does not block the boot. The times are the child's
+    /// CLOCK_MONOTONIC marks, for the boot timeline.
+    Ready {
+        warning: Option<String>,
+        read_at: Duration,
+        checked_at: Duration,
+        archived_at: Duration,
+    },
+    Refused(Failure),
+}
+
+/// Reads and checks `plan`'s kernel and initrd in a bounded child, which
+/// writes them into `kernel` and `initrd` (memfds) for kexec_file_load.
+/// Returns the non-blocking warning, if any.
+pub fn prepare_boot(
+    plan: &BootPlan,
+    limits_: &ChildLimits,
+    kernel: &File,
+    initrd: &File,
+) -> Result<Option<String>, Failure> {
+    let request = LoadRequest {
+        image_file: plan.image_file(),
+        place: format!("{} on {}", plan.image_path, plan.host_device.display()),
+        title: plan.title.clone(),
+        data_size: plan.data_size,
+        source: plan.source.clone(),
+        fs_driver: plan.fstype.driver().to_string(),
+    };
+    let fail = |cause: String| Failure {
+        what: format!("reading the kernel and initrd of {}", plan.title),
+        cause,
+        hint: "pick another entry; `vhdboot inspect` on the image from the rescue shell (s) \
+               shows more"
+            .into(),
+    };
+    let json = serde_json::to_string(&request).map_err(|e| fail(e.to_string()))?;
+    let cmd = child(&[std::ffi::OsStr::new("load"), std::ffi::OsStr::new(&json)]);
+    let out = bounded::run_bounded_passing(
+        cmd,
+        &limits(limits_, MAX_LOAD_ANSWER),
+        &[(kernel.as_fd(), KERNEL_FD), (initrd.as_fd(), INITRD_FD)],
+    )
+    .map_err(|e| fail(describe_load_limit(&e)))?;
+    match serde_json::from_slice::<LoadAnswer>(&out) {
+        Ok(LoadAnswer::Ready {
+            warning,
+            read_at,
+            checked_at,
+            archived_at,
+        }) => {
+            timeline::mark_at("UKI read", read_at);
+            timeline::mark_at("initrd checked", checked_at);
+            timeline::mark_at("stage-2 archive appended", archived_at);
+            Ok(warning)
+        }
+        Ok(LoadAnswer::Refused(f)) => Err(f),
+        Err(e) => Err(fail(format!("the reader's answer was not readable: {e}"))),
+    }
+}
+
+fn describe_load_limit(e: &BoundedError) -> String {
+    match e {
+        BoundedError::WallClock { limit } => format!(
+            "it took longer than {} s and was stopped (load_time)",
+            secs(*limit)
+        ),
+        BoundedError::Cpu { limit_secs } => {
+            format!("it used more than {limit_secs} s of CPU time and was stopped (load_time)")
+        }
+        BoundedError::Memory { limit } => format!(
+            "it needed more than {} MiB of memory and was stopped (load_memory)",
+            limit / (1024 * 1024)
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// The child's side of [`prepare_boot`]: streams the kernel into fd 3,
+/// checks the initrd, writes it with the stage-2 archive into fd 4.
+pub fn load_here(request: &LoadRequest) -> LoadAnswer {
+    match load_into_fds(request) {
+        Ok(answer) => answer,
+        Err(f) => LoadAnswer::Refused(f),
+    }
+}
+
+fn failure(what: impl Into<String>, cause: impl ToString, hint: impl Into<String>) -> Failure {
+    Failure {
+        what: what.into(),
+        cause: cause.to_string(),
+        hint: hint.into(),
+    }
+}
+
+fn load_into_fds(r: &LoadRequest) -> Result<LoadAnswer, Failure> {
+    let no_fd = |fd: i32| {
+        failure(
+            format!("reading the kernel of {}", r.title),
+            format!("descriptor {fd} was not handed over"),
+            "this command is run by vhdboot itself, not by hand",
+        )
+    };
+    let mut kernel = bounded::inherited_file(KERNEL_FD).ok_or_else(|| no_fd(KERNEL_FD))?;
+    let mut initrd_out = bounded::inherited_file(INITRD_FD).ok_or_else(|| no_fd(INITRD_FD))?;
+    let mut file = File::open(&r.image_file).map_err(|e| {
+        failure(
+            format!("opening {}", r.place),
+            e,
+            "the image may have been moved or deleted; press r to rescan",
+        )
+    })?;
+    let len = file
+        .metadata()
+        .map_err(|e| {
+            failure(
+                format!("reading the size of {}", r.place),
+                e,
+                "press r to rescan",
+            )
+        })?
+        .len();
+    if len < r.data_size {
+        return Err(failure(
+            format!("checking {}", r.place),
+            format!(
+                "the file is {len} bytes, smaller than its {} data bytes",
+                r.data_size
+            ),
+            "the image changed since the scan; press r to rescan",
+        ));
+    }
+    // The kernel goes from the image straight into its memfd in bounded
+    // chunks: it is never held whole in memory. fatfs reads one cluster per
+    // call; read-ahead makes that a few hundred large reads for a whole UKI.
+    let payload = inspect::stream_payload(
+        &mut ReadAhead::new(&mut file),
+        r.data_size,
+        &r.source,
+        &mut kernel,
+    )
+    .map_err(|e| {
+        failure(
+            format!("reading the kernel of {}", r.title),
+            e,
+            "check the entry with `vhdboot inspect` on another machine",
+        )
+    })?;
+    let read_at = timeline::monotonic();
+    // The pre-flight module check: only now are the initrd's bytes in
+    // memory, and decompressing them is too slow for discovery.
+    let check = initrd::check_modules(
+        &payload.initrd,
+        payload.kernel_release.as_deref(),
+        &r.fs_driver,
+    );
+    let mut warning = None;
+    if let Some(problem) = check.problem() {
+        if problem.blocks_boot {
+            return Err(failure(r.title.clone(), problem.what, problem.hint));
+        }
+        warning = Some(problem.what);
+    }
+    let checked_at = timeline::monotonic();
+    write_stage2_initrd(&payload.initrd, &mut initrd_out)?;
+    Ok(LoadAnswer::Ready {
+        warning,
+        read_at,
+        checked_at,
+        archived_at: timeline::monotonic(),
+    })
+}
+
+/// The initrd kexec_file_load gets (see `cpio::write_stage2_initrd`). The
+/// binary is copied from /proc/self/exe inside the kernel, so the 3 MB
+/// binary is never held in memory: every extra copy cost tens of
+/// milliseconds under QEMU TCG (bench/kexec-trace).
+fn write_stage2_initrd(target_initrd: &[u8], out: &mut File) -> Result<(), Failure> {
+    let hint = "use the rescue shell and report it";
+    let mut me =
+        File::open(SELF_EXE).map_err(|e| failure("opening vhdboot itself for stage 2", e, hint))?;
+    let len = me
+        .metadata()
+        .map_err(|e| failure("reading the size of vhdboot itself for stage 2", e, hint))?
+        .len();
+    cpio::write_stage2_initrd(out, target_initrd, &mut me, len)
+        .map(drop)
+        .map_err(|e| {
+            failure(
+                "writing the initrd with the stage-2 archive to a memfd",
+                e,
+                "free memory or use the rescue shell",
+            )
+        })
+}
