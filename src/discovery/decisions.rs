@@ -2,7 +2,7 @@
 //! configured default, whether to boot it at once, count down or wait, and
 //! which entry the cursor starts on.
 
-use crate::boot::plan::blocker;
+use crate::boot::plan::{blocker, image_blocker};
 use crate::config::{Config, DefaultSpec, HostSelector, Timeout};
 use crate::model::{EntryRef, Snapshot, Volume};
 
@@ -52,6 +52,25 @@ pub fn decide_start(snapshot: &Snapshot, config: &Config) -> Start {
         Timeout::Immediate | Timeout::Seconds(0) => Start::Boot(entry),
         Timeout::Seconds(seconds) => Start::Countdown { entry, seconds },
     }
+}
+
+/// The image the configured default names, with or without boot entries,
+/// as (volume, image) indices: the menu starts on it even when it cannot
+/// boot, so that its reason is what the user sees first.
+pub fn default_image(snapshot: &Snapshot, config: &Config) -> Option<(usize, usize)> {
+    let spec = config.default.as_ref()?;
+    snapshot
+        .volumes
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| host_matches(v, &spec.host))
+        .find_map(|(v, volume)| {
+            volume
+                .images
+                .iter()
+                .position(|i| same_path(&i.path, &spec.path))
+                .map(|i| (v, i))
+        })
 }
 
 /// The entry the cursor starts on: the default if it exists, else the
@@ -126,7 +145,10 @@ fn locate(snapshot: &Snapshot, spec: &DefaultSpec) -> Result<EntryRef, String> {
                 continue;
             }
             if image.entries.is_empty() {
-                found_without_entries.get_or_insert_with(|| volume.display_name());
+                // The judge's words for the image (for a UKI without .linux:
+                // that section is missing), so the menu can say why.
+                found_without_entries
+                    .get_or_insert_with(|| (volume.display_name(), image_blocker(snapshot, v, i)));
                 continue;
             }
             return Ok(EntryRef {
@@ -137,7 +159,10 @@ fn locate(snapshot: &Snapshot, spec: &DefaultSpec) -> Result<EntryRef, String> {
         }
     }
     Err(match found_without_entries {
-        Some(volume) => format!(
+        Some((volume, Some(why))) => {
+            format!("the default {shown} on {volume} cannot boot: {why}")
+        }
+        Some((volume, None)) => format!(
             "the default {shown} on {volume} has no boot entries (no UKI in /EFI/Linux and no \
              Boot Loader Spec entry in its EFI system partition); see its problems in the list"
         ),
@@ -363,7 +388,27 @@ mod tests {
         s.volumes[0].images[1].entries.clear();
         let c = config(Some((&None, "/Images/fedora.vhd")), Timeout::Immediate);
         let r = reason(decide_start(&s, &c));
-        assert!(r.contains("no boot entries"), "{r}");
+        assert!(
+            r.contains("cannot boot") && r.contains("no kernel was found in it"),
+            "{r}"
+        );
+    }
+
+    #[test]
+    fn default_without_entries_names_the_images_own_problem() {
+        // A UKI without .linux yields no entry and a blocking problem; the
+        // reason the menu shows must be that problem, not a generic one.
+        let mut s = snapshot();
+        let image = &mut s.volumes[0].images[1];
+        image.entries.clear();
+        image.problems.push(Problem::blocking(
+            "/EFI/Linux/fedora.efi has no .linux section",
+            "rebuild the UKI with its kernel",
+        ));
+        let c = config(Some((&None, "/Images/fedora.vhd")), Timeout::Immediate);
+        let r = reason(decide_start(&s, &c));
+        assert!(r.contains("has no .linux section"), "{r}");
+        assert_eq!(default_image(&s, &c), Some((0, 1)));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use vhdboot::modprobe;
 use vhdboot::sys::{console, kmsg, pid1, timeline};
 use vhdboot::tui::app::{self, AppOptions};
 use vhdboot::tui::executor::execute;
-use vhdboot::tui::host::Effect;
+use vhdboot::tui::host::{Effect, Failure};
 use vhdboot::tui::model::Model;
 use vhdboot::tui::msg::Msg;
 use vhdboot::tui::update::update;
@@ -144,7 +144,14 @@ pub fn run() -> ! {
         Start::Countdown { entry, seconds } => (Some(entry), Some(seconds)),
         Start::Menu { reason } => {
             if let Some(r) = reason {
-                host.discovery.note(r);
+                host.discovery.note(r.clone());
+                // The menu opens with the reason on screen, not only in the
+                // log view: vhdboot.conf promises that "the menu says why".
+                pending.push(Msg::BootFailed(Failure {
+                    what: "The default entry did not start".into(),
+                    cause: r,
+                    hint: "Pick another entry, fix the image, or press l for the scan log.".into(),
+                }));
             }
             (decisions::find_default(&snapshot, &config), None)
         }
@@ -155,6 +162,11 @@ pub fn run() -> ! {
     };
     let snapshot = host.discovery.snapshot();
     let mut model = Model::new(snapshot, &config, default, countdown);
+    if default.is_none()
+        && let Some((volume, image)) = decisions::default_image(&model.snapshot, &config)
+    {
+        model.select_image(volume, image);
+    }
     for msg in pending {
         update(&mut model, msg);
     }

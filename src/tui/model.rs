@@ -203,6 +203,19 @@ impl Model {
         self.rows.iter().rposition(|r| r.is_selectable())
     }
 
+    /// Puts the cursor on the first selectable row of image `(volume,
+    /// image)`: its only entry, its first entry, or the image itself when
+    /// it has none. Leaves the cursor where it is when there is no such row.
+    pub fn select_image(&mut self, volume: usize, image: usize) {
+        if let Some(row) = self
+            .rows
+            .iter()
+            .position(|r| r.is_selectable() && r.image() == Some((volume, image)))
+        {
+            self.selected = row;
+        }
+    }
+
     pub fn row_of_entry(&self, entry: EntryRef) -> Option<usize> {
         self.rows
             .iter()
