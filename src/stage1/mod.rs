@@ -116,7 +116,7 @@ pub fn run() -> ! {
     timeline::mark("disks settled");
     if let Some(point) = config.failpoint {
         point.arm();
-        discovery.note(format!("{point}: booting any entry will panic (test only)"));
+        discovery.note(format!("{point}: {} (test only)", point.effect()));
     }
     let mut host = RealHost { discovery };
     // Nothing to choose from: say why, then go straight to the shell
