@@ -2,7 +2,8 @@
 //! fixed VHD files on NTFS or exFAT.
 //!
 //! The folders show the architecture. `image`, `discovery`, `boot` and `tui`
-//! are pure logic over bytes and snapshots. `sys` is the only module that
+//! are pure logic over bytes and snapshots, as is `terminal_text`, which
+//! makes text from a disk safe to print. `sys` is the only module that
 //! makes syscalls or holds unsafe code.
 
 pub mod boot;
@@ -10,4 +11,5 @@ pub mod config;
 pub mod discovery;
 pub mod image;
 pub mod sys;
+pub mod terminal_text;
 pub mod tui;

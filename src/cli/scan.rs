@@ -44,6 +44,7 @@ pub fn run(a: ScanArgs) -> anyhow::Result<ExitCode> {
         }
     };
     if a.json {
+        // JSON escapes control characters itself; its newlines are layout.
         println!("{}", serde_json::to_string_pretty(&snapshot)?);
     } else {
         print_snapshot(&snapshot);
@@ -85,12 +86,12 @@ fn folder_volume(root: &Path, config: &Config) -> Volume {
 
 fn print_snapshot(s: &Snapshot) {
     if s.volumes.is_empty() {
-        println!(
+        say!(
             "no NTFS or exFAT volumes found (run as root to mount unmounted ones, or pass --root DIR)"
         );
     }
     for v in &s.volumes {
-        println!(
+        say!(
             "{} ({}, {}, {})",
             v.display_name(),
             v.device.display(),
@@ -98,10 +99,10 @@ fn print_snapshot(s: &Snapshot) {
             format_size(v.size, BINARY)
         );
         if let MountState::Refused { reason } = &v.mount {
-            println!("  not mounted: {reason}");
+            say!("  not mounted: {reason}");
         }
         if v.images.is_empty() && matches!(v.mount, MountState::Mounted { .. }) {
-            println!("  no images");
+            say!("  no images");
         }
         for img in &v.images {
             let state = if img.is_bootable() {
@@ -109,20 +110,20 @@ fn print_snapshot(s: &Snapshot) {
             } else {
                 "not bootable"
             };
-            println!(
+            say!(
                 "  {} ({}, {state})",
                 img.path,
                 format_size(img.file_size, BINARY)
             );
             for e in &img.entries {
-                println!("    - {}", e.title);
+                say!("    - {}", e.title);
             }
             for p in &img.problems {
-                println!("    ! {} ({})", p.what, p.hint);
+                say!("    ! {} ({})", p.what, p.hint);
             }
         }
     }
     for line in &s.log {
-        eprintln!("{line}");
+        say_err!("{line}");
     }
 }

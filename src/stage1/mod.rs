@@ -18,6 +18,7 @@ use vhdboot::discovery::Snapshot;
 use vhdboot::discovery::decisions::{self, Start};
 use vhdboot::discovery::model::MountState;
 use vhdboot::sys::{console, kmsg, modules, pid1, timeline};
+use vhdboot::terminal_text;
 use vhdboot::tui::app::{self, AppOptions};
 use vhdboot::tui::executor::execute;
 use vhdboot::tui::host::Effect;
@@ -125,7 +126,8 @@ pub fn run() -> ! {
     if let Some(why) = nothing_bootable(&snapshot) {
         for line in &why {
             host.discovery.note(line.clone());
-            eprint!("{line}\r\n");
+            // The lines name labels and paths from the disks.
+            eprint!("{}\r\n", terminal_text::escape_controls(line));
         }
         if let Err(e) = pid1::run_rescue_shell() {
             host.discovery.note(format!("rescue shell: {e}"));
