@@ -14,6 +14,7 @@ use crate::stage1::discover::Discovery;
 use vhdboot::config::Config;
 use vhdboot::discovery::scan::find_image_files;
 use vhdboot::discovery::{FsType, MountState, Snapshot, Volume};
+use vhdboot::sys::tempdir;
 
 #[derive(Args)]
 pub struct ScanArgs {
@@ -53,15 +54,29 @@ pub fn run(a: ScanArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn scan_devices(config: Config) -> anyhow::Result<Snapshot> {
-    let tmp = std::env::temp_dir().join(format!("vhdboot-scan-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp)
-        .with_context(|| format!("creating the mount folder {}", tmp.display()))?;
+    // A private folder (mkdtemp: random name, mode 0700), never a
+    // predictable one another user could plant a symlink at.
+    let tmp = tempdir::mkdtemp("vhdboot-scan-").context("creating the mount folder")?;
     let mut discovery = Discovery::new(config, &tmp);
     discovery.poll();
     let snapshot = discovery.snapshot();
     discovery.unmount_all();
-    let _ = std::fs::remove_dir_all(&tmp);
+    remove_mount_folder(&tmp);
     Ok(snapshot)
+}
+
+/// Removes the mount folder and the mount points in it. Only empty
+/// folders are removed: if an unmount failed, the volume's files stay
+/// untouched and the folder is left, with a line saying so.
+fn remove_mount_folder(tmp: &Path) {
+    if let Ok(entries) = std::fs::read_dir(tmp) {
+        for entry in entries.flatten() {
+            let _ = std::fs::remove_dir(entry.path());
+        }
+    }
+    if let Err(e) = std::fs::remove_dir(tmp) {
+        say_err!("vhdboot: left the mount folder {}: {e}", tmp.display());
+    }
 }
 
 fn folder_volume(root: &Path, config: &Config) -> Volume {
