@@ -54,9 +54,10 @@ impl RealHost {
     /// are mounted again read-only and scanned, so the menu's entries point
     /// at mounted files again and another boot can work without a restart.
     /// The mount points are named by UUID, so they are the same as before.
-    fn mount_again(&mut self) {
-        self.discovery
-            .note("the hand-back failed; mounting the volumes again".into());
+    fn mount_again(&mut self, what_failed: &str) {
+        self.discovery.note(format!(
+            "{what_failed} failed; mounting the volumes read-only again"
+        ));
         let _ = self.discovery.remount_and_rescan();
     }
 }
@@ -161,7 +162,7 @@ impl Host for RealHost {
         } else {
             kexec::reboot_into_loaded_kernel().to_string()
         };
-        self.mount_again();
+        self.mount_again("rebooting into the loaded kernel");
         failure(
             "rebooting into the loaded kernel",
             cause,
@@ -186,14 +187,14 @@ impl Host for RealHost {
     fn reboot(&mut self) -> Failure {
         self.discovery.unmount_all();
         let e = pid1::sync_and_reboot(pid1::RebootMode::Restart);
-        self.mount_again();
+        self.mount_again("rebooting");
         failure("rebooting", e, "hold the power button")
     }
 
     fn power_off(&mut self) -> Failure {
         self.discovery.unmount_all();
         let e = pid1::sync_and_reboot(pid1::RebootMode::PowerOff);
-        self.mount_again();
+        self.mount_again("powering off");
         failure("powering off", e, "hold the power button")
     }
 }
