@@ -8,6 +8,7 @@ use crate::boot::handoff;
 use percent_encoding::percent_decode_str;
 use std::fmt;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Where the bootstrapper's initramfs keeps the configuration file.
@@ -317,18 +318,44 @@ pub enum Failpoint {
     /// Loading a boot entry panics inside the executor, so the suite can
     /// prove that a panic in PID 1 ends in a shell.
     PanicOnBoot,
+    /// The first kexec_file_load is refused as the kernel refuses a bad
+    /// kernel; later ones run. The suite proves that the menu takes keys
+    /// after a refused load and that another entry still boots.
+    KexecRefusedOnce,
+    /// The first reboot into a loaded kernel fails, after the volumes were
+    /// unmounted for it; later ones run. The suite proves that the volumes
+    /// are mounted again and that `r` and another boot still work.
+    ExecFailsOnce,
 }
 
 /// The failpoint armed for this process; set once, at start-up.
 static ARMED: OnceLock<Failpoint> = OnceLock::new();
 
+/// Whether a once-only failpoint has failed already.
+static FIRED: AtomicBool = AtomicBool::new(false);
+
 impl Failpoint {
-    pub const ALL: [Failpoint; 1] = [Failpoint::PanicOnBoot];
+    pub const ALL: [Failpoint; 3] = [
+        Failpoint::PanicOnBoot,
+        Failpoint::KexecRefusedOnce,
+        Failpoint::ExecFailsOnce,
+    ];
 
     /// The name `vhdboot.failpoint=` takes.
     pub fn name(self) -> &'static str {
         match self {
             Failpoint::PanicOnBoot => "panic-on-boot",
+            Failpoint::KexecRefusedOnce => "kexec-refused-once",
+            Failpoint::ExecFailsOnce => "exec-fails-once",
+        }
+    }
+
+    /// What arming it does, for the scan log.
+    pub fn effect(self) -> &'static str {
+        match self {
+            Failpoint::PanicOnBoot => "booting any entry will panic",
+            Failpoint::KexecRefusedOnce => "the first kexec_file_load will be refused",
+            Failpoint::ExecFailsOnce => "the first reboot into a loaded kernel will fail",
         }
     }
 
@@ -342,13 +369,26 @@ impl Failpoint {
         let _ = ARMED.set(self);
     }
 
-    /// Fails here if this failpoint is armed: the one line a fault site
-    /// needs (`Failpoint::PanicOnBoot.hit()`).
+    /// Panics here if this failpoint is armed: the one line a panicking
+    /// fault site needs (`Failpoint::PanicOnBoot.hit()`).
     pub fn hit(self) {
-        if ARMED.get() == Some(&self) {
-            match self {
-                Failpoint::PanicOnBoot => panic_on_purpose(self),
+        if self.fails() {
+            panic_on_purpose(self)
+        }
+    }
+
+    /// Whether the fault site of this failpoint must fail now: it is armed
+    /// and, if it fails only once, has not failed yet. Sites that fail by
+    /// returning an error ask this (`if Failpoint::ExecFailsOnce.fails()`).
+    pub fn fails(self) -> bool {
+        if ARMED.get() != Some(&self) {
+            return false;
+        }
+        match self {
+            Failpoint::KexecRefusedOnce | Failpoint::ExecFailsOnce => {
+                !FIRED.swap(true, Ordering::Relaxed)
             }
+            Failpoint::PanicOnBoot => true,
         }
     }
 }
@@ -768,6 +808,15 @@ ascii = true
         let (c, w) = from(&format!("default = {d}"), "");
         assert!(w.is_empty());
         assert_eq!(c.default, Some(d));
+    }
+
+    #[test]
+    fn every_failpoint_is_armed_by_its_name() {
+        for point in Failpoint::ALL {
+            let (c, w) = from("", &point.to_string());
+            assert!(w.is_empty(), "{w:?}");
+            assert_eq!(c.failpoint, Some(point));
+        }
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //!
 //! The folders show the architecture. `model` is the plain data every layer
 //! shares (what a scan found). `image`, `discovery`, `boot` and `tui` are
-//! pure logic over bytes and snapshots. `sys` is the only module that makes
+//! pure logic over bytes and snapshots, as is `terminal_text`, which makes
+//! text from a disk safe to print. `sys` is the only module that makes
 //! syscalls or holds unsafe code.
 
 pub mod boot;
@@ -13,4 +14,5 @@ pub mod image;
 pub mod model;
 pub mod modprobe;
 pub mod sys;
+pub mod terminal_text;
 pub mod tui;

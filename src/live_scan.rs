@@ -206,12 +206,17 @@ impl Discovery {
         }
     }
 
-    /// Scans every mounted volume again and probes for new devices.
-    pub fn rescan(&mut self) -> Snapshot {
+    /// Mounts again (read-only) every volume that is not mounted, as after
+    /// a failed kexec, reboot or power-off unmounted them all, scans every
+    /// mounted volume again and probes for new devices. A volume whose mount
+    /// was refused stays as it is: the refusal's reason is still shown.
+    pub fn remount_and_rescan(&mut self) -> Snapshot {
         let mut volumes = std::mem::take(&mut self.volumes);
         for v in volumes.values_mut() {
-            if matches!(v.mount, MountState::Mounted { .. }) {
-                self.scan_images(v);
+            match v.mount {
+                MountState::Mounted { .. } => self.scan_images(v),
+                MountState::NotMounted => self.mount_and_scan(v),
+                MountState::Refused { .. } => {}
             }
         }
         self.volumes = volumes;

@@ -8,12 +8,15 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use vhdboot::boot::handoff::{self, Handoff, HostId};
 use vhdboot::image::vhd;
 use vhdboot::modprobe;
 use vhdboot::sys::{blkid, kmsg, loopdev, mount, pid1, timeline};
+use vhdboot::terminal_text;
 
 pub mod shutdown;
 
@@ -67,11 +70,50 @@ pub enum AttachError {
 }
 
 fn say(line: &str) {
-    let _ = kmsg::kmsg_write(line);
+    // The lines name the image's path, which comes from a disk.
+    let line = terminal_text::escape_controls(line);
+    let _ = kmsg::kmsg_write(&line);
     eprintln!("vhdboot: {line}");
 }
 
+/// The init the panic hook hands over to, once the handoff named it.
+static NEXT_INIT: OnceLock<String> = OnceLock::new();
+
+/// Set by the first panic, so that a panic on a second thread cannot
+/// start a second hand-over while the first one runs.
+static PANICKING: AtomicBool = AtomicBool::new(false);
+
+/// The init a panic hands over to: the one the handoff named if it was
+/// read already, else the default, as when the handoff is unreadable.
+fn init_after_panic(named: &OnceLock<String>) -> &str {
+    named.get().map_or(handoff::DEFAULT_NEXT, String::as_str)
+}
+
+/// A panic in stage 2 must not become a kernel panic (stage 2 is PID 1):
+/// the hook says what happened and execs the next init, as every other
+/// failure of stage 2 does, so the distro's own boot or emergency shell
+/// follows. It never returns: the release profile aborts after the hook,
+/// and an abort in PID 1 is a kernel panic. A panic inside the hook itself
+/// aborts in std without calling the hook again, so it cannot recurse.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        if PANICKING.swap(true, Ordering::SeqCst) {
+            // Another thread is handing over already; the exec ends us.
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
+        let next = init_after_panic(&NEXT_INIT);
+        say(&format!(
+            "stage 2 internal error: {info}. Handing over to {next} anyway; the distro's \
+             emergency shell may follow."
+        ));
+        hand_over(next)
+    }));
+}
+
 pub fn run() -> ! {
+    install_panic_hook();
     let started = Instant::now();
     let t0 = timeline::monotonic();
     for e in pid1::mount_pseudo_filesystems() {
@@ -82,6 +124,8 @@ pub fn run() -> ! {
     let next = match Handoff::parse(&cmdline) {
         Ok(handoff) => {
             let next = handoff.next.clone();
+            // A panic while attaching still hands over to this init.
+            let _ = NEXT_INIT.set(next.clone());
             match attach(&handoff) {
                 Ok(msg) => say(&format!("{msg} ({} ms)", started.elapsed().as_millis())),
                 Err(e) => say(&format!(
@@ -226,6 +270,12 @@ fn wait_for_host(host: &HostId) -> Result<PathBuf, AttachError> {
 fn exec_next(next: &str) -> ! {
     timeline::mark("exec next init");
     say(&timeline::summary());
+    hand_over(next)
+}
+
+/// Execs `next`, or a shell loop if that fails. The panic hook calls this
+/// directly: the timeline's lock may be held by the code that panicked.
+fn hand_over(next: &str) -> ! {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let e = pid1::exec_init(Path::new(next), &refs);
@@ -236,6 +286,18 @@ fn exec_next(next: &str) -> ! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn panic_before_the_handoff_is_read_hands_over_to_the_default_init() {
+        assert_eq!(init_after_panic(&OnceLock::new()), handoff::DEFAULT_NEXT);
+    }
+
+    #[test]
+    fn panic_after_the_handoff_is_read_hands_over_to_its_init() {
+        let named = OnceLock::new();
+        let _ = named.set("/sbin/init".to_string());
+        assert_eq!(init_after_panic(&named), "/sbin/init");
+    }
 
     #[test]
     fn image_with_or_without_its_footer_has_the_planned_size() {

@@ -152,12 +152,13 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
         inspection: &inspection,
     };
     if a.json {
+        // JSON escapes control characters itself; its newlines are layout.
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_text(&report, path);
     }
     if a.stats {
-        eprintln!(
+        say_err!(
             "inspect stats: {} bytes read ({}) in {:.1} ms",
             counter.get(),
             human_size(counter.get()),
@@ -297,14 +298,14 @@ fn initramfs_text(c: &EntryInitramfs) -> String {
 
 fn print_text(report: &Report<'_>, path: &Path) {
     let i = report.inspection;
-    println!(
+    say!(
         "Image:  {} ({})",
         path.display(),
         human_size(report.file_size)
     );
-    println!("Kind:   {}", kind_text(&i.kind));
+    say!("Kind:   {}", kind_text(&i.kind));
     if let Some(f) = report.footer {
-        println!(
+        say!(
             "Footer: created {} by \"{}\", disk UUID {}",
             format_utc(f.unix_time()),
             f.creator_app.as_text(),
@@ -312,13 +313,17 @@ fn print_text(report: &Report<'_>, path: &Path) {
         );
     }
     if !i.partitions.is_empty() {
-        println!("Partitions:");
-        println!(
+        say!("Partitions:");
+        say!(
             "  {:>2}  {:<20} {:<20} {:>12} {:>12}  PARTUUID",
-            "#", "name", "type", "offset", "size"
+            "#",
+            "name",
+            "type",
+            "offset",
+            "size"
         );
         for p in &i.partitions {
-            println!(
+            say!(
                 "  {:>2}  {:<20} {:<20} {:>12} {:>12}  {}",
                 p.number,
                 p.name,
@@ -335,7 +340,7 @@ fn print_text(report: &Report<'_>, path: &Path) {
             Some(_) => "FAT".to_string(),
             None => "not readable as FAT".to_string(),
         };
-        println!(
+        say!(
             "{} partition {}: {fs}; {} UKI(s) in /EFI/Linux, {} entry file(s) in /loader/entries",
             partition_kind_text(e.kind),
             e.number,
@@ -344,12 +349,12 @@ fn print_text(report: &Report<'_>, path: &Path) {
         );
     }
     if i.entries.is_empty() {
-        println!("Boot entries: none");
+        say!("Boot entries: none");
     } else {
-        println!("Boot entries:");
+        say!("Boot entries:");
     }
     for (n, e) in i.entries.iter().enumerate() {
-        println!("  {}. {}", n + 1, e.title);
+        say!("  {}. {}", n + 1, e.title);
         let (source, part) = match &e.source {
             EntrySource::Uki { esp, path } => (format!("UKI {path}"), esp),
             EntrySource::Bls { esp, conf, .. } => (format!("Boot Loader Spec entry {conf}"), esp),
@@ -359,30 +364,30 @@ fn print_text(report: &Report<'_>, path: &Path) {
             .iter()
             .find(|r| r.range == *part)
             .map_or_else(String::new, |r| format!(" on partition {}", r.number));
-        println!("     from:    {source}{number}");
-        println!(
+        say!("     from:    {source}{number}");
+        say!(
             "     version: {}",
             e.version.as_deref().unwrap_or("(unknown)")
         );
-        println!(
+        say!(
             "     sizes:   kernel {}, initrd {}",
             human_size(e.kernel_size),
             human_size(e.initrd_size)
         );
-        println!("     cmdline: {}", e.cmdline);
+        say!("     cmdline: {}", e.cmdline);
         if let Some(c) = report.initramfs.iter().find(|c| c.entry == n + 1) {
-            println!("     initramfs: {}", initramfs_text(c));
+            say!("     initramfs: {}", initramfs_text(c));
         }
     }
     if !i.problems.is_empty() {
-        println!("Problems:");
+        say!("Problems:");
         for p in &i.problems {
             let level = if p.blocks_boot { "error" } else { "warning" };
-            println!("  {level}: {}", p.what);
-            println!("    what to do: {}", p.hint);
+            say!("  {level}: {}", p.what);
+            say!("    what to do: {}", p.hint);
         }
     }
-    println!(
+    say!(
         "Bootable: {}",
         if report.bootable {
             "yes"

@@ -117,7 +117,7 @@ impl Host for DemoHost {
 
     fn rescue_shell(&mut self) -> Result<(), Failure> {
         let shell = std::env::var_os("SHELL").unwrap_or_else(|| "/bin/sh".into());
-        println!(
+        say!(
             "vhdboot demo: rescue shell ({}); type exit to return to the menu.",
             shell.to_string_lossy()
         );

@@ -1,6 +1,24 @@
 //! The command-line tool: what vhdboot does on an ordinary Linux. This is
 //! the binary edge, so errors are `anyhow` with context here.
 
+/// `println!` for lines that may hold text from a disk (titles, paths,
+/// command lines, labels): the whole line goes through
+/// `terminal_text::escape_controls`, so no byte from an image reaches the
+/// terminal as a control character. The CLI's own lines hold none, so
+/// escaping whole lines changes only what came from a disk.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        println!("{}", vhdboot::terminal_text::escape_controls(&format!($($arg)*)))
+    };
+}
+
+/// `eprintln!` with the same escaping as [`say!`].
+macro_rules! say_err {
+    ($($arg:tt)*) => {
+        eprintln!("{}", vhdboot::terminal_text::escape_controls(&format!($($arg)*)))
+    };
+}
+
 mod image;
 mod menu;
 mod probe;
@@ -58,7 +76,8 @@ pub fn run() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("vhdboot: {e:#}");
+            // Errors name paths and sometimes text read from an image.
+            say_err!("vhdboot: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -15,6 +15,7 @@ use vhdboot::boot::plan::{PlanError, image_blocker, image_problem};
 use vhdboot::config::Config;
 use vhdboot::discovery::scan::find_image_files;
 use vhdboot::model::{FsType, MountState, Snapshot, Volume};
+use vhdboot::sys::tempdir;
 
 #[derive(Args)]
 pub struct ScanArgs {
@@ -45,6 +46,7 @@ pub fn run(a: ScanArgs) -> anyhow::Result<ExitCode> {
         }
     };
     if a.json {
+        // JSON escapes control characters itself; its newlines are layout.
         println!("{}", serde_json::to_string_pretty(&snapshot)?);
     } else {
         print_snapshot(&snapshot, !a.roots.is_empty());
@@ -53,15 +55,29 @@ pub fn run(a: ScanArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn scan_devices(config: Config) -> anyhow::Result<Snapshot> {
-    let tmp = std::env::temp_dir().join(format!("vhdboot-scan-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp)
-        .with_context(|| format!("creating the mount folder {}", tmp.display()))?;
+    // A private folder (mkdtemp: random name, mode 0700), never a
+    // predictable one another user could plant a symlink at.
+    let tmp = tempdir::mkdtemp("vhdboot-scan-").context("creating the mount folder")?;
     let mut discovery = Discovery::new(config, &tmp);
     discovery.poll();
     let snapshot = discovery.snapshot();
     discovery.unmount_all();
-    let _ = std::fs::remove_dir_all(&tmp);
+    remove_mount_folder(&tmp);
     Ok(snapshot)
+}
+
+/// Removes the mount folder and the mount points in it. Only empty
+/// folders are removed: if an unmount failed, the volume's files stay
+/// untouched and the folder is left, with a line saying so.
+fn remove_mount_folder(tmp: &Path) {
+    if let Ok(entries) = std::fs::read_dir(tmp) {
+        for entry in entries.flatten() {
+            let _ = std::fs::remove_dir(entry.path());
+        }
+    }
+    if let Err(e) = std::fs::remove_dir(tmp) {
+        say_err!("vhdboot: left the mount folder {}: {e}", tmp.display());
+    }
 }
 
 fn folder_volume(root: &Path, config: &Config) -> Volume {
@@ -89,12 +105,12 @@ fn folder_volume(root: &Path, config: &Config) -> Volume {
 /// only their images are judged.
 fn print_snapshot(s: &Snapshot, folders: bool) {
     if s.volumes.is_empty() {
-        println!(
+        say!(
             "no NTFS or exFAT volumes found (run as root to mount unmounted ones, or pass --root DIR)"
         );
     }
     for (vi, v) in s.volumes.iter().enumerate() {
-        println!(
+        say!(
             "{} ({}, {}, {})",
             v.display_name(),
             v.device.display(),
@@ -102,10 +118,10 @@ fn print_snapshot(s: &Snapshot, folders: bool) {
             format_size(v.size, BINARY)
         );
         if let MountState::Refused { reason } = &v.mount {
-            println!("  not mounted: {reason}");
+            say!("  not mounted: {reason}");
         }
         if v.images.is_empty() && matches!(v.mount, MountState::Mounted { .. }) {
-            println!("  no images");
+            say!("  no images");
         }
         for (ii, img) in v.images.iter().enumerate() {
             let blocker = if folders {
@@ -118,16 +134,16 @@ fn print_snapshot(s: &Snapshot, folders: bool) {
             } else {
                 "not bootable"
             };
-            println!(
+            say!(
                 "  {} ({}, {state})",
                 img.path,
                 format_size(img.file_size, BINARY)
             );
             for e in &img.entries {
-                println!("    - {}", e.title);
+                say!("    - {}", e.title);
             }
             for p in &img.problems {
-                println!("    ! {} ({})", p.what, p.hint);
+                say!("    ! {} ({})", p.what, p.hint);
             }
             // A refusal that is not one of the image's own problems (the
             // host's state, say) is not listed above.
@@ -137,6 +153,6 @@ fn print_snapshot(s: &Snapshot, folders: bool) {
         }
     }
     for line in &s.log {
-        eprintln!("{line}");
+        say_err!("{line}");
     }
 }

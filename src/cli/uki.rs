@@ -102,27 +102,28 @@ fn info(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
         os_release: info.os_release.as_ref(),
     };
     if json {
+        // JSON escapes control characters itself; its newlines are layout.
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    say!(
         "File:           {} ({})",
         report.file,
         human_size(report.file_size)
     );
-    println!("Title:          {}", report.title);
-    println!(
+    say!("Title:          {}", report.title);
+    say!(
         "OS:             {}",
         report
             .pretty_name
             .as_deref()
             .unwrap_or("(no .osrel section)")
     );
-    println!(
+    say!(
         "Kernel version: {}",
         report.kernel_version.unwrap_or("(no .uname section)")
     );
-    println!(
+    say!(
         "Command line:   {}",
         report.cmdline.unwrap_or("(no .cmdline section)")
     );
@@ -133,10 +134,10 @@ fn info(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
         }
         None => "missing: no .linux section, so this UKI cannot boot".to_string(),
     };
-    println!("Kernel:         {kernel}");
-    println!("Sections:");
+    say!("Kernel:         {kernel}");
+    say!("Sections:");
     for s in &info.sections {
-        println!(
+        say!(
             "  {:<10} {:>12}  at {:#x}",
             s.name,
             human_size(s.size),
@@ -170,14 +171,14 @@ fn extract(path: &Path, out: &Path) -> anyhow::Result<ExitCode> {
         })?;
         w.flush()
             .with_context(|| format!("{}: writing failed; check free space", dest.display()))?;
-        println!("{}: {} ({section})", dest.display(), human_size(n));
+        say!("{}: {} ({section})", dest.display(), human_size(n));
         Ok(n)
     };
     copy(&mut r, UkiSection::Linux, "linux")?;
     if info.section(UkiSection::Initrd).is_some() {
         copy(&mut r, UkiSection::Initrd, "initrd")?;
     } else {
-        println!("(no .initrd section; no initrd written)");
+        say!("(no .initrd section; no initrd written)");
     }
     let cmdline = info.cmdline.clone().unwrap_or_default();
     let dest = out.join("cmdline");
@@ -187,6 +188,6 @@ fn extract(path: &Path, out: &Path) -> anyhow::Result<ExitCode> {
             dest.display()
         )
     })?;
-    println!("{}: {cmdline:?}", dest.display());
+    say!("{}: {cmdline:?}", dest.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -97,19 +97,19 @@ pub fn raw2vhd(a: Raw2VhdArgs) -> anyhow::Result<ExitCode> {
     let footer = VhdFooter::new_fixed(len, vhd_timestamp(now_unix()), random_uuid()?)
         .with_context(|| format!("raw2vhd: building the footer for {shown}"))?;
     if len > MAX_VHD_SIZE {
-        eprintln!(
+        say_err!(
             "raw2vhd: warning: {shown} is larger than 2040 GiB; Windows and Ventoy refuse VHDs that large"
         );
     }
     if let Some((offset, _)) = stale {
-        println!(
+        say!(
             "{shown}: an older VHD footer lies at byte {offset}, inside the data area now \
              (the file was grown after it was written); a fresh footer for the new size will follow the data"
         );
     }
 
     if a.dry_run {
-        println!(
+        say!(
             "{shown}: would append a 512-byte fixed-VHD footer at byte {len} (dry run: nothing written)"
         );
         print_footer(&footer, len + 512);
@@ -142,7 +142,7 @@ pub fn raw2vhd(a: Raw2VhdArgs) -> anyhow::Result<ExitCode> {
     vhd::read_footer(&mut check, len + 512).with_context(|| {
         format!("raw2vhd: the footer just written to {shown} does not read back")
     })?;
-    println!("{shown}: appended a fixed-VHD footer; the disk data ({len} bytes) is unchanged");
+    say!("{shown}: appended a fixed-VHD footer; the disk data ({len} bytes) is unchanged");
     print_footer(&footer, len + 512);
     Ok(ExitCode::SUCCESS)
 }
@@ -151,7 +151,7 @@ fn already_vhd(path: &Path, f: &VhdFooter) -> anyhow::Result<ExitCode> {
     let shown = path.display();
     match f.disk_type {
         DiskType::Fixed => {
-            println!(
+            say!(
                 "{shown} is already a fixed VHD ({} bytes of disk data); nothing written",
                 f.current_size
             );
@@ -196,35 +196,35 @@ fn random_uuid() -> anyhow::Result<[u8; 16]> {
 
 fn print_footer(f: &VhdFooter, file_size: u64) {
     let g = &f.geometry;
-    println!("  type:          {}", type_name(f.disk_type));
-    println!(
+    say!("  type:          {}", type_name(f.disk_type));
+    say!(
         "  disk size:     {} bytes ({})",
         f.current_size,
         humansize::format_size(f.current_size, humansize::BINARY)
     );
-    println!("  original size: {} bytes", f.original_size);
-    println!("  file size:     {file_size} bytes");
-    println!(
+    say!("  original size: {} bytes", f.original_size);
+    say!("  file size:     {file_size} bytes");
+    say!(
         "  geometry:      {} cylinders, {} heads, {} sectors/track (C*H*S = {} bytes)",
         g.cylinders,
         g.heads,
         g.sectors_per_track,
         g.size_bytes()
     );
-    println!("  unique id:     {}", f.uuid);
-    println!("  created:       {}", format_utc(f.unix_time()));
-    println!(
+    say!("  unique id:     {}", f.uuid);
+    say!("  created:       {}", format_utc(f.unix_time()));
+    say!(
         "  creator:       \"{}\" version {}.{} on \"{}\"",
         f.creator_app.as_text(),
         f.creator_version >> 16,
         f.creator_version & 0xffff,
         f.creator_os.as_text()
     );
-    println!(
+    say!(
         "  saved state:   {}",
         if f.saved_state { "yes" } else { "no" }
     );
-    println!("  checksum:      {:#010x}", f.checksum);
+    say!("  checksum:      {:#010x}", f.checksum);
 }
 
 #[derive(Serialize)]
@@ -279,19 +279,20 @@ fn info(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
             problem,
             footer: Some(&footer),
         };
+        // JSON escapes control characters itself; its newlines are layout.
         println!(
             "{}",
             serde_json::to_string_pretty(&info).context("vhd info: encoding JSON")?
         );
     } else {
-        println!("{shown}: {} VHD", type_name(footer.disk_type));
+        say!("{shown}: {} VHD", type_name(footer.disk_type));
         print_footer(&footer, len);
         match &problem {
-            None => println!(
+            None => say!(
                 "  bootable:      yes (loop device size limit {} bytes)",
                 footer.current_size
             ),
-            Some(p) => println!("  bootable:      no: {p}"),
+            Some(p) => say!("  bootable:      no: {p}"),
         }
     }
     Ok(ExitCode::SUCCESS)

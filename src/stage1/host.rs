@@ -20,6 +20,19 @@ fn failure(what: impl Into<String>, cause: impl ToString, hint: impl Into<String
     }
 }
 
+impl RealHost {
+    /// After a reboot or kexec that failed, the volumes unmounted for it
+    /// are mounted again read-only and scanned, so the menu's entries point
+    /// at mounted files again and another boot can work without a restart.
+    /// The mount points are named by UUID, so they are the same as before.
+    fn mount_again(&mut self, what_failed: &str) {
+        self.discovery.note(format!(
+            "{what_failed} failed; mounting the volumes read-only again"
+        ));
+        let _ = self.discovery.remount_and_rescan();
+    }
+}
+
 impl Host for RealHost {
     fn load(&mut self, plan: &BootPlan) -> Result<(), Failure> {
         timeline::mark("boot requested");
@@ -43,7 +56,16 @@ impl Host for RealHost {
             self.discovery
                 .note(format!("{}: warning: {warning}", plan.title));
         }
-        kexec::kexec_file_load_files(&kernel, Some(&initrd), &plan.cmdline).map_err(|e| {
+        let loaded = if Failpoint::KexecRefusedOnce.fails() {
+            Err(format!(
+                "refused on purpose by {} (test only)",
+                Failpoint::KexecRefusedOnce
+            ))
+        } else {
+            kexec::kexec_file_load_files(&kernel, Some(&initrd), &plan.cmdline)
+                .map_err(|e| e.to_string())
+        };
+        loaded.map_err(|e| {
             failure(
                 format!("loading {} with kexec_file_load", plan.title),
                 e,
@@ -60,10 +82,18 @@ impl Host for RealHost {
         // The kernel log goes with this kernel, so the boot path's timeline
         // is printed once on the console, where a serial log keeps it.
         eprint!("\r\nvhdboot: {}\r\n", timeline::summary());
-        let e = kexec::reboot_into_loaded_kernel();
+        let cause = if Failpoint::ExecFailsOnce.fails() {
+            format!(
+                "failed on purpose by {} (test only)",
+                Failpoint::ExecFailsOnce
+            )
+        } else {
+            kexec::reboot_into_loaded_kernel().to_string()
+        };
+        self.mount_again("rebooting into the loaded kernel");
         failure(
             "rebooting into the loaded kernel",
-            e,
+            cause,
             "pick the entry again, or use the rescue shell",
         )
     }
@@ -79,18 +109,20 @@ impl Host for RealHost {
     }
 
     fn rescan(&mut self) -> Result<Snapshot, Failure> {
-        Ok(self.discovery.rescan())
+        Ok(self.discovery.remount_and_rescan())
     }
 
     fn reboot(&mut self) -> Failure {
         self.discovery.unmount_all();
         let e = pid1::sync_and_reboot(pid1::RebootMode::Restart);
+        self.mount_again("rebooting");
         failure("rebooting", e, "hold the power button")
     }
 
     fn power_off(&mut self) -> Failure {
         self.discovery.unmount_all();
         let e = pid1::sync_and_reboot(pid1::RebootMode::PowerOff);
+        self.mount_again("powering off");
         failure("powering off", e, "hold the power button")
     }
 }

@@ -18,6 +18,7 @@ use vhdboot::model::MountState;
 use vhdboot::model::Snapshot;
 use vhdboot::modprobe;
 use vhdboot::sys::{console, kmsg, pid1, timeline};
+use vhdboot::terminal_text;
 use vhdboot::tui::app::{self, AppOptions};
 use vhdboot::tui::executor::execute;
 use vhdboot::tui::host::{Effect, Failure};
@@ -113,7 +114,7 @@ pub fn run() -> ! {
     timeline::mark("disks settled");
     if let Some(point) = config.failpoint {
         point.arm();
-        discovery.note(format!("{point}: booting any entry will panic (test only)"));
+        discovery.note(format!("{point}: {} (test only)", point.effect()));
     }
     let mut host = RealHost { discovery };
     // Nothing to choose from: say why, then go straight to the shell
@@ -122,7 +123,8 @@ pub fn run() -> ! {
     if let Some(why) = nothing_bootable(&snapshot) {
         for line in &why {
             host.discovery.note(line.clone());
-            eprint!("{line}\r\n");
+            // The lines name labels and paths from the disks.
+            eprint!("{}\r\n", terminal_text::escape_controls(line));
         }
         if let Err(e) = pid1::run_rescue_shell() {
             host.discovery.note(format!("rescue shell: {e}"));

@@ -14,4 +14,5 @@ pub mod modules;
 pub mod mount;
 pub mod pid1;
 pub mod teardown;
+pub mod tempdir;
 pub mod timeline;

@@ -32,6 +32,9 @@ Scenarios:
   panic    vhdboot.failpoint=panic-on-boot: the panic message, then a shell
   late     the host disk is hot-added through the QEMU monitor while
            stage 1 waits for its default; the default boots
+  shell-keys, kexec-refused, confirm-cancel, exec-fails: each hand-back
+           (rescue shell, refused kexec, cancelled confirmation, failed
+           reboot) returns a menu that takes keys: another entry boots
 
 Usage: driver.py --kernel K --initrd I --disk D --uki NTFS_UKI
                  --fault-disk F --blank-disk B --workdir W [--scenario NAME ...]
@@ -937,6 +940,91 @@ def scenario_shell_keys(args, timings):
     return vm
 
 
+def scenario_kexec_refused(args, timings):
+    """A refused kexec hands back a menu that takes keys. The failpoint
+    vhdboot.failpoint=kexec-refused-once refuses the first kexec_file_load
+    the way the kernel refuses a bad kernel (the faults scenario shows a
+    real refusal, but its disk holds no entry that boots); after Esc,
+    Down + Enter boots the other entry."""
+    vm = boot_menu(args, "kexec-refused", f"vhdboot.default={NTFS_PATH} vhdboot.timeout=-1 "
+                   "vhdboot.failpoint=kexec-refused-once")
+    try:
+        wait_menu(vm, args, timings, [NTFS_TITLE, EXFAT_TITLE])
+        vm.settle()
+        vm.key("enter")
+        t_enter = vm.elapsed()
+        vm.wait_for(r"with kexec_file_load", 60, "the refused kexec_file_load on screen", on_screen=True)
+        timings["enter to refusal"] = vm.elapsed() - t_enter
+        vm.settle()
+        vm.key("esc")
+        vm.settle()
+        vm.key("down")
+        vm.settle()
+        vm.key("enter")
+        m = marker(vm, args.timeout)
+        check_booted_image(m, EXFAT_PATH, "e2e.uki=exfat")
+    finally:
+        vm.close()
+    return vm
+
+
+def scenario_confirm_cancel(args, timings):
+    """A cancelled confirmation hands back a menu that takes keys: after
+    p (power off?) and n, Down + Enter boots the exFAT entry."""
+    vm = boot_menu(args, "confirm-cancel", f"vhdboot.default={NTFS_PATH} vhdboot.timeout=-1")
+    try:
+        wait_menu(vm, args, timings, [NTFS_TITLE, EXFAT_TITLE])
+        vm.settle()
+        vm.send(b"p")
+        vm.wait_for(r"Power off the machine now\?", 30, "the power-off question", on_screen=True)
+        vm.settle()
+        vm.send(b"n")
+        vm.settle()
+        check("Power off the machine now?" not in vm.screen(), "the question is still shown after n")
+        vm.key("down")
+        vm.settle()
+        vm.key("enter")
+        m = marker(vm, args.timeout)
+        check_booted_image(m, EXFAT_PATH, "e2e.uki=exfat")
+    finally:
+        vm.close()
+    return vm
+
+
+def scenario_exec_fails(args, timings):
+    """A failed reboot into the loaded kernel hands back a working menu.
+    vhdboot.failpoint=exec-fails-once makes the first reboot fail after
+    the volumes were unmounted for it; stage 1 must mount them again, the
+    error must show, r must list both images again, and Down + Enter must
+    boot the exFAT entry (which reads its file from the remounted volume)."""
+    vm = boot_menu(args, "exec-fails", f"vhdboot.default={NTFS_PATH} vhdboot.timeout=-1 "
+                   "vhdboot.failpoint=exec-fails-once")
+    try:
+        wait_menu(vm, args, timings, [NTFS_TITLE, EXFAT_TITLE])
+        vm.settle()
+        vm.key("enter")
+        t_enter = vm.elapsed()
+        vm.wait_for(r"rebooting into the loaded kernel", 60, "the failed reboot on screen", on_screen=True)
+        timings["enter to failure"] = vm.elapsed() - t_enter
+        vm.settle()
+        vm.key("esc")
+        vm.settle()
+        vm.send(b"r")
+        vm.wait_for(r"Rescanned the disks", 60, "the rescan notice", on_screen=True)
+        vm.settle()
+        shown = vm.screen()
+        check(NTFS_TITLE in shown and EXFAT_TITLE in shown,
+              "the rescan after the failed reboot does not list both images")
+        vm.key("down")
+        vm.settle()
+        vm.key("enter")
+        m = marker(vm, args.timeout)
+        check_booted_image(m, EXFAT_PATH, "e2e.uki=exfat")
+    finally:
+        vm.close()
+    return vm
+
+
 SCENARIOS = {
     "direct": scenario_direct,
     "default": scenario_default,
@@ -951,10 +1039,14 @@ SCENARIOS = {
     "late": scenario_late,
     "4kn": scenario_4kn,
     "shell-keys": scenario_shell_keys,
+    "kexec-refused": scenario_kexec_refused,
+    "confirm-cancel": scenario_confirm_cancel,
+    "exec-fails": scenario_exec_fails,
 }
 # The scenarios run when none is named.
 DEFAULT_SCENARIOS = ["direct", "default", "pick", "edit", "readonly", "silent",
-                     "shutdown", "faults", "empty", "panic", "late", "4kn", "shell-keys"]
+                     "shutdown", "faults", "empty", "panic", "late", "4kn", "shell-keys",
+                     "kexec-refused", "confirm-cancel", "exec-fails"]
 
 
 def main() -> int:
