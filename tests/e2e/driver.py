@@ -73,6 +73,7 @@ KEYS = {
     "enter": b"\r",
     "esc": b"\x1b",
     "ctrl-e": b"\x05",
+    "pgdn": b"\x1b[6~",
 }
 
 DSR_QUERY = b"\x1b[6n"
@@ -211,7 +212,7 @@ class Vm:
     """One QEMU run with its serial console on pipes."""
 
     def __init__(self, args, name, kernel, initrd, append, disk=None, answer_dsr=True,
-                 monitor=False, overlay=True, sector_size=512):
+                 monitor=False, overlay=True, sector_size=512, extra_disks=()):
         self.name = name
         self.monitor_path = os.path.join(args.workdir, f"{name}.monitor") if monitor else None
         self.answer_dsr = answer_dsr
@@ -247,6 +248,14 @@ class Vm:
                 cmd += ["-drive", f"file={overlay},if=none,id=host,format=qcow2",
                         "-device", f"virtio-blk-pci,drive=host,logical_block_size={sector_size},"
                         f"physical_block_size={sector_size}"]
+        for i, extra in enumerate(extra_disks):
+            # Further disks get overlays of their own, so they stay pristine too.
+            ov = os.path.join(args.workdir, f"{name}.extra{i}.qcow2")
+            if os.path.exists(ov):
+                os.unlink(ov)
+            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw",
+                            "-b", os.path.abspath(extra), ov], check=True)
+            cmd += ["-drive", f"file={ov},if=virtio,format=qcow2"]
         self.started = time.monotonic()
         # One overall limit per scenario, shared by all its waits.
         self.deadline = self.started + args.timeout
@@ -1025,6 +1034,87 @@ def scenario_exec_fails(args, timings):
     return vm
 
 
+def scenario_default_broken(args, timings):
+    """timeout=0 with a default that cannot boot (a UKI without .linux):
+    the menu opens with the default selected and the reason on screen,
+    before any key is pressed."""
+    vm = Vm(args, "default-broken", args.kernel, args.initrd,
+            f"{BASE_CMDLINE} vhdboot.default=/Images/no-linux.vhd vhdboot.timeout=0 "
+            "vhdboot.columns=160 vhdboot.lines=50", disk=args.fault_disk)
+    try:
+        vm.wait_for(r"did not start", args.timeout, "the dialog saying the default did not start",
+                    on_screen=True)
+        vm.wait_for(r"no \.linux section", 10, "the cause: the UKI has no .linux section",
+                    on_screen=True)
+        timings["to reason"] = vm.elapsed()
+        check(re.search(r"►[^\n]*no-linux\.vhd", vm.screen()) is not None,
+              "the cursor is not on the default image no-linux.vhd")
+    finally:
+        vm.close()
+    return vm
+
+
+# The hostile images (tests/hostile/make-hostile-images) on the hostile disk.
+HOSTILE_IMAGES = ["fat-loop.vhd", "cross-linked.vhd", "gpt-8192.vhd", "bls-slow.vhd",
+                  "bls-huge-initrd.vhd"]
+# PID 1's peak resident memory must stay below this with the hostile disk
+# attached (issue 11): the parsing happens in bounded children.
+PID1_HWM_LIMIT_KIB = 64 * 1024
+
+
+def scenario_hostile(args, timings):
+    """A second disk holds one hostile image per class. The menu must appear
+    within the settle time plus the per-image budget, list every hostile
+    image as not bootable with a reason in the scan log, keep PID 1 small,
+    and still boot the good image on the first disk."""
+    settle, probe_time = 10, 5
+    vm = Vm(args, "hostile", args.kernel, args.initrd,
+            f"{BASE_CMDLINE} vhdboot.default={NTFS_PATH} vhdboot.timeout=-1 "
+            "vhdboot.columns=160 vhdboot.lines=50",
+            disk=args.disk, extra_disks=[args.hostile_disk])
+    try:
+        # Kernel start (up to ~15 s under TCG), then the scan: at most the
+        # settle time plus one probe budget per hostile image.
+        budget = 15 + settle + probe_time * len(HOSTILE_IMAGES)
+        vm.wait_for(re.escape(NTFS_TITLE), budget, "the menu with the good image", on_screen=True)
+        vm.wait_for(r"E2E-HOSTILE", 10, "the hostile volume in the list", on_screen=True)
+        timings["start to menu"] = vm.elapsed()
+        vm.settle()
+        vm.send(b"l")
+        vm.wait_for(r"(?i)scan log|Log", 10, "the log view", on_screen=True)
+        vm.settle()
+        log = vm.screen()
+        # The log may be longer than a screen: page through it.
+        for _ in range(6):
+            vm.key("pgdn")
+            vm.settle(quiet=0.5)
+            log += "\n" + vm.screen()
+        for name in HOSTILE_IMAGES:
+            line = next((l for l in log.splitlines() if f"/Images/{name}:" in l), None)
+            check(line is not None, f"no scan-log line with a reason for the hostile image {name}")
+            timings[name] = 0.0
+            print(f"e2e:   hostile/{name}: {line.strip()[:150]}", flush=True)
+        vm.key("esc")
+        vm.settle()
+        vm.send(b"s")
+        vm.wait_for(re.escape(RESCUE_PROMPT), 30, "the rescue shell prompt")
+        vm.settle()
+        vm.send(b"sed -n 's/^VmHWM:[^0-9]*\\([0-9]*\\).*/PID1HWM=\\1/p' /proc/1/status\r")
+        m = vm.wait_for(r"PID1HWM=(\d+)", 20, "PID 1's peak memory from /proc/1/status")
+        hwm = int(m.group(1))
+        print(f"e2e:   hostile: PID 1 VmHWM {hwm} KiB", flush=True)
+        check(hwm < PID1_HWM_LIMIT_KIB, f"PID 1's peak memory is {hwm} KiB, over {PID1_HWM_LIMIT_KIB}")
+        vm.send(b"exit\r")
+        vm.wait_for(r"rescue shell exited", 30, "the menu after the shell", on_screen=True)
+        vm.settle()
+        vm.key("enter")
+        m = marker(vm, args.timeout)
+        check_booted_image(m, NTFS_PATH, "e2e.uki=ntfs")
+    finally:
+        vm.close()
+    return vm
+
+
 SCENARIOS = {
     "direct": scenario_direct,
     "default": scenario_default,
@@ -1039,6 +1129,8 @@ SCENARIOS = {
     "late": scenario_late,
     "4kn": scenario_4kn,
     "shell-keys": scenario_shell_keys,
+    "default-broken": scenario_default_broken,
+    "hostile": scenario_hostile,
     "kexec-refused": scenario_kexec_refused,
     "confirm-cancel": scenario_confirm_cancel,
     "exec-fails": scenario_exec_fails,
@@ -1046,7 +1138,7 @@ SCENARIOS = {
 # The scenarios run when none is named.
 DEFAULT_SCENARIOS = ["direct", "default", "pick", "edit", "readonly", "silent",
                      "shutdown", "faults", "empty", "panic", "late", "4kn", "shell-keys",
-                     "kexec-refused", "confirm-cancel", "exec-fails"]
+                     "kexec-refused", "confirm-cancel", "exec-fails", "default-broken"]
 
 
 def main() -> int:
@@ -1058,6 +1150,7 @@ def main() -> int:
     p.add_argument("--fault-disk", required=True, help="tests/e2e/make-fault-disk's fault disk")
     p.add_argument("--blank-disk", required=True, help="a disk with no filesystem")
     p.add_argument("--disk-4kn", required=True, help="the host disk again, with 4096-byte sectors")
+    p.add_argument("--hostile-disk", required=True, help="tests/e2e/make-hostile-disk's disk")
     p.add_argument("--workdir", required=True, help="overlays and serial logs go here")
     p.add_argument("--timeout", type=float, default=180.0, help="per-scenario limit in seconds")
     p.add_argument("--scenario", action="append", choices=sorted(SCENARIOS),
