@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -280,8 +280,13 @@ fn collect(
 }
 
 /// Waits for the child to exit until `deadline`. The status stays in
-/// `child` for the final wait.
+/// `child` for the final wait. A child usually exits microseconds after
+/// closing its output, so the wait is on a pidfd, which becomes readable
+/// the moment it exits; sleeping in steps instead cost 5 ms per image
+/// (bench/discovery.py).
 fn exited_by(child: &mut Child, deadline: Instant, limits: &Limits) -> Result<(), BoundedError> {
+    let pidfd = pidfd_open(child.id());
+    let mut nap = Duration::from_micros(50);
     loop {
         match child.try_wait() {
             Ok(Some(_)) => return Ok(()),
@@ -292,11 +297,42 @@ fn exited_by(child: &mut Child, deadline: Instant, limits: &Limits) -> Result<()
                 });
             }
         }
-        if Instant::now() >= deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
             return Err(BoundedError::WallClock { limit: limits.wall });
         }
-        std::thread::sleep(Duration::from_millis(5));
+        match &pidfd {
+            Some(fd) => {
+                let mut pfd = libc::pollfd {
+                    fd: fd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                let ms = libc::c_int::try_from(left.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
+                // SAFETY: one live pollfd for the call's duration; poll
+                // writes only its revents field.
+                unsafe { libc::poll(&mut pfd, 1, ms) };
+            }
+            // Kernels before 5.3 have no pidfd: poll the status in steps.
+            None => {
+                std::thread::sleep(nap.min(left));
+                nap = (nap * 2).min(Duration::from_millis(5));
+            }
+        }
     }
+}
+
+/// A pidfd for `pid` (pidfd_open(2)), which polls readable once the
+/// process has exited; None where the kernel has no pidfd_open.
+fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    let pid = libc::pid_t::try_from(pid).ok()?;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new
+    // descriptor or -1; no memory is passed.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = RawFd::try_from(fd).ok().filter(|fd| *fd >= 0)?;
+    // SAFETY: the descriptor was just returned by the kernel and nothing
+    // else owns it.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// The file a bounded parent handed this process as descriptor `fd`
