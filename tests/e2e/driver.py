@@ -449,6 +449,17 @@ def wait_menu(vm, args, timings, titles):
     timings["start to menu"] = vm.elapsed()
 
 
+def down_enter_boots_exfat(vm, args):
+    """From the NTFS default, Down + Enter must boot the exFAT image: the
+    proof, after a hand-back, that the menu takes keys again."""
+    vm.settle()
+    vm.key("down")
+    vm.settle()
+    vm.key("enter")
+    m = marker(vm, args.timeout)
+    check_booted_image(m, EXFAT_PATH, "e2e.uki=exfat")
+
+
 def scenario_default(args, timings):
     vm = boot_menu(args, "default", f"vhdboot.default={NTFS_PATH} vhdboot.timeout=3")
     try:
@@ -938,12 +949,7 @@ def scenario_shell_keys(args, timings):
         vm.send(b"exit\r")
         vm.wait_for(r"rescue shell exited", 30, "the menu's notice after the shell", on_screen=True)
         timings["shell and back"] = vm.elapsed() - timings["start to menu"]
-        vm.settle()
-        vm.key("down")
-        vm.settle()
-        vm.key("enter")
-        m = marker(vm, args.timeout)
-        check_booted_image(m, EXFAT_PATH, "e2e.uki=exfat")
+        down_enter_boots_exfat(vm, args)
     finally:
         vm.close()
     return vm
@@ -966,12 +972,7 @@ def scenario_kexec_refused(args, timings):
         timings["enter to refusal"] = vm.elapsed() - t_enter
         vm.settle()
         vm.key("esc")
-        vm.settle()
-        vm.key("down")
-        vm.settle()
-        vm.key("enter")
-        m = marker(vm, args.timeout)
-        check_booted_image(m, EXFAT_PATH, "e2e.uki=exfat")
+        down_enter_boots_exfat(vm, args)
     finally:
         vm.close()
     return vm
@@ -990,11 +991,7 @@ def scenario_confirm_cancel(args, timings):
         vm.send(b"n")
         vm.settle()
         check("Power off the machine now?" not in vm.screen(), "the question is still shown after n")
-        vm.key("down")
-        vm.settle()
-        vm.key("enter")
-        m = marker(vm, args.timeout)
-        check_booted_image(m, EXFAT_PATH, "e2e.uki=exfat")
+        down_enter_boots_exfat(vm, args)
     finally:
         vm.close()
     return vm
@@ -1024,11 +1021,7 @@ def scenario_exec_fails(args, timings):
         shown = vm.screen()
         check(NTFS_TITLE in shown and EXFAT_TITLE in shown,
               "the rescan after the failed reboot does not list both images")
-        vm.key("down")
-        vm.settle()
-        vm.key("enter")
-        m = marker(vm, args.timeout)
-        check_booted_image(m, EXFAT_PATH, "e2e.uki=exfat")
+        down_enter_boots_exfat(vm, args)
     finally:
         vm.close()
     return vm
