@@ -5,12 +5,23 @@
 //! FSInfo free-cluster count, an access date); with the default options and
 //! read-only use none of these change, and the window refuses writes anyway.
 //! Paths are looked up case-insensitively, as FAT itself does.
+//!
+//! Directories are listed by [`fat_dir`](super::fat_dir), not by fatfs:
+//! fatfs has no cycle check on a directory's cluster chain (see that
+//! module). Each directory is read once per partition and kept, indexed by
+//! its first cluster, so resolving thousands of paths costs one walk per
+//! directory. fatfs opens a file only after the walk has checked every
+//! directory on its path, so fatfs's own lookup walks finite chains.
 
+use super::fat_dir::{self, ChainFault, DirLocation, FatGeometry, RawEntry, ReadDirError};
 use super::partitions::Partition;
 use super::window::Window;
 use fatfs::{FileSystem, FsOptions};
 use serde::Serialize;
-use std::io::{self, Read, Seek};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::rc::Rc;
 
 /// One entry of a directory on the ESP.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -19,7 +30,18 @@ pub struct EspEntry {
     pub name: String,
     pub size: u64,
     pub is_dir: bool,
+    /// The entry's first cluster (0 for an empty file). Two entries with
+    /// the same one are cross-linked: they share their data.
+    pub first_cluster: u32,
 }
+
+/// The most directory slots read on one partition, all directories
+/// together: 64 Ki slots (2 MiB) is the FAT limit for a single directory,
+/// while discovery reads a handful of small ones (`/EFI/Linux`,
+/// `/loader/entries`, the folders kernels sit in). Deleted and long-name
+/// slots count too, so this bounds the work however the slots are used,
+/// and the listings kept stay a few MiB at most.
+pub const MAX_DIR_SLOTS_PER_ESP: u64 = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EspError {
@@ -43,9 +65,14 @@ pub enum EspError {
     )]
     TooLarge { path: String, size: u64, cap: u64 },
     #[error(
-        "{path} on the EFI system partition has more than {max} entries; its directory is probably damaged: check it with `fsck.vfat -n`"
+        "the directory {path} on the EFI system partition is damaged: {fault}; run `fsck.vfat` on it (on a copy first)"
     )]
-    TooManyEntries { path: String, max: usize },
+    DamagedDir { path: String, fault: ChainFault },
+    #[error(
+        "the directories read on the EFI system partition hold more than {max} slots together (reached at {path}); \
+         the partition is probably damaged: check it with `fsck.vfat -n`"
+    )]
+    TooManyEntries { path: String, max: u64 },
     #[error(
         "reading {path} on the EFI system partition failed: {source}; the FAT filesystem may be damaged: check it with `fsck.vfat -n`"
     )]
@@ -64,9 +91,76 @@ impl EspError {
     }
 }
 
+/// The partition's bytes, shared by fatfs and the directory walk. fatfs
+/// seeks before every read it makes (its `FsIoAdapter` and `DiskSlice`),
+/// as does the walk, so neither depends on where the other left the
+/// position.
+pub struct EspDisk<R>(Rc<RefCell<Window<R>>>);
+
+impl<R: Read + Seek> Read for EspDisk<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.borrow_mut().read(buf)
+    }
+}
+
+impl<R: Read + Seek> Seek for EspDisk<R> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        self.0.borrow_mut().seek(to)
+    }
+}
+
+impl<R> Write for EspDisk<R> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.borrow_mut().write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.borrow_mut().flush()
+    }
+}
+
+/// One directory's entries, with an index by lower-case long and short name.
+struct Listing {
+    entries: Vec<EspEntry>,
+    by_name: HashMap<String, usize>,
+}
+
+impl Listing {
+    fn new(raw: Vec<RawEntry>) -> Listing {
+        let mut by_name = HashMap::new();
+        let mut entries = Vec::with_capacity(raw.len());
+        for (i, e) in raw.into_iter().enumerate() {
+            // The first of two equal names wins, as in a linear search.
+            by_name.entry(e.name.to_ascii_lowercase()).or_insert(i);
+            by_name
+                .entry(e.short_name.to_ascii_lowercase())
+                .or_insert(i);
+            entries.push(EspEntry {
+                name: e.name,
+                size: e.size,
+                is_dir: e.is_dir,
+                first_cluster: e.first_cluster,
+            });
+        }
+        Listing { entries, by_name }
+    }
+
+    fn find(&self, name: &str) -> Option<&EspEntry> {
+        self.by_name
+            .get(&name.to_ascii_lowercase())
+            .and_then(|&i| self.entries.get(i))
+    }
+}
+
+/// What the walk remembers per directory: its listing, or why it has none.
+type Cached = Result<Rc<Listing>, ChainFault>;
+
 /// A mounted-in-userspace FAT filesystem.
 pub struct Esp<R: Read + Seek> {
-    fs: FileSystem<Window<R>>,
+    fs: FileSystem<EspDisk<R>>,
+    disk: Rc<RefCell<Window<R>>>,
+    geometry: FatGeometry,
+    listings: RefCell<HashMap<DirLocation, Cached>>,
+    slots_left: RefCell<u64>,
     offset: u64,
     len: u64,
 }
@@ -93,15 +187,28 @@ impl<R: Read + Seek> Esp<R> {
     /// Opens the FAT filesystem in `window` (a partition's bytes).
     pub fn open(window: Window<R>) -> Result<Esp<R>, EspError> {
         let (offset, len) = (window.offset(), window.len());
-        let fs = FileSystem::new(window, FsOptions::new().update_accessed_date(false)).map_err(
-            |source| EspError::NotFat {
-                partition: None,
-                offset,
-                len,
-                source,
-            },
-        )?;
-        Ok(Esp { fs, offset, len })
+        let not_fat = |source| EspError::NotFat {
+            partition: None,
+            offset,
+            len,
+            source,
+        };
+        let disk = Rc::new(RefCell::new(window));
+        let fs = FileSystem::new(
+            EspDisk(disk.clone()),
+            FsOptions::new().update_accessed_date(false),
+        )
+        .map_err(not_fat)?;
+        let geometry = FatGeometry::read(&mut EspDisk(disk.clone())).map_err(not_fat)?;
+        Ok(Esp {
+            fs,
+            disk,
+            geometry,
+            listings: RefCell::new(HashMap::new()),
+            slots_left: RefCell::new(MAX_DIR_SLOTS_PER_ESP),
+            offset,
+            len,
+        })
     }
 
     /// Opens partition `part` of the image data area `data`.
@@ -142,32 +249,18 @@ impl<R: Read + Seek> Esp<R> {
 
     /// Lists a directory such as `/EFI/Linux`, without `.` and `..`.
     pub fn list_dir(&self, path: &str) -> Result<Vec<EspEntry>, EspError> {
-        let dir = self.dir_at(path)?;
-        let mut out = Vec::new();
-        for entry in capped(&dir, path)? {
-            let name = entry.file_name();
-            if name == "." || name == ".." {
-                continue;
-            }
-            out.push(EspEntry {
-                name,
-                size: entry.len(),
-                is_dir: entry.is_dir(),
-            });
-        }
-        Ok(out)
+        Ok(self.dir_listing(path)?.entries.clone())
     }
 
     /// The size of a file, from its directory entry.
     pub fn file_size(&self, path: &str) -> Result<u64, EspError> {
-        Ok(self.file_entry(path)?.len())
+        Ok(self.file_entry(path)?.size)
     }
 
     /// Reads a whole file, refusing one larger than `cap` bytes (sizes on a
     /// disk are untrusted).
     pub fn read_file(&self, path: &str, cap: u64) -> Result<Vec<u8>, EspError> {
-        let entry = self.file_entry(path)?;
-        let size = entry.len();
+        let size = self.file_entry(path)?.size;
         if size > cap {
             return Err(EspError::TooLarge {
                 path: path.to_string(),
@@ -176,8 +269,7 @@ impl<R: Read + Seek> Esp<R> {
             });
         }
         let mut out = Vec::new();
-        entry
-            .to_file()
+        self.open_file(path)?
             .take(cap)
             .read_to_end(&mut out)
             .map_err(|e| map_err(path, e))?;
@@ -197,85 +289,88 @@ impl<R: Read + Seek> Esp<R> {
     }
 
     /// Opens a file for reading parts of it, such as a UKI's PE headers and
-    /// small sections, without reading the kernel.
-    pub fn open_file(&self, path: &str) -> Result<fatfs::File<'_, Window<R>>, EspError> {
-        Ok(self.file_entry(path)?.to_file())
+    /// small sections, without reading the kernel. Every directory on the
+    /// path is walked and checked first, so fatfs's own lookup ends.
+    pub fn open_file(&self, path: &str) -> Result<fatfs::File<'_, EspDisk<R>>, EspError> {
+        self.file_entry(path)?;
+        self.fs
+            .root_dir()
+            .open_file(relative(path))
+            .map_err(|e| map_err(path, e))
     }
 
-    /// Walks `path` one component at a time. fatfs's own lookup would loop
-    /// forever on a directory whose cluster chain is cyclic; this walk is
-    /// capped (see [`MAX_DIR_ENTRIES`]).
-    fn dir_at(&self, path: &str) -> Result<fatfs::Dir<'_, Window<R>>, EspError> {
-        let mut dir = self.fs.root_dir();
+    /// The listing of the directory at `path`, walking each component
+    /// through the cached listings.
+    fn dir_listing(&self, path: &str) -> Result<Rc<Listing>, EspError> {
+        let mut location = self.geometry.root();
+        let mut walked = String::new();
+        let mut listing = self.listing(location, "/")?;
         for part in relative(path).split('/').filter(|p| !p.is_empty()) {
-            let entry = find(&dir, part, path)?;
-            if !entry.is_dir() {
+            walked.push('/');
+            walked.push_str(part);
+            let entry = listing.find(part).ok_or_else(|| EspError::NotFound {
+                path: path.to_string(),
+            })?;
+            if !entry.is_dir {
                 return Err(EspError::NotFound {
                     path: path.to_string(),
                 });
             }
-            dir = entry.to_dir();
+            location = DirLocation::Chain {
+                first_cluster: entry.first_cluster,
+            };
+            listing = self.listing(location, &walked)?;
         }
-        Ok(dir)
+        Ok(listing)
     }
 
-    fn file_entry(&self, path: &str) -> Result<fatfs::DirEntry<'_, Window<R>>, EspError> {
+    fn file_entry(&self, path: &str) -> Result<EspEntry, EspError> {
         let rel = relative(path);
         let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
-        let dir = self.dir_at(parent).map_err(|e| match e {
+        let dir = self.dir_listing(parent).map_err(|e| match e {
             EspError::NotFound { .. } => EspError::NotFound {
                 path: path.to_string(),
             },
             other => other,
         })?;
-        let entry = find(&dir, name, path)?;
-        if entry.is_dir() {
-            return Err(EspError::NotFound {
+        match dir.find(name) {
+            Some(e) if !e.is_dir => Ok(e.clone()),
+            _ => Err(EspError::NotFound {
                 path: path.to_string(),
-            });
+            }),
         }
-        Ok(entry)
     }
-}
 
-/// The most entries read from one directory. An ESP's boot directories hold
-/// a handful; a corrupt (cyclic) cluster chain would otherwise never end.
-pub const MAX_DIR_ENTRIES: usize = 16 * 1024;
-
-/// The entries of `dir`, stopping with an error after [`MAX_DIR_ENTRIES`].
-fn capped<'a, R: Read + Seek>(
-    dir: &fatfs::Dir<'a, Window<R>>,
-    path: &str,
-) -> Result<Vec<fatfs::DirEntry<'a, Window<R>>>, EspError> {
-    let mut out = Vec::new();
-    for entry in dir.iter() {
-        if out.len() >= MAX_DIR_ENTRIES {
-            return Err(EspError::TooManyEntries {
-                path: path.to_string(),
-                max: MAX_DIR_ENTRIES,
-            });
-        }
-        out.push(entry.map_err(|e| map_err(path, e))?);
-    }
-    Ok(out)
-}
-
-/// The entry called `name` in `dir`, matching the long or the 8.3 name
-/// without regard to case, as FAT does.
-fn find<'a, R: Read + Seek>(
-    dir: &fatfs::Dir<'a, Window<R>>,
-    name: &str,
-    path: &str,
-) -> Result<fatfs::DirEntry<'a, Window<R>>, EspError> {
-    capped(dir, path)?
-        .into_iter()
-        .find(|e| {
-            e.file_name().eq_ignore_ascii_case(name)
-                || e.short_file_name().eq_ignore_ascii_case(name)
-        })
-        .ok_or_else(|| EspError::NotFound {
+    /// One directory's listing, read at most once per partition.
+    fn listing(&self, location: DirLocation, path: &str) -> Result<Rc<Listing>, EspError> {
+        let damaged = |fault| EspError::DamagedDir {
             path: path.to_string(),
-        })
+            fault,
+        };
+        if let Some(cached) = self.listings.borrow().get(&location) {
+            return cached.clone().map_err(damaged);
+        }
+        let mut disk = EspDisk(self.disk.clone());
+        let read = match self.geometry.dir_extents(&mut disk, location) {
+            Err(fault) => Err(fault),
+            Ok(extents) => {
+                let mut left = self.slots_left.borrow_mut();
+                match fat_dir::read_dir(&mut disk, &self.geometry, &extents, &mut left) {
+                    Ok(raw) => Ok(raw),
+                    Err(ReadDirError::OverBudget) => {
+                        return Err(EspError::TooManyEntries {
+                            path: path.to_string(),
+                            max: MAX_DIR_SLOTS_PER_ESP,
+                        });
+                    }
+                    Err(ReadDirError::Io(e)) => Err(ChainFault::from(e)),
+                }
+            }
+        };
+        let cached: Cached = read.map(|raw| Rc::new(Listing::new(raw)));
+        self.listings.borrow_mut().insert(location, cached.clone());
+        cached.map_err(damaged)
+    }
 }
 
 #[cfg(test)]
@@ -406,9 +501,19 @@ mod tests {
         let len = bytes.len() as u64;
         let esp = Esp::open(Window::new(Cursor::new(bytes), 0, len)).unwrap();
         let err = esp.list_dir("/").unwrap_err();
-        assert!(matches!(err, EspError::TooManyEntries { .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                EspError::DamagedDir {
+                    fault: ChainFault::Loops { cluster: 2 },
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("loops"), "{err}");
         let err = esp.file_size("/missing.txt").unwrap_err();
-        assert!(matches!(err, EspError::TooManyEntries { .. }), "{err}");
+        assert!(matches!(err, EspError::DamagedDir { .. }), "{err}");
     }
 
     #[test]
