@@ -374,7 +374,7 @@ impl<R: Read + Seek> Esp<R> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use fatfs::{FatType, FormatVolumeOptions};
     use std::cell::Cell;
@@ -467,6 +467,129 @@ mod tests {
             assert_eq!(buf.len(), 3000);
         }
         assert_eq!(writes.get(), 0);
+    }
+
+    /// A FAT32 volume holding `files` (path, bytes), directories made on the way.
+    pub(crate) fn fat32_with(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut disk = Cursor::new(fat32(0));
+        {
+            let fs = FileSystem::new(&mut disk, FsOptions::new()).unwrap();
+            {
+                let root = fs.root_dir();
+                for (path, bytes) in files {
+                    let (dir, _) = path.rsplit_once('/').unwrap();
+                    let mut walked = String::new();
+                    for part in dir.split('/').filter(|p| !p.is_empty()) {
+                        walked = format!("{walked}/{part}");
+                        if root.open_dir(&walked[1..]).is_err() {
+                            root.create_dir(&walked[1..]).unwrap();
+                        }
+                    }
+                    root.create_file(path.trim_start_matches('/'))
+                        .unwrap()
+                        .write_all(bytes)
+                        .unwrap();
+                }
+            }
+            fs.unmount().unwrap();
+        }
+        disk.into_inner()
+    }
+
+    /// Counts the bytes read through it.
+    struct Counted {
+        inner: Cursor<Vec<u8>>,
+        reads: Rc<Cell<usize>>,
+    }
+
+    impl Read for Counted {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.reads.set(self.reads.get() + 1);
+            self.inner.read(buf)
+        }
+    }
+
+    impl Seek for Counted {
+        fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+            self.inner.seek(to)
+        }
+    }
+
+    #[test]
+    fn long_names_resolve_in_any_case_and_each_directory_is_read_once() {
+        let bytes = fat32_with(&[
+            ("/EFI/Linux/debian-6.1.0-18-amd64.efi", &[1u8; 100][..]),
+            ("/EFI/Linux/Short.EFI", &[2u8; 10][..]),
+        ]);
+        let len = bytes.len() as u64;
+        let reads = Rc::new(Cell::new(0));
+        let dev = Counted {
+            inner: Cursor::new(bytes),
+            reads: reads.clone(),
+        };
+        let esp = Esp::open(Window::new(dev, 0, len)).unwrap();
+        let mut names: Vec<String> = esp
+            .list_dir("/efi/linux")
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        names.sort();
+        assert_eq!(names, ["Short.EFI", "a.efi", "debian-6.1.0-18-amd64.efi"]);
+        let after_first = reads.get();
+        for _ in 0..1000 {
+            assert_eq!(
+                esp.file_size("/EFI/LINUX/DEBIAN-6.1.0-18-AMD64.EFI")
+                    .unwrap(),
+                100
+            );
+            assert_eq!(esp.file_size("/EFI/Linux/short.efi").unwrap(), 10);
+            assert!(
+                esp.file_size("/EFI/Linux/none.efi")
+                    .unwrap_err()
+                    .is_not_found()
+            );
+        }
+        assert_eq!(reads.get(), after_first, "a lookup read the disk again");
+        assert_eq!(
+            esp.read_file("/EFI/Linux/debian-6.1.0-18-amd64.efi", 100)
+                .unwrap(),
+            vec![1u8; 100]
+        );
+    }
+
+    #[test]
+    fn a_chain_longer_than_a_directory_may_be_is_damage() {
+        // 20 entries of 32 bytes fill the root's first cluster (2) and
+        // continue in cluster 3; linking cluster 3 to fresh clusters one
+        // after the other past 2 MiB makes a chain with no loop that is
+        // still longer than any FAT directory.
+        let mut bytes = fat32(20);
+        let reserved = u64::from(u16::from_le_bytes([bytes[0x0E], bytes[0x0F]])) * 512;
+        let link = |bytes: &mut Vec<u8>, from: u32, to: u32| {
+            let at = (reserved + u64::from(from) * 4) as usize;
+            bytes[at..at + 4].copy_from_slice(&to.to_le_bytes());
+        };
+        let first_free = 100;
+        link(&mut bytes, 3, first_free);
+        let n = 4200;
+        for c in first_free..first_free + n {
+            link(&mut bytes, c, c + 1);
+        }
+        link(&mut bytes, first_free + n, 0x0FFF_FFFF);
+        let len = bytes.len() as u64;
+        let esp = Esp::open(Window::new(Cursor::new(bytes), 0, len)).unwrap();
+        let err = esp.list_dir("/").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                EspError::DamagedDir {
+                    fault: ChainFault::TooLong { max: 4096 },
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]

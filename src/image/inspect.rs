@@ -522,6 +522,141 @@ fn read_bls_entry<R: Read + Seek>(
 mod tests {
     use super::*;
 
+    use crate::image::esp::tests::fat32_with;
+    use std::io::Cursor;
+
+    fn part(number: u32, offset: u64, len: u64) -> Partition {
+        Partition {
+            number,
+            name: "EFI System".to_string(),
+            type_guid: super::super::partitions::ESP_GUID.to_string(),
+            part_guid: String::new(),
+            kind: PartitionKind::Esp,
+            range: ByteRange { offset, len },
+        }
+    }
+
+    #[test]
+    fn one_boot_partition_listed_many_times_is_read_once() {
+        let mut problems = Vec::new();
+        let parts: Vec<Partition> = (1..=8192).map(|n| part(n, 1 << 20, 40 << 20)).collect();
+        let read = boot_partitions(&parts, &mut problems);
+        assert_eq!(read.len(), 1);
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].what.contains("8191 more GPT entries repeat"));
+    }
+
+    #[test]
+    fn boot_partitions_beyond_the_cap_are_left_with_a_warning() {
+        let mut problems = Vec::new();
+        let parts: Vec<Partition> = (0..20)
+            .map(|n| part(n + 1, n as u64 * 4096, 4096))
+            .collect();
+        let read = boot_partitions(&parts, &mut problems);
+        assert_eq!(read.len(), MAX_BOOT_PARTITIONS);
+        assert!(
+            problems[0].what.contains("has 20 EFI system"),
+            "{:?}",
+            problems
+        );
+    }
+
+    fn file(name: &str, first_cluster: u32) -> EspEntry {
+        EspEntry {
+            name: name.to_string(),
+            size: 10,
+            is_dir: false,
+            first_cluster,
+        }
+    }
+
+    #[test]
+    fn cross_linked_entries_are_read_once_with_both_names() {
+        let mut problems = Vec::new();
+        let mut owners = HashMap::new();
+        let files = vec![
+            file("a.efi", 5),
+            file("b.efi", 5),
+            file("c.efi", 5),
+            file("d.efi", 9),
+            file("e.efi", 0),
+            file("f.efi", 0),
+        ];
+        let kept = without_cross_links(files, UKI_DIR, &mut owners, "ESP 1", &mut problems);
+        let names: Vec<&str> = kept.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["a.efi", "d.efi", "e.efi", "f.efi"]);
+        assert_eq!(problems.len(), 1);
+        let what = &problems[0].what;
+        assert!(
+            what.contains("/EFI/Linux/b.efi is cross-linked with /EFI/Linux/a.efi"),
+            "{what}"
+        );
+        assert!(what.contains("1 more entries"), "{what}");
+        assert!(problems[0].hint.contains("fsck.vfat"));
+    }
+
+    #[test]
+    fn titles_are_cut_for_display_and_long_command_lines_refused() {
+        let long = "é".repeat(10_000);
+        let shown = for_display(&long);
+        assert_eq!(shown.chars().count(), MAX_DISPLAY_CHARS + 1);
+        assert_eq!(for_display("Debian"), "Debian");
+        assert!(cmdline_problem(&"x".repeat(KERNEL_CMDLINE_SIZE - 1)).is_none());
+        let why = cmdline_problem(&"x".repeat(KERNEL_CMDLINE_SIZE)).unwrap();
+        assert!(why.contains("at most 2047 bytes"), "{why}");
+    }
+
+    #[test]
+    fn kernel_cmdline_size_is_the_one_boot_plan_checks() {
+        assert_eq!(KERNEL_CMDLINE_SIZE, crate::boot::plan::MAX_CMDLINE);
+    }
+
+    fn bls_entry_on(files: &[(&str, &[u8])], partition_len: u64) -> Result<BootEntry, String> {
+        let bytes = fat32_with(files);
+        let len = bytes.len() as u64;
+        let esp = Esp::open(Window::new(Cursor::new(bytes), 0, len)).unwrap();
+        let range = ByteRange {
+            offset: 0,
+            len: partition_len,
+        };
+        read_bls_entry(&esp, range, "/loader/entries/x.conf", "x.conf")
+    }
+
+    #[test]
+    fn initrds_larger_than_their_partition_are_refused() {
+        let conf = b"linux /vmlinuz\ninitrd /big\ninitrd /big\ninitrd /big\n";
+        let files: &[(&str, &[u8])] = &[
+            ("/loader/entries/x.conf", conf),
+            ("/vmlinuz", &[0u8; 100]),
+            ("/big", &[0u8; 40_000]),
+        ];
+        let err = bls_entry_on(files, 100_000).unwrap_err();
+        assert!(
+            err.contains("add up to 120000 bytes, more than the 100000-byte partition"),
+            "{err}"
+        );
+        let ok = bls_entry_on(files, 34 * 1024 * 1024).unwrap();
+        assert_eq!(ok.initrd_size, 120_000);
+    }
+
+    #[test]
+    fn an_entry_with_too_many_initrd_lines_is_refused() {
+        let mut conf = b"title t\nlinux /vmlinuz\n".to_vec();
+        for _ in 0..=MAX_INITRD_LINES {
+            conf.extend_from_slice(b"initrd /i\n");
+        }
+        let files: &[(&str, &[u8])] = &[
+            ("/loader/entries/x.conf", &conf),
+            ("/vmlinuz", &[0u8; 100]),
+            ("/i", &[0u8; 10]),
+        ];
+        let err = bls_entry_on(files, 34 * 1024 * 1024).unwrap_err();
+        assert!(
+            err.contains("33 initrd lines; vhdboot accepts at most 32"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn bls_paths_are_rooted() {
         assert_eq!(bls_path("vmlinuz"), "/vmlinuz");
