@@ -43,6 +43,13 @@ pub struct EspEntry {
 /// and the listings kept stay a few MiB at most.
 pub const MAX_DIR_SLOTS_PER_ESP: u64 = 64 * 1024;
 
+/// The most FAT entries followed on one partition, all directory chains
+/// together, failed walks included: sixteen directories of the largest
+/// legal size at the smallest cluster size (4,096 clusters of 512 bytes
+/// each). Without it, thousands of paths into directories whose chains
+/// loop only after 4,095 clusters would each cost a full walk.
+pub const MAX_FAT_STEPS_PER_ESP: u64 = 64 * 1024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum EspError {
     #[error(
@@ -73,6 +80,11 @@ pub enum EspError {
          the partition is probably damaged: check it with `fsck.vfat -n`"
     )]
     TooManyEntries { path: String, max: u64 },
+    #[error(
+        "following the directories' cluster chains on the EFI system partition took more than {max} FAT lookups (reached at {path}); \
+         the partition is probably damaged: check it with `fsck.vfat -n`"
+    )]
+    TooManyFatLookups { path: String, max: u64 },
     #[error(
         "reading {path} on the EFI system partition failed: {source}; the FAT filesystem may be damaged: check it with `fsck.vfat -n`"
     )]
@@ -161,6 +173,7 @@ pub struct Esp<R: Read + Seek> {
     geometry: FatGeometry,
     listings: RefCell<HashMap<DirLocation, Cached>>,
     slots_left: RefCell<u64>,
+    fat_steps_left: RefCell<u64>,
     offset: u64,
     len: u64,
 }
@@ -206,6 +219,7 @@ impl<R: Read + Seek> Esp<R> {
             geometry,
             listings: RefCell::new(HashMap::new()),
             slots_left: RefCell::new(MAX_DIR_SLOTS_PER_ESP),
+            fat_steps_left: RefCell::new(MAX_FAT_STEPS_PER_ESP),
             offset,
             len,
         })
@@ -351,7 +365,17 @@ impl<R: Read + Seek> Esp<R> {
             return cached.clone().map_err(damaged);
         }
         let mut disk = EspDisk(self.disk.clone());
-        let read = match self.geometry.dir_extents(&mut disk, location) {
+        let extents = {
+            let mut steps = self.fat_steps_left.borrow_mut();
+            self.geometry.dir_extents(&mut disk, location, &mut steps)
+        };
+        let read = match extents {
+            Err(ChainFault::OverBudget) => {
+                return Err(EspError::TooManyFatLookups {
+                    path: path.to_string(),
+                    max: MAX_FAT_STEPS_PER_ESP,
+                });
+            }
             Err(fault) => Err(fault),
             Ok(extents) => {
                 let mut left = self.slots_left.borrow_mut();
@@ -590,6 +614,63 @@ pub(crate) mod tests {
             ),
             "{err}"
         );
+    }
+
+    #[test]
+    fn many_directories_with_long_looping_chains_spend_one_budget() {
+        // Twenty directories, each linked into one chain of 3,991 clusters
+        // that loops back on itself: each walk costs ~4,000 FAT lookups
+        // before the loop shows, so the per-partition budget, not the
+        // number of directories, bounds the work.
+        let names: Vec<String> = (0..20).map(|i| format!("/D{i}/x")).collect();
+        let files: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b"x"[..])).collect();
+        let mut bytes = fat32_with(&files);
+        let len = bytes.len() as u64;
+        let dirs: Vec<u32> = {
+            let esp = Esp::open(Window::new(Cursor::new(bytes.clone()), 0, len)).unwrap();
+            (0..20)
+                .map(|i| {
+                    let root = esp.list_dir("/").unwrap();
+                    root.iter()
+                        .find(|e| e.name == format!("D{i}"))
+                        .unwrap()
+                        .first_cluster
+                })
+                .collect()
+        };
+        let reserved = u64::from(u16::from_le_bytes([bytes[0x0E], bytes[0x0F]])) * 512;
+        let mut link = |from: u32, to: u32| {
+            let at = (reserved + u64::from(from) * 4) as usize;
+            bytes[at..at + 4].copy_from_slice(&to.to_le_bytes());
+        };
+        for &d in &dirs {
+            link(d, 1000);
+        }
+        for c in 1000..4990 {
+            link(c, c + 1);
+        }
+        link(4990, 1000);
+        let esp = Esp::open(Window::new(Cursor::new(bytes), 0, len)).unwrap();
+        let errors: Vec<EspError> = names
+            .iter()
+            .map(|n| esp.file_size(n).unwrap_err())
+            .collect();
+        assert!(
+            matches!(
+                errors[0],
+                EspError::DamagedDir {
+                    fault: ChainFault::Loops { cluster: 1000 },
+                    ..
+                }
+            ),
+            "{}",
+            errors[0]
+        );
+        let over = errors
+            .iter()
+            .position(|e| matches!(e, EspError::TooManyFatLookups { .. }))
+            .expect("the budget ran out");
+        assert_eq!(over, 16, "{}", errors[over]);
     }
 
     #[test]

@@ -77,6 +77,10 @@ pub enum ChainFault {
     NoCluster,
     #[error("reading it failed: {0}")]
     Io(String),
+    /// The caller's budget of FAT entries ran out: not this directory's
+    /// fault, so callers report it as such and do not remember it.
+    #[error("the budget of FAT entries to follow ran out")]
+    OverBudget,
 }
 
 impl From<io::Error> for ChainFault {
@@ -202,8 +206,15 @@ impl FatGeometry {
     /// end-of-chain marker; it refuses a cluster seen before (a loop), a
     /// chain longer than [`FatGeometry::max_dir_clusters`], and links to
     /// free, bad or nonexistent clusters. So it reads at most
-    /// `max_dir_clusters` FAT entries, whatever the disk holds.
-    pub fn dir_chain<R: Read + Seek>(&self, r: &mut R, first: u32) -> Result<Vec<u32>, ChainFault> {
+    /// `max_dir_clusters` FAT entries, whatever the disk holds, and each
+    /// entry read spends one of `budget`, failed walks included, so many
+    /// damaged directories cannot add up to unbounded work.
+    pub fn dir_chain<R: Read + Seek>(
+        &self,
+        r: &mut R,
+        first: u32,
+        budget: &mut u64,
+    ) -> Result<Vec<u32>, ChainFault> {
         let (end, bad) = self.markers();
         let max = self.max_dir_clusters();
         let mut seen = HashSet::new();
@@ -223,6 +234,10 @@ impl FatGeometry {
                 return Err(ChainFault::TooLong { max });
             }
             chain.push(cluster);
+            if *budget == 0 {
+                return Err(ChainFault::OverBudget);
+            }
+            *budget -= 1;
             let next = self.next(r, cluster)?;
             if next >= end {
                 return Ok(chain);
@@ -242,12 +257,13 @@ impl FatGeometry {
         &self,
         r: &mut R,
         dir: DirLocation,
+        budget: &mut u64,
     ) -> Result<Vec<(u64, u64)>, ChainFault> {
         match dir {
             DirLocation::FixedRoot { offset, len } => Ok(vec![(offset, len)]),
             DirLocation::Chain { first_cluster: 0 } => Err(ChainFault::NoCluster),
             DirLocation::Chain { first_cluster } => Ok(self
-                .dir_chain(r, first_cluster)?
+                .dir_chain(r, first_cluster, budget)?
                 .into_iter()
                 .map(|c| {
                     (
