@@ -86,6 +86,11 @@ pub enum EspError {
     )]
     TooManyFatLookups { path: String, max: u64 },
     #[error(
+        "a directory on the way to {path} on the EFI system partition spans {slots} slots, more than the {max} vhdboot searches per file; \
+         it is probably damaged or padded: check the partition with `fsck.vfat -n`"
+    )]
+    DirTooLarge { path: String, slots: u64, max: u64 },
+    #[error(
         "reading {path} on the EFI system partition failed: {source}; the FAT filesystem may be damaged: check it with `fsck.vfat -n`"
     )]
     Io {
@@ -130,22 +135,35 @@ impl<R> Write for EspDisk<R> {
     }
 }
 
-/// One directory's entries, with an index by lower-case long and short name.
+/// The most slots a directory may span for fatfs to look a file up in it.
+/// fatfs searches a directory from its start for every file it opens, so
+/// opening the 256 entry files of a directory padded with 64 Ki deleted
+/// slots would cost 16 M slot reads; 8,192 slots (256 KiB) hold hundreds
+/// of long-named files, far more than `/EFI/Linux` or `/loader/entries`.
+pub const MAX_SLOTS_SEARCHED_BY_FATFS: u64 = 8 * 1024;
+
+/// A name as both this walk and fatfs compare it: Unicode upper case
+/// (fatfs's `eq_ignore_case`), so the two pick the same entry.
+fn folded(name: &str) -> String {
+    name.chars().flat_map(char::to_uppercase).collect()
+}
+
+/// One directory's entries, with an index by folded long and short name.
 struct Listing {
     entries: Vec<EspEntry>,
     by_name: HashMap<String, usize>,
+    /// How many slots the directory spans.
+    slots: u64,
 }
 
 impl Listing {
-    fn new(raw: Vec<RawEntry>) -> Listing {
+    fn new(raw: Vec<RawEntry>, slots: u64) -> Listing {
         let mut by_name = HashMap::new();
         let mut entries = Vec::with_capacity(raw.len());
         for (i, e) in raw.into_iter().enumerate() {
             // The first of two equal names wins, as in a linear search.
-            by_name.entry(e.name.to_ascii_lowercase()).or_insert(i);
-            by_name
-                .entry(e.short_name.to_ascii_lowercase())
-                .or_insert(i);
+            by_name.entry(folded(&e.name)).or_insert(i);
+            by_name.entry(folded(&e.short_name)).or_insert(i);
             entries.push(EspEntry {
                 name: e.name,
                 size: e.size,
@@ -153,12 +171,16 @@ impl Listing {
                 first_cluster: e.first_cluster,
             });
         }
-        Listing { entries, by_name }
+        Listing {
+            entries,
+            by_name,
+            slots,
+        }
     }
 
     fn find(&self, name: &str) -> Option<&EspEntry> {
         self.by_name
-            .get(&name.to_ascii_lowercase())
+            .get(&folded(name))
             .and_then(|&i| self.entries.get(i))
     }
 }
@@ -307,6 +329,16 @@ impl<R: Read + Seek> Esp<R> {
     /// path is walked and checked first, so fatfs's own lookup ends.
     pub fn open_file(&self, path: &str) -> Result<fatfs::File<'_, EspDisk<R>>, EspError> {
         self.file_entry(path)?;
+        let rel = relative(path);
+        let parent = rel.rsplit_once('/').map_or("", |(p, _)| p);
+        let (_, slots) = self.dir_listing_slots(parent)?;
+        if slots > MAX_SLOTS_SEARCHED_BY_FATFS {
+            return Err(EspError::DirTooLarge {
+                path: path.to_string(),
+                slots,
+                max: MAX_SLOTS_SEARCHED_BY_FATFS,
+            });
+        }
         self.fs
             .root_dir()
             .open_file(relative(path))
@@ -316,9 +348,16 @@ impl<R: Read + Seek> Esp<R> {
     /// The listing of the directory at `path`, walking each component
     /// through the cached listings.
     fn dir_listing(&self, path: &str) -> Result<Rc<Listing>, EspError> {
+        self.dir_listing_slots(path).map(|(listing, _)| listing)
+    }
+
+    /// The listing of the directory at `path`, and the most slots any
+    /// directory on the way spans.
+    fn dir_listing_slots(&self, path: &str) -> Result<(Rc<Listing>, u64), EspError> {
         let mut location = self.geometry.root();
         let mut walked = String::new();
         let mut listing = self.listing(location, "/")?;
+        let mut slots = listing.slots;
         for part in relative(path).split('/').filter(|p| !p.is_empty()) {
             walked.push('/');
             walked.push_str(part);
@@ -334,8 +373,9 @@ impl<R: Read + Seek> Esp<R> {
                 first_cluster: entry.first_cluster,
             };
             listing = self.listing(location, &walked)?;
+            slots = slots.max(listing.slots);
         }
-        Ok(listing)
+        Ok((listing, slots))
     }
 
     fn file_entry(&self, path: &str) -> Result<EspEntry, EspError> {
@@ -379,8 +419,9 @@ impl<R: Read + Seek> Esp<R> {
             Err(fault) => Err(fault),
             Ok(extents) => {
                 let mut left = self.slots_left.borrow_mut();
+                let before = *left;
                 match fat_dir::read_dir(&mut disk, &self.geometry, &extents, &mut left) {
-                    Ok(raw) => Ok(raw),
+                    Ok(raw) => Ok((raw, before.saturating_sub(*left))),
                     Err(ReadDirError::OverBudget) => {
                         return Err(EspError::TooManyEntries {
                             path: path.to_string(),
@@ -391,7 +432,7 @@ impl<R: Read + Seek> Esp<R> {
                 }
             }
         };
-        let cached: Cached = read.map(|raw| Rc::new(Listing::new(raw)));
+        let cached: Cached = read.map(|(raw, slots)| Rc::new(Listing::new(raw, slots)));
         self.listings.borrow_mut().insert(location, cached.clone());
         cached.map_err(damaged)
     }
@@ -671,6 +712,53 @@ pub(crate) mod tests {
             .position(|e| matches!(e, EspError::TooManyFatLookups { .. }))
             .expect("the budget ran out");
         assert_eq!(over, 16, "{}", errors[over]);
+    }
+
+    #[test]
+    fn files_in_a_padded_directory_are_listed_but_not_searched_by_fatfs() {
+        // /d's entries for x move to the end of a chain of 521 clusters
+        // whose other slots are all deleted: 8,336 slots, more than fatfs
+        // is allowed to search per file.
+        let mut bytes = fat32_with(&[("/d/x.conf", b"hi")]);
+        let len = bytes.len() as u64;
+        let d = {
+            let esp = Esp::open(Window::new(Cursor::new(bytes.clone()), 0, len)).unwrap();
+            let root = esp.list_dir("/").unwrap();
+            root.iter().find(|e| e.name == "d").unwrap().first_cluster
+        };
+        let field = |b: &[u8], at: usize, n: usize| {
+            b[at..at + n]
+                .iter()
+                .rev()
+                .fold(0u64, |v, &x| v << 8 | u64::from(x))
+        };
+        let reserved = field(&bytes, 0x0E, 2) * 512;
+        let data = reserved + field(&bytes, 0x10, 1) * field(&bytes, 0x24, 4) * 512;
+        let at = |c: u32| (data + u64::from(c - 2) * 512) as usize;
+        let original = bytes[at(d)..at(d) + 512].to_vec();
+        let chain: Vec<u32> = std::iter::once(d).chain(2000..2520).collect();
+        for (i, &c) in chain.iter().enumerate() {
+            let next = chain.get(i + 1).copied().unwrap_or(0x0FFF_FFFF);
+            let fat = (reserved + u64::from(c) * 4) as usize;
+            bytes[fat..fat + 4].copy_from_slice(&next.to_le_bytes());
+            let cluster = &mut bytes[at(c)..at(c) + 512];
+            for slot in cluster.chunks_mut(32) {
+                slot.fill(0);
+                slot[0] = 0xE5;
+            }
+        }
+        // "." and ".." stay first; the entries after them go last.
+        let first = at(d);
+        bytes[first..first + 64].copy_from_slice(&original[..64]);
+        let last = at(2519);
+        bytes[last..last + 448].copy_from_slice(&original[64..]);
+        let esp = Esp::open(Window::new(Cursor::new(bytes), 0, len)).unwrap();
+        assert_eq!(esp.file_size("/d/x.conf").unwrap(), 2);
+        let err = esp.read_file("/d/x.conf", 100).unwrap_err();
+        assert!(
+            matches!(err, EspError::DirTooLarge { slots: 8336, .. }),
+            "{err}"
+        );
     }
 
     #[test]

@@ -336,6 +336,17 @@ impl LongName {
     }
 }
 
+/// Decodes 8.3 bytes as fatfs's default converter does (ASCII kept, any
+/// other byte U+FFFD), so that both read the same names.
+fn oem(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|&b| if b < 0x80 { char::from(b) } else { '\u{FFFD}' })
+        .collect::<String>()
+        .trim_end_matches(' ')
+        .to_string()
+}
+
 /// The 8.3 name of a short entry, and the name to show when there is no
 /// long name (the NT case flags lower-case either half).
 fn short_names(slot: &[u8]) -> (String, String) {
@@ -343,8 +354,8 @@ fn short_names(slot: &[u8]) -> (String, String) {
     if base[0] == 0x05 {
         base[0] = DELETED;
     }
-    let base = String::from_utf8_lossy(&base).trim_end().to_string();
-    let ext = String::from_utf8_lossy(&slot[8..11]).trim_end().to_string();
+    let base = oem(&base);
+    let ext = oem(&slot[8..11]);
     let join = |b: &str, e: &str| {
         if e.is_empty() {
             b.to_string()

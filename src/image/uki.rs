@@ -603,6 +603,24 @@ mod tests {
     }
 
     #[test]
+    fn osrel_and_uname_are_read_only_as_far_as_their_caps() {
+        let mut osrel = b"PRETTY_NAME=\"Arch\"\n".to_vec();
+        osrel.resize(2 * OSREL_READ_CAP as usize, b'#');
+        let uname = vec![b'6'; 4096];
+        let pe = tiny_pe(&[
+            (".osrel", osrel.len() as u32, &osrel),
+            (".uname", uname.len() as u32, &uname),
+        ]);
+        let uki = info(&pe).unwrap();
+        assert_eq!(uki.uname.unwrap().len(), UNAME_READ_CAP as usize);
+        assert_eq!(
+            uki.os_release.unwrap().pretty_name(),
+            Some("Arch"),
+            "the fields before the cap are kept"
+        );
+    }
+
+    #[test]
     fn title_falls_back_to_name_then_file_name() {
         let pe = tiny_pe(&[(".osrel", 9, b"NAME=Arch"), (".uname", 9, b"6.12.1-1\n")]);
         assert_eq!(info(&pe).unwrap().title("arch.efi"), "Arch (6.12.1-1)");
