@@ -48,9 +48,13 @@ const CLASSES: &[(&str, &str)] = &[
         "bls-huge-initrd.vhd",
         "initrd lines; vhdboot accepts at most 32",
     ),
+    (
+        "bls-initrd-total.vhd",
+        "its initrd lines add up to 268435456 bytes, more than the 41943040-byte partition",
+    ),
 ];
 
-/// The five images, built once per test run.
+/// The hostile images, built once per test run.
 fn hostile_dir() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     DIR.get_or_init(|| {
