@@ -22,9 +22,11 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 const DOS_HEADER_LEN: u64 = 64;
 /// "PE\0\0" plus the COFF file header.
 const PE_SIGNATURE_AND_COFF_LEN: u64 = 4 + 20;
-/// The text sections are a few KiB in practice. Anything bigger is not what
-/// a UKI holds there, and reading it would let a disk make us allocate.
-pub const SMALL_SECTION_LIMIT: u64 = 1 << 20;
+/// The text sections read whole (`.cmdline`) are a few KiB in practice, and
+/// the kernel takes at most 2 KiB of command line. 64 KiB leaves room for
+/// padding; a bigger section is refused before it is read, so a disk cannot
+/// make discovery read and hold a megabyte per UKI.
+pub const SMALL_SECTION_LIMIT: u64 = 64 * 1024;
 /// How much of `.osrel` is read. Distributions' os-release files are under
 /// 2 KiB; the fields a menu shows come first, and a bigger section is cut
 /// here rather than parsed whole into strings kept per entry.
