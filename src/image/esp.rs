@@ -40,7 +40,9 @@ pub struct EspEntry {
 /// while discovery reads a handful of small ones (`/EFI/Linux`,
 /// `/loader/entries`, the folders kernels sit in). Deleted and long-name
 /// slots count too, so this bounds the work however the slots are used,
-/// and the listings kept stay a few MiB at most.
+/// and the listings kept stay a few MiB at most. Directories are read in
+/// 512-byte pieces up to their end marker, so 256 kernel folders of a few
+/// entries each spend 4,096 slots even with 32 KiB clusters.
 pub const MAX_DIR_SLOTS_PER_ESP: u64 = 64 * 1024;
 
 /// The most FAT entries followed on one partition, all directory chains
@@ -152,7 +154,7 @@ fn folded(name: &str) -> String {
 struct Listing {
     entries: Vec<EspEntry>,
     by_name: HashMap<String, usize>,
-    /// How many slots the directory spans.
+    /// How many slots were read, up to the end marker, in 512-byte pieces.
     slots: u64,
 }
 

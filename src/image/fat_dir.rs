@@ -21,6 +21,8 @@ use std::io::{self, Read, Seek, SeekFrom};
 pub const MAX_DIR_BYTES: u64 = 65_536 * 32;
 
 const SLOT: usize = 32;
+/// Directories are read in pieces of the smallest sector size.
+const PIECE: usize = 512;
 const ATTR_VOLUME_ID: u8 = 0x08;
 const ATTR_DIRECTORY: u8 = 0x10;
 const ATTR_LONG_NAME: u8 = 0x0F;
@@ -389,18 +391,24 @@ pub fn read_dir<R: Read + Seek>(
 ) -> Result<Vec<RawEntry>, ReadDirError> {
     let mut out = Vec::new();
     let mut long = LongName::default();
-    let mut buf = Vec::new();
-    for &(offset, len) in extents {
+    let mut buf = [0u8; PIECE];
+    // One 512-byte piece at a time, so that a small directory in a big
+    // cluster costs (and spends) one piece, not the whole cluster.
+    let pieces = extents.iter().flat_map(|&(offset, len)| {
+        (0..len)
+            .step_by(PIECE)
+            .map(move |at| (offset + at, (len - at).min(PIECE as u64)))
+    });
+    for (offset, len) in pieces {
         let slots = len / SLOT as u64;
         if slots > *budget {
             return Err(ReadDirError::OverBudget);
         }
         *budget -= slots;
-        buf.clear();
-        buf.resize(usize::try_from(len).unwrap_or(0), 0);
+        let piece = &mut buf[..usize::try_from(len).unwrap_or(0)];
         r.seek(SeekFrom::Start(offset))?;
-        r.read_exact(&mut buf)?;
-        for slot in buf.chunks_exact(SLOT) {
+        r.read_exact(piece)?;
+        for slot in piece.chunks_exact(SLOT) {
             match slot[0] {
                 0 => return Ok(out),
                 DELETED => {
