@@ -7,13 +7,22 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::io::Cursor;
-use vhdboot::image::inspect::{inspect, load_payload};
+use vhdboot::image::inspect::{MAX_BOOT_PARTITIONS, MAX_ENTRIES_PER_IMAGE, inspect, load_payload};
 
 fuzz_target!(|data: &[u8]| {
     let len = data.len() as u64;
     // As a VHD only (the footer must be valid), then as a raw disk too.
     let _ = inspect(&mut Cursor::new(data), len, false);
     let found = inspect(&mut Cursor::new(data), len, true);
+    // Resources, not only crashes: what is kept stays under the caps.
+    assert!(
+        found.entries.len() <= MAX_ENTRIES_PER_IMAGE,
+        "too many entries"
+    );
+    assert!(
+        found.esps.len() <= MAX_BOOT_PARTITIONS,
+        "too many ESPs read"
+    );
     let Some(data_size) = found.kind.data_size() else {
         return;
     };

@@ -14,13 +14,14 @@
 use super::bls::{BlsEntry, compare_versions};
 use super::bytes::pad4;
 use super::bzimage::is_bzimage;
-use super::esp::{Esp, EspError};
+use super::esp::{Esp, EspEntry, EspError};
 use super::partitions::{Partition, PartitionKind, read_partitions};
 use super::uki::{UkiError, UkiInfo, UkiSection};
 use super::vhd::{classify, kind_problem};
 use super::window::Window;
 use crate::model::{BootEntry, ByteRange, EntrySource, ImageKind, Problem};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::io::{Read, Seek};
 
 pub use super::payload::{
@@ -33,6 +34,35 @@ pub const UKI_DIR: &str = "/EFI/Linux";
 pub const ENTRIES_DIR: &str = "/loader/entries";
 /// An entry file is a few hundred bytes; this only stops a bogus size.
 const CONF_CAP: u64 = 64 * 1024;
+
+/// The most ESP and XBOOTLDR partitions read per image. The Boot Loader
+/// Spec expects one of each; a few more (a second disk's ESP copied in)
+/// are plausible, dozens are not, and each costs a FAT mount.
+pub const MAX_BOOT_PARTITIONS: usize = 8;
+/// The most UKIs read from one partition's `/EFI/Linux`. kernel-install
+/// keeps a few kernels per OS (installonly_limit is 3 on Fedora); 64 is
+/// room for many OSes sharing an ESP, while each UKI costs header reads.
+pub const MAX_UKIS_PER_ESP: usize = 64;
+/// The most `.conf` files read from one partition's `/loader/entries`:
+/// room for dozens of kernels and their rescue entries; each file is read
+/// whole (up to 64 KiB).
+pub const MAX_BLS_FILES_PER_ESP: usize = 256;
+/// The most boot entries kept per image: more than a menu can show in a
+/// useful way, and each entry holds a command line of up to 2 KiB.
+pub const MAX_ENTRIES_PER_IMAGE: usize = 256;
+/// The most `initrd` lines one BLS entry may have. Real entries have one
+/// or two (microcode, then the initramfs); each line is a file lookup and a
+/// file loaded at boot.
+pub const MAX_INITRD_LINES: usize = 32;
+/// Titles and versions are cut to this many characters when an entry is
+/// built: a menu line is at most a few hundred columns wide, and a 1 MiB
+/// string kept per entry is memory spent on nothing.
+pub const MAX_DISPLAY_CHARS: usize = 256;
+/// The x86 kernel's COMMAND_LINE_SIZE, counting the terminating NUL; the
+/// same number as `boot::plan::MAX_CMDLINE`, which `image` cannot import
+/// (`boot` builds on `image`). An entry whose own line is this long cannot
+/// boot whatever the handoff adds, so discovery refuses it with the reason.
+pub const KERNEL_CMDLINE_SIZE: usize = 2048;
 
 /// One boot partition (an ESP or XBOOTLDR) and what was found on it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -103,12 +133,7 @@ pub fn inspect<R: Read + Seek>(r: &mut R, file_len: u64, raw_allowed: bool) -> I
         ));
     }
     out.partitions = table.partitions;
-    let boot_parts: Vec<Partition> = out
-        .partitions
-        .iter()
-        .filter(|p| matches!(p.kind, PartitionKind::Esp | PartitionKind::Xbootldr))
-        .cloned()
-        .collect();
+    let boot_parts = boot_partitions(&out.partitions, &mut out.problems);
     if boot_parts.is_empty() {
         out.problems.push(Problem::blocking(
             "the image has no EFI system partition",
@@ -127,10 +152,59 @@ pub fn inspect<R: Read + Seek>(r: &mut R, file_len: u64, raw_allowed: bool) -> I
         (None, Some(_)) => std::cmp::Ordering::Greater,
         (None, None) => std::cmp::Ordering::Equal,
     });
+    if out.entries.len() > MAX_ENTRIES_PER_IMAGE {
+        out.problems.push(Problem::warning(
+            format!(
+                "the image has {} boot entries; only the newest {MAX_ENTRIES_PER_IMAGE} are listed",
+                out.entries.len()
+            ),
+            "remove old kernels inside the OS (kernel-install remove) so the menu stays short",
+        ));
+        out.entries.truncate(MAX_ENTRIES_PER_IMAGE);
+    }
     if out.entries.is_empty() {
         out.problems.push(Problem::blocking(
             format!("no boot entries: no usable UKI in {UKI_DIR} and no usable entry in {ENTRIES_DIR} on any EFI system or XBOOTLDR partition"),
             "inside the OS, install a unified kernel image (kernel-install with layout=uki, or ukify) or Boot Loader Spec entries",
+        ));
+    }
+    out
+}
+
+/// The ESP and XBOOTLDR partitions to read: each byte range once (a GPT
+/// may list the same range many times) and at most
+/// [`MAX_BOOT_PARTITIONS`], with a warning for what was left out.
+fn boot_partitions(partitions: &[Partition], problems: &mut Vec<Problem>) -> Vec<Partition> {
+    let mut out: Vec<Partition> = Vec::new();
+    let mut repeats = 0usize;
+    let mut over = 0usize;
+    for p in partitions
+        .iter()
+        .filter(|p| matches!(p.kind, PartitionKind::Esp | PartitionKind::Xbootldr))
+    {
+        if out.iter().any(|q| q.range == p.range) {
+            repeats += 1;
+        } else if out.len() >= MAX_BOOT_PARTITIONS {
+            over += 1;
+        } else {
+            out.push(p.clone());
+        }
+    }
+    if repeats > 0 {
+        problems.push(Problem::warning(
+            format!(
+                "partition table: {repeats} more GPT entries repeat the byte range of an EFI system or XBOOTLDR partition; each range was read once"
+            ),
+            "the table is damaged or was made by hand: check it with `sgdisk -v` on a copy",
+        ));
+    }
+    if over > 0 {
+        problems.push(Problem::warning(
+            format!(
+                "partition table: the image has {} EFI system and XBOOTLDR partitions; only the first {MAX_BOOT_PARTITIONS} were read",
+                MAX_BOOT_PARTITIONS + over
+            ),
+            "an image needs one EFI system partition; remove the extra ones on a copy",
         ));
     }
     out
@@ -171,7 +245,10 @@ fn scan_boot_partition<R: Read + Seek>(
     };
     report.label = Some(esp.volume_label());
 
-    for file in list_files(&esp, UKI_DIR, ".efi", &where_, problems) {
+    let mut first_clusters = HashMap::new();
+    let ukis = list_files(&esp, UKI_DIR, ".efi", &where_, problems);
+    let ukis = without_cross_links(ukis, UKI_DIR, &mut first_clusters, &where_, problems);
+    for file in capped(ukis, MAX_UKIS_PER_ESP, UKI_DIR, "UKIs", &where_, problems) {
         let path = format!("{UKI_DIR}/{}", file.name);
         report.ukis.push(path.clone());
         match read_uki_entry(&esp, part.range, &path, &file.name, file.size) {
@@ -183,7 +260,13 @@ fn scan_boot_partition<R: Read + Seek>(
                 format!("{where_}: {path} cannot boot: {w}"),
                 "kexec_file_load accepts only an x86 bzImage; rebuild the UKI with one (the other entries can still boot)",
             )),
-            Ok((entry, None)) => entries.push(entry),
+            Ok((entry, None)) => match cmdline_problem(&entry.cmdline) {
+                Some(why) => problems.push(Problem::warning(
+                    format!("{where_}: {path}: its .cmdline section {why}"),
+                    "rebuild the UKI with a shorter command line (the other entries can still boot)",
+                )),
+                None => entries.push(entry),
+            },
             Err(e) => problems.push(Problem::warning(
                 format!("{where_}: {path} is not a usable UKI: {e}"),
                 "the other entries can still boot; reinstall this kernel inside the OS",
@@ -191,7 +274,16 @@ fn scan_boot_partition<R: Read + Seek>(
         }
     }
 
-    for file in list_files(&esp, ENTRIES_DIR, ".conf", &where_, problems) {
+    let confs = list_files(&esp, ENTRIES_DIR, ".conf", &where_, problems);
+    let confs = without_cross_links(confs, ENTRIES_DIR, &mut first_clusters, &where_, problems);
+    for file in capped(
+        confs,
+        MAX_BLS_FILES_PER_ESP,
+        ENTRIES_DIR,
+        "entry files",
+        &where_,
+        problems,
+    ) {
         let path = format!("{ENTRIES_DIR}/{}", file.name);
         report.bls_entries.push(path.clone());
         match read_bls_entry(&esp, part.range, &path, &file.name) {
@@ -205,6 +297,96 @@ fn scan_boot_partition<R: Read + Seek>(
     report
 }
 
+/// `files` without the entries whose data another listed file already owns.
+/// Two directory entries with the same first cluster are cross-linked, a
+/// FAT damage that fsck repairs; reading both would list one UKI many
+/// times (or let one file stand for hundreds). The first keeps it; one
+/// warning per directory names the first pair and counts the rest.
+fn without_cross_links(
+    files: Vec<EspEntry>,
+    dir: &str,
+    owners: &mut HashMap<u32, String>,
+    where_: &str,
+    problems: &mut Vec<Problem>,
+) -> Vec<EspEntry> {
+    let mut kept = Vec::with_capacity(files.len());
+    let mut first_pair: Option<(String, String)> = None;
+    let mut dropped = 0usize;
+    for file in files {
+        let path = format!("{dir}/{}", file.name);
+        if file.first_cluster == 0 {
+            kept.push(file);
+            continue;
+        }
+        match owners.get(&file.first_cluster) {
+            Some(owner) => {
+                dropped += 1;
+                if first_pair.is_none() {
+                    first_pair = Some((path, owner.clone()));
+                }
+            }
+            None => {
+                owners.insert(file.first_cluster, path);
+                kept.push(file);
+            }
+        }
+    }
+    if let Some((path, owner)) = first_pair {
+        let more = match dropped {
+            1 => String::new(),
+            n => format!(" ({} more entries in {dir} share data the same way)", n - 1),
+        };
+        problems.push(Problem::warning(
+            format!(
+                "{where_}: {path} is cross-linked with {owner}: both directory entries start at the same cluster{more}; only {owner} was read"
+            ),
+            "the FAT filesystem is damaged: run `fsck.vfat` on the partition (on a copy first)",
+        ));
+    }
+    kept
+}
+
+/// The first `max` of `files`, with a warning naming what was cut.
+fn capped(
+    mut files: Vec<EspEntry>,
+    max: usize,
+    dir: &str,
+    what: &str,
+    where_: &str,
+    problems: &mut Vec<Problem>,
+) -> Vec<EspEntry> {
+    if files.len() > max {
+        problems.push(Problem::warning(
+            format!(
+                "{where_}: {dir} holds {} {what}; only the first {max} by name were read",
+                files.len()
+            ),
+            format!("remove old {what} from {dir} inside the OS"),
+        ));
+        files.truncate(max);
+    }
+    files
+}
+
+/// Why a command line cannot reach the kernel, if it cannot.
+fn cmdline_problem(cmdline: &str) -> Option<String> {
+    (cmdline.len() >= KERNEL_CMDLINE_SIZE).then(|| {
+        format!(
+            "holds a {}-byte command line; the kernel accepts at most {} bytes",
+            cmdline.len(),
+            KERNEL_CMDLINE_SIZE - 1
+        )
+    })
+}
+
+/// `text` cut to [`MAX_DISPLAY_CHARS`] characters, with an ellipsis when cut.
+pub fn for_display(text: &str) -> String {
+    match text.char_indices().nth(MAX_DISPLAY_CHARS) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
 /// The regular files in `dir` whose names end with `suffix` (any case),
 /// sorted by name. A missing directory is normal and gives nothing.
 fn list_files<R: Read + Seek>(
@@ -213,7 +395,7 @@ fn list_files<R: Read + Seek>(
     suffix: &str,
     where_: &str,
     problems: &mut Vec<Problem>,
-) -> Vec<super::esp::EspEntry> {
+) -> Vec<EspEntry> {
     match esp.list_dir(dir) {
         Ok(mut list) => {
             list.retain(|e| !e.is_dir && e.name.to_ascii_lowercase().ends_with(suffix));
@@ -255,8 +437,8 @@ fn read_uki_entry<R: Read + Seek>(
     let warning = (!is_bzimage(&prefix))
         .then(|| "its .linux section is not an x86 bzImage (no \"HdrS\" at 0x202)".to_string());
     let entry = BootEntry {
-        title: info.title(file_name),
-        version: info.uname.clone(),
+        title: for_display(&info.title(file_name)),
+        version: info.uname.as_deref().map(for_display),
         cmdline: info.cmdline.clone().unwrap_or_default(),
         source: EntrySource::Uki {
             esp: range,
@@ -291,6 +473,16 @@ fn read_bls_entry<R: Read + Seek>(
             None => "the entry has no `linux` line".to_string(),
         });
     };
+    if bls.initrd.len() > MAX_INITRD_LINES {
+        return Err(format!(
+            "the entry has {} initrd lines; vhdboot accepts at most {MAX_INITRD_LINES} (real entries have one or two)",
+            bls.initrd.len()
+        ));
+    }
+    let cmdline = bls.cmdline();
+    if let Some(why) = cmdline_problem(&cmdline) {
+        return Err(format!("its options lines {why}"));
+    }
     let kernel_size = esp
         .file_size(&linux)
         .map_err(|e| format!("its kernel is unusable: {e}"))?;
@@ -302,10 +494,19 @@ fn read_bls_entry<R: Read + Seek>(
             .map_err(|e| format!("its initrd is unusable: {e}"))?;
         initrd_size = initrd_size.saturating_add(pad4(size));
     }
+    // Every initrd lives on this partition, so together they cannot be
+    // bigger than it; a larger total means lines repeat a file or sizes
+    // are corrupt, and the boot would load more than was ever written.
+    if initrd_size > range.len {
+        return Err(format!(
+            "its initrd lines add up to {initrd_size} bytes, more than the {}-byte partition holding them: the entry repeats files or the partition is damaged",
+            range.len
+        ));
+    }
     Ok(BootEntry {
-        title: bls.display_title(file_name),
-        version: bls.version.clone(),
-        cmdline: bls.cmdline(),
+        title: for_display(&bls.display_title(file_name)),
+        version: bls.version.as_deref().map(for_display),
+        cmdline,
         source: EntrySource::Bls {
             esp: range,
             conf: path.to_string(),
@@ -320,6 +521,141 @@ fn read_bls_entry<R: Read + Seek>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::image::esp::tests::fat32_with;
+    use std::io::Cursor;
+
+    fn part(number: u32, offset: u64, len: u64) -> Partition {
+        Partition {
+            number,
+            name: "EFI System".to_string(),
+            type_guid: super::super::partitions::ESP_GUID.to_string(),
+            part_guid: String::new(),
+            kind: PartitionKind::Esp,
+            range: ByteRange { offset, len },
+        }
+    }
+
+    #[test]
+    fn one_boot_partition_listed_many_times_is_read_once() {
+        let mut problems = Vec::new();
+        let parts: Vec<Partition> = (1..=8192).map(|n| part(n, 1 << 20, 40 << 20)).collect();
+        let read = boot_partitions(&parts, &mut problems);
+        assert_eq!(read.len(), 1);
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].what.contains("8191 more GPT entries repeat"));
+    }
+
+    #[test]
+    fn boot_partitions_beyond_the_cap_are_left_with_a_warning() {
+        let mut problems = Vec::new();
+        let parts: Vec<Partition> = (0..20)
+            .map(|n| part(n + 1, n as u64 * 4096, 4096))
+            .collect();
+        let read = boot_partitions(&parts, &mut problems);
+        assert_eq!(read.len(), MAX_BOOT_PARTITIONS);
+        assert!(
+            problems[0].what.contains("has 20 EFI system"),
+            "{:?}",
+            problems
+        );
+    }
+
+    fn file(name: &str, first_cluster: u32) -> EspEntry {
+        EspEntry {
+            name: name.to_string(),
+            size: 10,
+            is_dir: false,
+            first_cluster,
+        }
+    }
+
+    #[test]
+    fn cross_linked_entries_are_read_once_with_both_names() {
+        let mut problems = Vec::new();
+        let mut owners = HashMap::new();
+        let files = vec![
+            file("a.efi", 5),
+            file("b.efi", 5),
+            file("c.efi", 5),
+            file("d.efi", 9),
+            file("e.efi", 0),
+            file("f.efi", 0),
+        ];
+        let kept = without_cross_links(files, UKI_DIR, &mut owners, "ESP 1", &mut problems);
+        let names: Vec<&str> = kept.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["a.efi", "d.efi", "e.efi", "f.efi"]);
+        assert_eq!(problems.len(), 1);
+        let what = &problems[0].what;
+        assert!(
+            what.contains("/EFI/Linux/b.efi is cross-linked with /EFI/Linux/a.efi"),
+            "{what}"
+        );
+        assert!(what.contains("1 more entries"), "{what}");
+        assert!(problems[0].hint.contains("fsck.vfat"));
+    }
+
+    #[test]
+    fn titles_are_cut_for_display_and_long_command_lines_refused() {
+        let long = "é".repeat(10_000);
+        let shown = for_display(&long);
+        assert_eq!(shown.chars().count(), MAX_DISPLAY_CHARS + 1);
+        assert_eq!(for_display("Debian"), "Debian");
+        assert!(cmdline_problem(&"x".repeat(KERNEL_CMDLINE_SIZE - 1)).is_none());
+        let why = cmdline_problem(&"x".repeat(KERNEL_CMDLINE_SIZE)).unwrap();
+        assert!(why.contains("at most 2047 bytes"), "{why}");
+    }
+
+    #[test]
+    fn kernel_cmdline_size_is_the_one_boot_plan_checks() {
+        assert_eq!(KERNEL_CMDLINE_SIZE, crate::boot::plan::MAX_CMDLINE);
+    }
+
+    fn bls_entry_on(files: &[(&str, &[u8])], partition_len: u64) -> Result<BootEntry, String> {
+        let bytes = fat32_with(files);
+        let len = bytes.len() as u64;
+        let esp = Esp::open(Window::new(Cursor::new(bytes), 0, len)).unwrap();
+        let range = ByteRange {
+            offset: 0,
+            len: partition_len,
+        };
+        read_bls_entry(&esp, range, "/loader/entries/x.conf", "x.conf")
+    }
+
+    #[test]
+    fn initrds_larger_than_their_partition_are_refused() {
+        let conf = b"linux /vmlinuz\ninitrd /big\ninitrd /big\ninitrd /big\n";
+        let files: &[(&str, &[u8])] = &[
+            ("/loader/entries/x.conf", conf),
+            ("/vmlinuz", &[0u8; 100]),
+            ("/big", &[0u8; 40_000]),
+        ];
+        let err = bls_entry_on(files, 100_000).unwrap_err();
+        assert!(
+            err.contains("add up to 120000 bytes, more than the 100000-byte partition"),
+            "{err}"
+        );
+        let ok = bls_entry_on(files, 34 * 1024 * 1024).unwrap();
+        assert_eq!(ok.initrd_size, 120_000);
+    }
+
+    #[test]
+    fn an_entry_with_too_many_initrd_lines_is_refused() {
+        let mut conf = b"title t\nlinux /vmlinuz\n".to_vec();
+        for _ in 0..=MAX_INITRD_LINES {
+            conf.extend_from_slice(b"initrd /i\n");
+        }
+        let files: &[(&str, &[u8])] = &[
+            ("/loader/entries/x.conf", &conf),
+            ("/vmlinuz", &[0u8; 100]),
+            ("/i", &[0u8; 10]),
+        ];
+        let err = bls_entry_on(files, 34 * 1024 * 1024).unwrap_err();
+        assert!(
+            err.contains("33 initrd lines; vhdboot accepts at most 32"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn bls_paths_are_rooted() {

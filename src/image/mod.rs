@@ -7,6 +7,7 @@ pub mod bls;
 pub mod bytes;
 pub mod bzimage;
 pub mod esp;
+pub mod fat_dir;
 pub mod initrd;
 pub mod inspect;
 pub mod modules_index;

@@ -22,9 +22,18 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 const DOS_HEADER_LEN: u64 = 64;
 /// "PE\0\0" plus the COFF file header.
 const PE_SIGNATURE_AND_COFF_LEN: u64 = 4 + 20;
-/// The text sections are a few KiB in practice. Anything bigger is not what
-/// a UKI holds there, and reading it would let a disk make us allocate.
-pub const SMALL_SECTION_LIMIT: u64 = 1 << 20;
+/// The text sections read whole (`.cmdline`) are a few KiB in practice, and
+/// the kernel takes at most 2 KiB of command line. 64 KiB leaves room for
+/// padding; a bigger section is refused before it is read, so a disk cannot
+/// make discovery read and hold a megabyte per UKI.
+pub const SMALL_SECTION_LIMIT: u64 = 64 * 1024;
+/// How much of `.osrel` is read. Distributions' os-release files are under
+/// 2 KiB; the fields a menu shows come first, and a bigger section is cut
+/// here rather than parsed whole into strings kept per entry.
+pub const OSREL_READ_CAP: u64 = 16 * 1024;
+/// How much of `.uname` is read: the kernel's release string is at most 64
+/// bytes (`__NEW_UTS_LEN`), so 256 leaves room for padding and nothing more.
+pub const UNAME_READ_CAP: u64 = 256;
 
 /// The sections of a UKI that vhdboot reads or names, as the UAPI group's
 /// UKI specification lists them (lanzaboote's `unified_sections.rs` does
@@ -203,13 +212,13 @@ impl UkiInfo {
             cmdline: None,
             uname: None,
         };
-        if let Some(bytes) = info.read_small(r, UkiSection::Osrel)? {
+        if let Some(bytes) = info.read_prefix(r, UkiSection::Osrel, OSREL_READ_CAP)? {
             info.os_release = Some(OsRelease::parse_bytes(&bytes));
         }
         if let Some(bytes) = info.read_small(r, UkiSection::Cmdline)? {
             info.cmdline = Some(trim_text(&bytes));
         }
-        if let Some(bytes) = info.read_small(r, UkiSection::Uname)? {
+        if let Some(bytes) = info.read_prefix(r, UkiSection::Uname, UNAME_READ_CAP)? {
             info.uname = Some(trim_text(&bytes)).filter(|u| !u.is_empty());
         }
         Ok(info)
@@ -293,6 +302,20 @@ impl UkiInfo {
         let linux = self.require(UkiSection::Linux)?;
         let len = linux.size.min(bzimage::MAGIC_PREFIX_LEN as u64);
         read_at(r, linux.file_offset, len, UkiSection::Linux.name())
+    }
+
+    /// The first `cap` bytes of a section that only names things, where
+    /// the rest would be padding or junk.
+    fn read_prefix<R: Read + Seek>(
+        &self,
+        r: &mut R,
+        name: UkiSection,
+        cap: u64,
+    ) -> Result<Option<Vec<u8>>, UkiError> {
+        let Some(section) = self.section(name) else {
+            return Ok(None);
+        };
+        read_at(r, section.file_offset, section.size.min(cap), name.name()).map(Some)
     }
 
     fn read_small<R: Read + Seek>(
@@ -579,6 +602,24 @@ mod tests {
     fn cmdline_of_only_nuls_is_an_empty_cmdline() {
         let pe = tiny_pe(&[(".cmdline", 16, &[0; 16])]);
         assert_eq!(info(&pe).unwrap().cmdline.as_deref(), Some(""));
+    }
+
+    #[test]
+    fn osrel_and_uname_are_read_only_as_far_as_their_caps() {
+        let mut osrel = b"PRETTY_NAME=\"Arch\"\n".to_vec();
+        osrel.resize(2 * OSREL_READ_CAP as usize, b'#');
+        let uname = vec![b'6'; 4096];
+        let pe = tiny_pe(&[
+            (".osrel", osrel.len() as u32, &osrel),
+            (".uname", uname.len() as u32, &uname),
+        ]);
+        let uki = info(&pe).unwrap();
+        assert_eq!(uki.uname.unwrap().len(), UNAME_READ_CAP as usize);
+        assert_eq!(
+            uki.os_release.unwrap().pretty_name(),
+            Some("Arch"),
+            "the fields before the cap are kept"
+        );
     }
 
     #[test]

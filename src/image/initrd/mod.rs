@@ -29,6 +29,7 @@ mod tests;
 pub use check::{ModuleCheck, Presence, check_modules, check_payload};
 pub use decompress::Compression;
 pub use module_index::ModuleTree;
+pub use newc::{MAX_MODULE_FILES, MAX_MODULE_TREES};
 
 use decompress::decompress;
 use module_index::Wanted;

@@ -14,6 +14,14 @@ const BUILTIN_CAP: u64 = 4 << 20;
 /// Longer names are corrupt (the kernel's PATH_MAX).
 const NAME_CAP: usize = 4096;
 const HEADER_LEN: usize = 110;
+/// The most module files kept, all kernel versions together. A kernel
+/// built with everything as a module ships about 6,000; an initramfs holds
+/// a subset. Each kept name costs memory, and a gigabyte of decompressed
+/// cpio (the scan's cap) could otherwise name millions.
+pub const MAX_MODULE_FILES: usize = 64 * 1024;
+/// The most kernel versions (`lib/modules/<version>/` trees) kept. One is
+/// normal; a few happen when an initramfs was built for several kernels.
+pub const MAX_MODULE_TREES: usize = 16;
 
 /// Why a scan stopped before the end of a stream.
 #[derive(Debug)]
@@ -46,6 +54,8 @@ pub(super) struct CpioScanner {
     pub(super) step: Step,
     buf: Vec<u8>,
     pub(super) trees: BTreeMap<String, ModuleTree>,
+    /// Module files kept so far, in every tree.
+    module_files: usize,
     wanted: Wanted,
 }
 
@@ -67,6 +77,7 @@ impl CpioScanner {
             step: Step::Reset,
             buf: Vec::new(),
             trees: BTreeMap::new(),
+            module_files: 0,
             wanted,
         }
     }
@@ -189,6 +200,11 @@ impl CpioScanner {
             return Ok(skip);
         }
         let file = below.rsplit('/').next().unwrap_or(below);
+        if self.trees.len() >= MAX_MODULE_TREES && !self.trees.contains_key(version) {
+            return Err(Stop::Corrupt(format!(
+                "it holds modules for more than {MAX_MODULE_TREES} kernel versions, where vhdboot stops reading"
+            )));
+        }
         if below == "modules.builtin" && filesize <= BUILTIN_CAP {
             self.trees.entry(version.to_string()).or_default();
             return Ok(Step::Builtin {
@@ -197,6 +213,12 @@ impl CpioScanner {
             });
         }
         if let Some(module) = module_file_name(file) {
+            if self.module_files >= MAX_MODULE_FILES {
+                return Err(Stop::Corrupt(format!(
+                    "it holds more than {MAX_MODULE_FILES} module files, where vhdboot stops reading"
+                )));
+            }
+            self.module_files += 1;
             self.trees
                 .entry(version.to_string())
                 .or_default()

@@ -270,3 +270,39 @@ fn corrupted_archives_never_panic() {
         }
     }
 }
+
+#[test]
+fn a_compressed_flood_of_module_names_stops_at_the_cap() {
+    // A few hundred KiB of gzip naming more module files than any kernel
+    // has: the scan keeps at most MAX_MODULE_FILES names, not millions.
+    let mut inner = Vec::new();
+    for i in 0..newc::MAX_MODULE_FILES + 10 {
+        entry(
+            &mut inner,
+            &format!("lib/modules/{K}/kernel/m{i}.ko"),
+            0o100644,
+            b"",
+        );
+    }
+    entry(&mut inner, "TRAILER!!!", 0, b"");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&inner).unwrap();
+    let bomb = gz.finish().unwrap();
+    assert!(bomb.len() < inner.len() / 10);
+    let s = scan(&bomb, Some(K), &["loop"]);
+    let kept: usize = s.trees.values().map(|t| t.modules.len()).sum();
+    assert_eq!(kept, newc::MAX_MODULE_FILES);
+    let why = s.unread.unwrap();
+    assert!(why.contains("more than 65536 module files"), "{why}");
+}
+
+#[test]
+fn module_trees_for_too_many_versions_stop_the_scan() {
+    let names: Vec<String> = (0..newc::MAX_MODULE_TREES + 1)
+        .map(|i| format!("lib/modules/6.{i}.0/kernel/loop.ko"))
+        .collect();
+    let files: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b"x"[..])).collect();
+    let s = scan(&archive(&files), None, &["loop"]);
+    assert_eq!(s.trees.len(), newc::MAX_MODULE_TREES);
+    assert!(s.unread.unwrap().contains("more than 16 kernel versions"));
+}
