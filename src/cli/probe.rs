@@ -31,9 +31,31 @@ pub struct ImageArgs {
     raw: bool,
 }
 
+/// A test-only misbehaviour of the image child (tests/probe_limits.rs):
+/// `spin`, `allocate` or `garbage`, so the limits and the parent's reading
+/// of a broken answer are proven on the real binary. Nobody sets it in a
+/// boot; it can only make an image be listed as skipped.
+const TEST_MISBEHAVE: &str = "VHDBOOT_TEST_PROBE";
+
+fn misbehave_if_asked() {
+    match std::env::var(TEST_MISBEHAVE).as_deref() {
+        Ok("spin") => loop {
+            std::hint::spin_loop();
+        },
+        Ok("allocate") => {
+            // Past any probe_memory: the allocation fails and Rust aborts.
+            let hog = vec![1u8; 4 << 30];
+            std::hint::black_box(hog);
+        }
+        Ok("garbage") => print!("this is not JSON"),
+        _ => {}
+    }
+}
+
 pub fn run(c: ProbeCommand) -> anyhow::Result<ExitCode> {
     let answer = match c {
         ProbeCommand::Image(a) => {
+            misbehave_if_asked();
             serde_json::to_vec(&crate::probe::describe_image_here(&a.root, &a.path, a.raw))?
         }
         ProbeCommand::Load { request } => {
