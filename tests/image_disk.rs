@@ -43,7 +43,7 @@ fn gpt_with_esp_and_root_reports_both_kinds() {
 fn gpt_with_bad_primary_crc_falls_back_to_backup_with_a_warning() {
     let dir = tempfile::tempdir().unwrap();
     let path = disk::make_gpt_disk(dir.path(), "d.img", 40 * MIB, &[PartSpec::esp(16)]);
-    disk::poke(&path, 512 + HEADER_GUID_OFFSET, &[0xFF]);
+    disk::flip(&path, 512 + HEADER_GUID_OFFSET);
     let (f, len) = open(&path);
     let table = read_partitions(f, len).unwrap();
     assert_eq!(table.header, HeaderSource::Backup);
@@ -63,8 +63,8 @@ fn gpt_with_both_headers_corrupt_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let size = 40 * MIB;
     let path = disk::make_gpt_disk(dir.path(), "d.img", size, &[PartSpec::esp(16)]);
-    disk::poke(&path, 512 + HEADER_GUID_OFFSET, &[0xFF]);
-    disk::poke(&path, size - 512 + HEADER_GUID_OFFSET, &[0xFF]);
+    disk::flip(&path, 512 + HEADER_GUID_OFFSET);
+    disk::flip(&path, size - 512 + HEADER_GUID_OFFSET);
     let (f, len) = open(&path);
     let err = read_partitions(f, len).unwrap_err();
     let msg = err.to_string();
@@ -93,7 +93,7 @@ fn gpt_read_over_a_window_ignores_bytes_after_it() {
     let dir = tempfile::tempdir().unwrap();
     let size = 40 * MIB;
     let path = disk::make_gpt_disk(dir.path(), "d.img", size, &[PartSpec::esp(16)]);
-    disk::poke(&path, 512 + HEADER_GUID_OFFSET, &[0xFF]);
+    disk::flip(&path, 512 + HEADER_GUID_OFFSET);
     disk::poke(&path, size, &[0xAB; 512]);
     let (f, _) = open(&path);
     let table = read_partitions(f, size).unwrap();
@@ -241,7 +241,7 @@ fn gpt_inside_a_fixed_vhd_is_read_from_the_data_area() {
     let path = disk::make_gpt_disk(dir.path(), "d.vhd", size, &[PartSpec::esp(16)]);
     // With the primary header broken, only a backup header found at the
     // data area's last sector (not in the footer after it) saves the table.
-    disk::poke(&path, 512 + HEADER_GUID_OFFSET, &[0xFF]);
+    disk::flip(&path, 512 + HEADER_GUID_OFFSET);
     let footer = VhdFooter::new_fixed(size, 0, [7; 16]).unwrap();
     std::fs::write(dir.path().join("footer"), footer.to_bytes()).unwrap();
     disk::write_at(&path, size, &dir.path().join("footer"));

@@ -3,7 +3,7 @@
 //! than skipping it.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -211,6 +211,22 @@ pub fn poke(disk: &Path, offset: u64, bytes: &[u8]) {
     let mut f = OpenOptions::new().write(true).open(disk).unwrap();
     f.seek(SeekFrom::Start(offset)).unwrap();
     f.write_all(bytes).unwrap();
+}
+
+/// Inverts the byte at `offset`, so it changes whatever it was. Setting a
+/// fixed value would leave a byte of a random GUID unchanged one time in
+/// 256, and the corruption a test relies on would not happen.
+pub fn flip(disk: &Path, offset: u64) {
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(disk)
+        .unwrap();
+    let mut b = [0u8; 1];
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    f.read_exact(&mut b).unwrap();
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    f.write_all(&[!b[0]]).unwrap();
 }
 
 /// A raw disk with an ESP (64 MiB, FAT32 holding `files`) and a root
