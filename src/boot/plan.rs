@@ -42,7 +42,8 @@ impl BootPlan {
 
 /// The x86 kernel's COMMAND_LINE_SIZE, counting the terminating NUL. A
 /// longer line is refused by kexec_file_load (EINVAL) or cut short.
-pub const MAX_CMDLINE: usize = 2048;
+/// Discovery refuses such lines already, so `image` owns the number.
+pub const MAX_CMDLINE: usize = crate::image::inspect::KERNEL_CMDLINE_SIZE;
 
 /// Why a plan could not be made. Each names the volume, image or entry and
 /// says what to do. This is the one answer to "can this entry boot?": the

@@ -606,11 +606,6 @@ mod tests {
         assert!(why.contains("at most 2047 bytes"), "{why}");
     }
 
-    #[test]
-    fn kernel_cmdline_size_is_the_one_boot_plan_checks() {
-        assert_eq!(KERNEL_CMDLINE_SIZE, crate::boot::plan::MAX_CMDLINE);
-    }
-
     fn bls_entry_on(files: &[(&str, &[u8])], partition_len: u64) -> Result<BootEntry, String> {
         let bytes = fat32_with(files);
         let len = bytes.len() as u64;
