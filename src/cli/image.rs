@@ -66,6 +66,10 @@ struct Report<'a> {
     inspection: &'a Inspection,
 }
 
+/// Partitions listed in text output. Real disks have a handful; a GPT can
+/// declare 8,192 (a hostile one does), which would bury everything else.
+const MAX_PARTITIONS_SHOWN: usize = 128;
+
 /// Set in the environment of the child that `inspect_bounded` starts.
 const IN_CHILD: &str = "VHDBOOT_BOUNDED_CHILD";
 
@@ -322,7 +326,7 @@ fn print_text(report: &Report<'_>, path: &Path) {
             "offset",
             "size"
         );
-        for p in &i.partitions {
+        for p in i.partitions.iter().take(MAX_PARTITIONS_SHOWN) {
             say!(
                 "  {:>2}  {:<20} {:<20} {:>12} {:>12}  {}",
                 p.number,
@@ -332,6 +336,11 @@ fn print_text(report: &Report<'_>, path: &Path) {
                 human_size(p.range.len),
                 p.part_guid
             );
+        }
+        if let Some(more) = i.partitions.len().checked_sub(MAX_PARTITIONS_SHOWN)
+            && more > 0
+        {
+            say!("  ... and {more} more partition(s); --json lists them all");
         }
     }
     for e in &i.esps {
