@@ -1181,12 +1181,21 @@ def scenario_ovmf(args, timings):
     vm = Vm(args, "ovmf", None, None, None, disk=args.disk, firmware=fw)
     try:
         wait_menu(vm, args, timings, [NTFS_TITLE, EXFAT_TITLE])
+        check_started_by_firmware(vm)
         t_menu = vm.elapsed()
         down_enter_boots_exfat(vm, args)
         timings["menu to marker"] = vm.elapsed() - t_menu
     finally:
         vm.close()
     return vm
+
+
+def check_started_by_firmware(vm):
+    """OVMF's boot manager logs on the serial port which Boot#### entry it
+    starts; the ESP disk is the first virtio disk (PCI slot 3)."""
+    check(re.search(r'BdsDxe: starting Boot[0-9A-F]{4} "UEFI Misc Device" from PciRoot\(0x0\)/Pci\(0x3,0x0\)',
+                    vm.text()) is not None,
+          "OVMF's log does not show it starting the ESP disk (BdsDxe: starting ... Pci(0x3,0x0))")
 
 
 class Screendump:
@@ -1277,6 +1286,7 @@ def scenario_ovmf_vga(args, timings):
         first = wait_screen(vm, "the menu (its blue title bar and grey selection bar)", args.timeout,
                             first_path, lambda d: d.title_bar() and d.selection_bar())
         timings["start to menu"] = vm.elapsed()
+        check_started_by_firmware(vm)
         # The frame may still be in the middle of its first draw: dump again.
         time.sleep(1)
         first = screendump(vm, first_path)
