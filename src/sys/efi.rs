@@ -47,4 +47,14 @@ mod tests {
         std::fs::write(t.path().join(SECURE_BOOT_VAR), [6, 0, 0, 0, 1]).unwrap();
         assert_eq!(secure_boot(t.path()), Some(true));
     }
+
+    #[test]
+    fn no_efi_firmware_means_secure_boot_unknown_not_an_error() {
+        // A BIOS boot (SeaBIOS, Ventoy's legacy mode) has no
+        // /sys/firmware/efi at all: the folder is missing, not empty.
+        let root = tempfile::tempdir().unwrap();
+        let efivars = root.path().join("sys/firmware/efi/efivars");
+        assert!(!efivars.exists());
+        assert_eq!(secure_boot(&efivars), None);
+    }
 }

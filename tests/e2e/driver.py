@@ -35,6 +35,10 @@ Scenarios:
   shell-keys, kexec-refused, confirm-cancel, exec-fails: each hand-back
            (rescue shell, refused kexec, cancelled confirmation, failed
            reboot) returns a menu that takes keys: another entry boots
+  ovmf     UEFI firmware (OVMF) boots vhdboot.efi from an ESP disk; the
+           menu on the serial port; Down + Enter boots the exFAT image
+  ovmf-vga the same with the menu on a VGA framebuffer: monitor
+           screendumps show it drawn and the selection moving after Down
 
 Usage: driver.py --kernel K --initrd I --disk D --uki NTFS_UKI
                  --fault-disk F --blank-disk B --workdir W [--scenario NAME ...]
@@ -46,6 +50,7 @@ import argparse
 import codecs
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -212,7 +217,8 @@ class Vm:
     """One QEMU run with its serial console on pipes."""
 
     def __init__(self, args, name, kernel, initrd, append, disk=None, answer_dsr=True,
-                 monitor=False, overlay=True, sector_size=512, extra_disks=()):
+                 monitor=False, overlay=True, sector_size=512, extra_disks=(),
+                 firmware=None, vga=False):
         self.name = name
         self.monitor_path = os.path.join(args.workdir, f"{name}.monitor") if monitor else None
         self.answer_dsr = answer_dsr
@@ -222,11 +228,18 @@ class Vm:
             # KVM cannot run a stock kernel on these machines, and -smp 2 hit
             # an early int3 Oops under TCG (shared/lessons.md).
             "-accel", "tcg", "-cpu", "max", "-smp", "1", "-m", "1024",
-            "-nographic", "-no-reboot", "-nic", "none",
+            # With vga, the screen is a framebuffer nobody sees but the
+            # monitor's screendump; the serial port still goes to the driver.
+            *(["-display", "none", "-vga", "std"] if vga else ["-nographic"]),
+            "-no-reboot", "-nic", "none",
             "-serial", "stdio",
             "-monitor", f"unix:{self.monitor_path},server=on,wait=off" if monitor else "none",
-            "-kernel", kernel, "-initrd", initrd, "-append", append,
         ]
+        # Under firmware (an Ovmf), the ESP disk comes first and the UKI on
+        # it carries the bootstrapper's command line; kernel, initrd and
+        # append are not used.
+        cmd += firmware.qemu_args() if firmware else [
+            "-kernel", kernel, "-initrd", initrd, "-append", append]
         if disk and not overlay:
             # The disk benchmark writes to its own disk: a qcow2 overlay
             # would add cluster allocation to every first write.
@@ -382,6 +395,44 @@ class Vm:
         with open(self.log_path, "wb") as f:
             f.write(self.raw)
 
+
+
+class Ovmf:
+    """UEFI firmware (Debian's ovmf package) and an ESP disk, for the
+    scenarios that start vhdboot.efi the way a PC does. The variable store
+    is a private copy per scenario, kept across the boots of that scenario
+    (each Vm built with this object), as NVRAM is on a real machine."""
+
+    CODE = "/usr/share/OVMF/OVMF_CODE.fd"
+    VARS = "/usr/share/OVMF/OVMF_VARS.fd"
+
+    def __init__(self, args, name, esp):
+        for path in (self.CODE, self.VARS):
+            check(os.path.exists(path), f"{path} is missing: install the ovmf package (tests/install-deps)")
+        check(esp is not None and os.path.exists(esp),
+              f"the ESP disk {esp!r} is missing: run tests/e2e/build")
+        self.esp = os.path.abspath(esp)
+        self.vars = os.path.join(args.workdir, f"{name}.OVMF_VARS.fd")
+        shutil.copyfile(self.VARS, self.vars)
+
+    def qemu_args(self):
+        return [
+            "-drive", f"if=pflash,format=raw,readonly=on,file={self.CODE}",
+            "-drive", f"if=pflash,format=raw,file={os.path.abspath(self.vars)}",
+            # snapshot=on: whatever the firmware or the guest writes to the
+            # ESP is dropped, so the built image serves every scenario.
+            "-drive", f"file={self.esp},if=virtio,format=raw,snapshot=on",
+        ]
+
+
+def build_env_value(name: str):
+    """A path from target/e2e/env, for fixtures the driver's arguments do
+    not name (the ESP disks); None when the file or the name is missing."""
+    repo = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    try:
+        return load_build_env(repo).get(name)
+    except OSError:
+        return None
 
 
 def last_lines(log: str, n: int) -> str:
@@ -568,6 +619,20 @@ def self_test():
         raise AssertionError("the wrong backing file was accepted")
     empty = MARKER.search("VHDBOOT-TARGET-OK cmdline=quiet backing= dio= root= parts=")
     assert empty and empty["backing"] == "" and empty["cmdline"] == "quiet", empty
+    # A 500x40 frame: a 10-row blue title bar, a 1-row grey border (not a
+    # bar), and a 9-row grey selection bar with a black glyph in it.
+    import tempfile
+    w, h = 500, 40
+    rows = [Screendump.TITLE_BLUE * w] * 10 + [bytes(3 * w)] * 5 + [Screendump.SELECTION_GREY * w]
+    rows += [bytes(3 * w)] * 4 + [Screendump.SELECTION_GREY * 120 + bytes(3) + Screendump.SELECTION_GREY * (w - 121)] * 9
+    rows += [bytes(3 * w)] * (h - len(rows))
+    with tempfile.NamedTemporaryFile(suffix=".ppm") as f:
+        f.write(b"P6\n%d %d\n255\n" % (w, h) + b"".join(rows))
+        f.flush()
+        dump = Screendump(f.name)
+    assert dump.title_bar() == (0, 9), dump.title_bar()
+    assert dump.selection_bar() == (20, 28), dump.selection_bar()
+    assert dump.lit_pixels() == 10 * w + w + 9 * (w - 1), dump.lit_pixels()
 
 
 def scenario_readonly(args, timings):
@@ -1107,6 +1172,146 @@ def scenario_hostile(args, timings):
     return vm
 
 
+def scenario_ovmf(args, timings):
+    """UEFI firmware (OVMF) starts vhdboot.efi from the ESP's removable-media
+    path, EFI/BOOT/BOOTX64.EFI: no -kernel, no -append; the UKI's .cmdline
+    puts the menu on the serial port and waits for a key (ESP_SERIAL in
+    tests/e2e/build). Down + Enter boots the exFAT image."""
+    fw = Ovmf(args, "ovmf", args.esp_serial or build_env_value("ESP_SERIAL"))
+    vm = Vm(args, "ovmf", None, None, None, disk=args.disk, firmware=fw)
+    try:
+        wait_menu(vm, args, timings, [NTFS_TITLE, EXFAT_TITLE])
+        check_started_by_firmware(vm)
+        t_menu = vm.elapsed()
+        down_enter_boots_exfat(vm, args)
+        timings["menu to marker"] = vm.elapsed() - t_menu
+    finally:
+        vm.close()
+    return vm
+
+
+def check_started_by_firmware(vm):
+    """OVMF's boot manager logs on the serial port which Boot#### entry it
+    starts; the ESP disk is the first virtio disk (PCI slot 3)."""
+    check(re.search(r'BdsDxe: starting Boot[0-9A-F]{4} "UEFI Misc Device" from PciRoot\(0x0\)/Pci\(0x3,0x0\)',
+                    vm.text()) is not None,
+          "OVMF's log does not show it starting the ESP disk (BdsDxe: starting ... Pci(0x3,0x0))")
+
+
+class Screendump:
+    """One QEMU monitor screendump (binary PPM, P6): what the framebuffer
+    shows. fbcon draws with the VGA palette: the menu's title bar is white
+    on blue (0, 0, 0xaa), and the selected row is a light grey
+    (0xaa, 0xaa, 0xaa) bar across the entry list."""
+
+    TITLE_BLUE = b"\x00\x00\xaa"
+    SELECTION_GREY = b"\xaa\xaa\xaa"
+
+    def __init__(self, path: str):
+        with open(path, "rb") as f:
+            data = f.read()
+        magic, size, maxval, self.pixels = data.split(b"\n", 3)
+        check(magic == b"P6" and maxval == b"255", f"{path} is not a binary PPM screendump")
+        self.width, self.height = map(int, size.split())
+        stride = self.width * 3
+        self.rows = [self.pixels[y * stride:(y + 1) * stride] for y in range(self.height)]
+
+    def lit_pixels(self) -> int:
+        """Pixels that are not black (the console's background)."""
+        px = self.pixels
+        return sum(1 for i in range(0, len(px) - 2, 3) if px[i:i + 3] != b"\0\0\0")
+
+    def bands(self, colour: bytes, run: int) -> list:
+        """(top, bottom) of each band of at least 8 consecutive pixel rows
+        that hold `run` pixels of `colour` side by side: a bar as tall as a
+        text line, not a one-pixel box border."""
+        needle = colour * run
+        bands, top = [], None
+        for y, row in enumerate(self.rows + [b""]):
+            if needle in row:
+                top = y if top is None else top
+            elif top is not None:
+                if y - top >= 8:
+                    bands.append((top, y - 1))
+                top = None
+        return bands
+
+    def title_bar(self):
+        bands = self.bands(self.TITLE_BLUE, 400)
+        return bands[0] if bands else None
+
+    def selection_bar(self):
+        bands = self.bands(self.SELECTION_GREY, 100)
+        return bands[0] if bands else None
+
+
+def screendump(vm, path: str):
+    """Takes a screendump through the monitor; None while QEMU has not
+    opened its monitor socket yet."""
+    if os.path.exists(path):
+        os.unlink(path)
+    try:
+        vm.monitor(f"screendump {path}")
+    except (FileNotFoundError, ConnectionRefusedError):
+        return None
+    return Screendump(path) if os.path.exists(path) else None
+
+
+def wait_screen(vm, what, timeout, path, test):
+    """Polls screendumps until test(dump) holds; returns that dump."""
+    deadline = min(time.monotonic() + timeout, vm.deadline)
+    while True:
+        if vm.proc.poll() is not None:
+            raise Failure(f"QEMU exited (status {vm.proc.returncode}) before {what}")
+        dump = screendump(vm, path)
+        if dump is not None and test(dump):
+            return dump
+        if time.monotonic() >= deadline:
+            raise Failure(f"timed out at {vm.elapsed():.0f} s waiting for {what} on the screen ({path})")
+        time.sleep(1)
+
+
+def scenario_ovmf_vga(args, timings):
+    """As ovmf, with the menu on a VGA framebuffer instead of the serial
+    port: the UKI's last console is tty0 (ESP_VGA in tests/e2e/build), the
+    keys come from the QEMU monitor (a PS/2 keyboard), and the screen is
+    read from monitor screendumps. The menu must be drawn (a lit screen with
+    the blue selection bar), Down must move the bar down, and Enter must
+    boot the exFAT image; its marker arrives on the serial port."""
+    fw = Ovmf(args, "ovmf-vga", args.esp_vga or build_env_value("ESP_VGA"))
+    vm = Vm(args, "ovmf-vga", None, None, None, disk=args.disk, firmware=fw, vga=True, monitor=True)
+    first_path = os.path.join(args.workdir, "ovmf-vga.menu.ppm")
+    second_path = os.path.join(args.workdir, "ovmf-vga.down.ppm")
+    try:
+        first = wait_screen(vm, "the menu (its blue title bar and grey selection bar)", args.timeout,
+                            first_path, lambda d: d.title_bar() and d.selection_bar())
+        timings["start to menu"] = vm.elapsed()
+        check_started_by_firmware(vm)
+        # The frame may still be in the middle of its first draw: dump again.
+        time.sleep(1)
+        first = screendump(vm, first_path)
+        lit, title, selected = first.lit_pixels(), first.title_bar(), first.selection_bar()
+        print(f"e2e:   ovmf-vga: {first.width}x{first.height}, {lit} lit pixels, "
+              f"title bar rows {title}, selection bar rows {selected}", flush=True)
+        check(lit >= 5000, f"the menu screen has only {lit} lit pixels: it looks blank")
+        check(title is not None and selected is not None and selected[0] > title[1],
+              f"the selection bar {selected} is not below the title bar {title}")
+        reply = vm.monitor("sendkey down")
+        check("rror" not in reply, f"sendkey down failed: {reply!r}")
+        second = wait_screen(vm, "the selection bar to move down after Down", 30, second_path,
+                             lambda d: d.selection_bar() and d.selection_bar()[0] > selected[1])
+        check(second.pixels != first.pixels, "the screen did not change after Down")
+        timings["down redrawn"] = vm.elapsed() - timings["start to menu"]
+        vm.monitor("sendkey ret")
+        t_enter = vm.elapsed()
+        m = marker(vm, args.timeout)
+        timings["enter to marker"] = vm.elapsed() - t_enter
+        check_booted_image(m, EXFAT_PATH, "e2e.uki=exfat")
+    finally:
+        vm.close()
+    return vm
+
+
 SCENARIOS = {
     "direct": scenario_direct,
     "default": scenario_default,
@@ -1126,11 +1331,14 @@ SCENARIOS = {
     "kexec-refused": scenario_kexec_refused,
     "confirm-cancel": scenario_confirm_cancel,
     "exec-fails": scenario_exec_fails,
+    "ovmf": scenario_ovmf,
+    "ovmf-vga": scenario_ovmf_vga,
 }
 # The scenarios run when none is named.
 DEFAULT_SCENARIOS = ["direct", "default", "pick", "edit", "readonly", "silent",
                      "shutdown", "faults", "empty", "panic", "late", "4kn", "shell-keys",
-                     "kexec-refused", "confirm-cancel", "exec-fails", "default-broken", "hostile"]
+                     "kexec-refused", "confirm-cancel", "exec-fails", "default-broken", "hostile",
+                     "ovmf", "ovmf-vga"]
 
 
 def main() -> int:
@@ -1143,6 +1351,8 @@ def main() -> int:
     p.add_argument("--blank-disk", required=True, help="a disk with no filesystem")
     p.add_argument("--disk-4kn", required=True, help="the host disk again, with 4096-byte sectors")
     p.add_argument("--hostile-disk", required=True, help="tests/e2e/make-hostile-disk's disk")
+    p.add_argument("--esp-serial", help="the ESP disk for 'ovmf' (default: ESP_SERIAL in target/e2e/env)")
+    p.add_argument("--esp-vga", help="the ESP disk for 'ovmf-vga' (default: ESP_VGA in target/e2e/env)")
     p.add_argument("--workdir", required=True, help="overlays and serial logs go here")
     p.add_argument("--timeout", type=float, default=180.0, help="per-scenario limit in seconds")
     p.add_argument("--scenario", action="append", choices=sorted(SCENARIOS),
