@@ -32,6 +32,7 @@ import re
 import statistics
 import subprocess
 import sys
+import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.path.join(REPO, "target", "bench", "bootpath")
@@ -77,17 +78,66 @@ def qemu_args(extra):
         driver.subprocess.Popen = real
 
 
-def boot(args, name, kernel, initrd, append, disk):
+def boot(args, name, kernel, initrd, append, disk, interact=None):
+    """Boots to the marker; returns the host's seconds from QEMU start to
+    the marker and the serial text. `interact(vm)`, if given, runs first
+    (keys in the menu) and returns the host time from which the second
+    figure, from that moment to the marker, is counted."""
     with qemu_args(args.qemu_extra):
         vm = driver.Vm(args, name, kernel, initrd, append, disk=disk)
     try:
+        since = interact(vm) if interact else None
         m = driver.marker(vm, args.timeout)
         took = vm.elapsed()
         driver.check_booted_image(m, "/Images/ntfs-linux.vhd", "e2e.uki=ntfs")
         text = vm.text()
     finally:
         vm.close()
+    if since is not None:
+        return took, text, took - since
     return took, text
+
+
+HELP_LINE = "move between entries"
+
+
+def key_to_frame(vm, key, shown):
+    """Host seconds from sending `key` until the help screen is (shown) or
+    is not (not shown) on the rendered screen."""
+    t0 = vm.elapsed()
+    vm.send(key)
+    vm.wait_for(lambda t: (HELP_LINE in t) == shown, 30, "the help screen to toggle", on_screen=True)
+    return vm.elapsed() - t0
+
+
+def toggle_help(vm, times):
+    """Opens and closes the help `times` times (h does not cancel a
+    preload); returns each key-to-frame latency."""
+    out = []
+    for _ in range(times):
+        out.append(key_to_frame(vm, b"h", True))
+        out.append(key_to_frame(vm, b"h", False))
+    return out
+
+
+def enter_when(settle_s, latencies=None):
+    """An `interact` for a menu without a countdown: waits for the menu,
+    optionally measures key-to-frame at once (while the default preloads)
+    and after the wait, waits `settle_s` host seconds from the menu, then
+    presses Enter and returns that moment."""
+    def interact(vm):
+        vm.wait_for(re.escape(driver.NTFS_TITLE), 240, "the menu", on_screen=True)
+        t_menu = vm.elapsed()
+        if latencies is not None:
+            latencies["during"].extend(toggle_help(vm, 3))
+        left = settle_s - (vm.elapsed() - t_menu)
+        if left > 0:
+            time.sleep(left)
+        if latencies is not None:
+            latencies["after"].extend(toggle_help(vm, 3))
+        vm.key("enter")
+        return vm.elapsed()
+    return interact
 
 
 def ours_steps(text):
@@ -119,6 +169,15 @@ def main():
     ap.add_argument("--out", default=os.path.join(REPO, "target", "bench", "bootpath.md"))
     ap.add_argument("--baseline", help="a second vhdboot bootstrapper initramfs to boot in the same alternation")
     ap.add_argument("--icount", type=int, help="QEMU -icount shift: guest time counts instructions")
+    ap.add_argument("--variant", action="append", default=[], metavar="WORDS",
+                    help="also boot vhdboot with WORDS added to the bootstrapper's kernel command "
+                         "line (e.g. init_on_alloc=0), in the same alternation")
+    ap.add_argument("--preload", action="store_true",
+                    help="also measure preloads (issue 17): QEMU start to marker at timeout=5 "
+                         "against the shell chain's 5 s countdown, and Enter to marker with the "
+                         "preload finished and with Enter pressed as the menu shows")
+    ap.add_argument("--wait", type=float, default=12.0,
+                    help="--preload: host seconds from the menu to Enter for the preloaded boot")
     a = ap.parse_args()
     os.makedirs(WORK, exist_ok=True)
     if not a.skip_build:
@@ -133,7 +192,33 @@ def main():
     args = argparse.Namespace(workdir=WORK, timeout=a.timeout, qemu_extra=extra)
 
     ours, shell, base = [], [], []
+    variants = {words: [] for words in a.variant}
+    pre = {"ours5": [], "shell5": [], "ready": [], "at_once": []}
+    latencies = {"during": [], "after": []}
+    menu_append = f"{APPEND} vhdboot.default=/Images/ntfs-linux.vhd vhdboot.timeout=-1"
     for i in range(a.runs):
+        for words in a.variant:
+            took, text = boot(args, f"variant-{i}", env["VMLINUZ"], env["BOOT_INITRD"],
+                              f"{OURS_APPEND} {words}", env["DISK"])
+            s1, s2 = ours_steps(text)
+            variants[words].append((took, s1, s2))
+            print(f"bootpath: vhdboot + {words} run {i}: {took:.2f} s to marker", file=sys.stderr)
+        if a.preload:
+            took, text = boot(args, f"ours5-{i}", env["VMLINUZ"], env["BOOT_INITRD"],
+                              OURS_APPEND.replace("timeout=0", "timeout=5"), env["DISK"])
+            pre["ours5"].append((took, *ours_steps(text)))
+            took, text = boot(args, f"shell5-{i}", env["VMLINUZ"], shell_initrd,
+                              f"{APPEND} shellchain.timeout=5", env["DISK"])
+            pre["shell5"].append((took, *shell_steps(text)))
+            took, text, enter = boot(args, f"ready-{i}", env["VMLINUZ"], env["BOOT_INITRD"], menu_append,
+                                     env["DISK"], enter_when(a.wait, latencies if i == 0 else None))
+            pre["ready"].append((took, *ours_steps(text), enter))
+            took, text, enter = boot(args, f"at-once-{i}", env["VMLINUZ"], env["BOOT_INITRD"], menu_append,
+                                     env["DISK"], enter_when(0))
+            pre["at_once"].append((took, *ours_steps(text), enter))
+            print(f"bootpath: preload run {i}: timeout=5 {pre['ours5'][-1][0]:.2f} s, shell chain 5 s "
+                  f"{pre['shell5'][-1][0]:.2f} s, Enter after preload {pre['ready'][-1][3]:.2f} s, "
+                  f"Enter at once {pre['at_once'][-1][3]:.2f} s to marker", file=sys.stderr)
         if a.baseline:
             took, text = boot(args, f"base-{i}", env["VMLINUZ"], a.baseline, OURS_APPEND, env["DISK"])
             s1, s2 = ours_steps(text)
@@ -198,10 +283,59 @@ def main():
                   f"{span(base, 'boot requested', 'kexec_file_load done'):.3f} s (vhdboot {load_ours:.3f} s).", ""]
         lines += step_table(base, "The baseline's timeline") + [""]
     lines += step_table(shell, "The shell chain's timeline") + [""]
+    for words, runs in variants.items():
+        t_var = med([r[0] for r in runs])
+        lines += [f"### Bootstrapper command line + `{words}`", "",
+                  f"Same alternation, `{OURS_APPEND} {words}`: runs {', '.join(f'{r[0]:.2f}' for r in runs)}, "
+                  f"median {t_var:.2f} s (without: {t_ours:.2f} s). Stage 1 'PID 1 start' → 'reboot': "
+                  f"{span(runs, 'PID 1 start', 'reboot'):.3f} s (without: {span(ours, 'PID 1 start', 'reboot'):.3f} s); "
+                  f"'boot requested' → 'kexec_file_load done': {span(runs, 'boot requested', 'kexec_file_load done'):.3f} s "
+                  f"(without: {load_ours:.3f} s).", ""]
+        lines += step_table(runs, f"vhdboot + {words}: timeline") + [""]
+    if a.preload:
+        lines += preload_section(pre, latencies, a, t_ours, t_shell, span)
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     with open(a.out, "w") as f:
         f.write("\n".join(lines))
     print("\n".join(lines))
+
+
+def preload_section(pre, latencies, a, t_ours, t_shell, span):
+    """The figures of issue 17's comparison, as markdown lines."""
+    t5 = med([r[0] for r in pre["ours5"]])
+    s5 = med([r[0] for r in pre["shell5"]])
+    ready = med([r[3] for r in pre["ready"]])
+    at_once = med([r[3] for r in pre["at_once"]])
+    own = span(pre["ready"], "reboot requested", "reboot")
+    waited = [dict(r[1]) for r in pre["ready"]]
+    preloaded = sum(1 for d in waited if "preload ready" in d and d["preload ready"] < d.get("reboot requested", 0))
+    lines = ["### Preload (issue 17)", "",
+             "Same alternation. timeout=5: QEMU start to marker with `vhdboot.timeout=5` (the default "
+             "is preloaded during the countdown), against the shell chain with `shellchain.timeout=5` "
+             "(a 5 s sleep after it found the image, where a script's menu would wait). Enter → marker: "
+             f"`vhdboot.timeout=-1`, Enter {a.wait:.0f} s after the menu showed (preload finished) or as "
+             "soon as it showed (the preload has just started, so Enter waits for all of it: the boot "
+             "without a preload), host wall-clock.", "",
+             "| figure | runs (s) | median (s) |", "|---|---|---:|",
+             f"| vhdboot, timeout=5, start → marker | {', '.join(f'{r[0]:.2f}' for r in pre['ours5'])} | {t5:.2f} |",
+             f"| shell chain, 5 s countdown, start → marker | {', '.join(f'{r[0]:.2f}' for r in pre['shell5'])} | {s5:.2f} |",
+             f"| vhdboot, timeout=0, start → marker | (above) | {t_ours:.2f} |",
+             f"| shell chain, no countdown, start → marker | (above) | {t_shell:.2f} |",
+             f"| vhdboot, Enter → marker, preloaded | {', '.join(f'{r[3]:.2f}' for r in pre['ready'])} | {ready:.2f} |",
+             f"| vhdboot, Enter → marker, Enter as the menu shows | {', '.join(f'{r[3]:.2f}' for r in pre['at_once'])} | {at_once:.2f} |",
+             "",
+             f"Ratios: timeout=5 vhdboot / shell chain **{t5 / s5:.2f}** (goal ≤ 0.80); timeout=0 "
+             f"{t_ours / t_shell:.2f}; Enter → marker preloaded / not preloaded **{ready / at_once:.2f}**.", "",
+             f"Our own work from Enter to the reboot when preloaded (stage 1 'reboot requested' → "
+             f"'reboot', guest clock): **{own * 1000:.1f} ms** (goal ≤ 50 ms); the preload had finished "
+             f"before Enter in {preloaded} of {len(waited)} runs.", ""]
+    if latencies["during"]:
+        d, f = latencies["during"], latencies["after"]
+        lines += [f"Key → frame in QEMU (h toggling the help screen, host clock from the key's bytes on "
+                  f"the serial line to the rendered frame): while the default preloads "
+                  f"{', '.join(f'{x * 1000:.0f}' for x in d)} ms (median {med(d) * 1000:.0f} ms); after "
+                  f"it finished {', '.join(f'{x * 1000:.0f}' for x in f)} ms (median {med(f) * 1000:.0f} ms).", ""]
+    return lines
 
 
 if __name__ == "__main__":
