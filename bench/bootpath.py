@@ -110,13 +110,16 @@ def key_to_frame(vm, key, shown):
     return vm.elapsed() - t0
 
 
-def toggle_help(vm, times):
-    """Opens and closes the help `times` times (h does not cancel a
-    preload); returns each key-to-frame latency."""
+def toggle_help(vm, until):
+    """Opens and closes the help (h does not cancel a preload) until the
+    host clock reaches `until` (vm.elapsed()); returns each key-to-frame
+    latency with the moment its key was sent."""
     out = []
-    for _ in range(times):
-        out.append(key_to_frame(vm, b"h", True))
-        out.append(key_to_frame(vm, b"h", False))
+    while vm.elapsed() < until:
+        for shown in (True, False):
+            t = vm.elapsed()
+            out.append((t, key_to_frame(vm, b"h", shown)))
+        time.sleep(0.05)
     return out
 
 
@@ -129,12 +132,14 @@ def enter_when(settle_s, latencies=None):
         vm.wait_for(re.escape(driver.NTFS_TITLE), 240, "the menu", on_screen=True)
         t_menu = vm.elapsed()
         if latencies is not None:
-            latencies["during"].extend(toggle_help(vm, 3))
+            # Keys all through the preload (its kexec_file_load included),
+            # then keys with nothing running.
+            latencies["menu"] = t_menu
+            latencies["during"].extend(toggle_help(vm, t_menu + settle_s - 3))
+            latencies["after"].extend(toggle_help(vm, t_menu + settle_s))
         left = settle_s - (vm.elapsed() - t_menu)
         if left > 0:
             time.sleep(left)
-        if latencies is not None:
-            latencies["after"].extend(toggle_help(vm, 3))
         vm.key("enter")
         return vm.elapsed()
     return interact
@@ -176,6 +181,10 @@ def main():
                     help="also measure preloads (issue 17): QEMU start to marker at timeout=5 "
                          "against the shell chain's 5 s countdown, and Enter to marker with the "
                          "preload finished and with Enter pressed as the menu shows")
+    ap.add_argument("--append", default="", metavar="WORDS",
+                    help="words added to vhdboot's kernel command line in every boot of this run")
+    ap.add_argument("--latency-only", action="store_true",
+                    help="--preload: boot once, measure key → frame during and after the preload, stop")
     ap.add_argument("--wait", type=float, default=12.0,
                     help="--preload: host seconds from the menu to Enter for the preloaded boot")
     a = ap.parse_args()
@@ -195,17 +204,23 @@ def main():
     variants = {words: [] for words in a.variant}
     pre = {"ours5": [], "shell5": [], "ready": [], "at_once": []}
     latencies = {"during": [], "after": []}
-    menu_append = f"{APPEND} vhdboot.default=/Images/ntfs-linux.vhd vhdboot.timeout=-1"
+    ours_append = f"{OURS_APPEND} {a.append}".strip()
+    menu_append = f"{APPEND} vhdboot.default=/Images/ntfs-linux.vhd vhdboot.timeout=-1 {a.append}".strip()
+    if a.latency_only:
+        took, text, enter = boot(args, "latency", env["VMLINUZ"], env["BOOT_INITRD"], menu_append,
+                                 env["DISK"], enter_when(a.wait, latencies))
+        print("\n".join(latency_lines(latencies, (took, *ours_steps(text), enter))))
+        return
     for i in range(a.runs):
         for words in a.variant:
             took, text = boot(args, f"variant-{i}", env["VMLINUZ"], env["BOOT_INITRD"],
-                              f"{OURS_APPEND} {words}", env["DISK"])
+                              f"{ours_append} {words}", env["DISK"])
             s1, s2 = ours_steps(text)
             variants[words].append((took, s1, s2))
             print(f"bootpath: vhdboot + {words} run {i}: {took:.2f} s to marker", file=sys.stderr)
         if a.preload:
             took, text = boot(args, f"ours5-{i}", env["VMLINUZ"], env["BOOT_INITRD"],
-                              OURS_APPEND.replace("timeout=0", "timeout=5"), env["DISK"])
+                              ours_append.replace("timeout=0", "timeout=5"), env["DISK"])
             pre["ours5"].append((took, *ours_steps(text)))
             took, text = boot(args, f"shell5-{i}", env["VMLINUZ"], shell_initrd,
                               f"{APPEND} shellchain.timeout=5", env["DISK"])
@@ -224,7 +239,7 @@ def main():
             s1, s2 = ours_steps(text)
             base.append((took, s1, s2))
             print(f"bootpath: baseline run {i}: {took:.2f} s to marker", file=sys.stderr)
-        took, text = boot(args, f"ours-{i}", env["VMLINUZ"], env["BOOT_INITRD"], OURS_APPEND, env["DISK"])
+        took, text = boot(args, f"ours-{i}", env["VMLINUZ"], env["BOOT_INITRD"], ours_append, env["DISK"])
         s1, s2 = ours_steps(text)
         ours.append((took, s1, s2))
         print(f"bootpath: vhdboot run {i}: {took:.2f} s to marker", file=sys.stderr)
@@ -330,12 +345,27 @@ def preload_section(pre, latencies, a, t_ours, t_shell, span):
              f"'reboot', guest clock): **{own * 1000:.1f} ms** (goal ≤ 50 ms); the preload had finished "
              f"before Enter in {preloaded} of {len(waited)} runs.", ""]
     if latencies["during"]:
-        d, f = latencies["during"], latencies["after"]
-        lines += [f"Key → frame in QEMU (h toggling the help screen, host clock from the key's bytes on "
-                  f"the serial line to the rendered frame): while the default preloads "
-                  f"{', '.join(f'{x * 1000:.0f}' for x in d)} ms (median {med(d) * 1000:.0f} ms); after "
-                  f"it finished {', '.join(f'{x * 1000:.0f}' for x in f)} ms (median {med(f) * 1000:.0f} ms).", ""]
+        lines += latency_lines(latencies, pre["ready"][0])
     return lines
+
+
+def latency_lines(latencies, ready_run):
+    """Key → frame figures of the first preloaded run, split by the guest's
+    own preload window (host and guest clocks are matched at the menu)."""
+    steps = dict(ready_run[1])
+    window = steps.get("preload ready", 0) - steps.get("menu start", 0)
+    all_keys = latencies["during"] + latencies["after"]
+    inside = [lat for t, lat in all_keys if t - latencies["menu"] < window]
+    outside = [lat for t, lat in all_keys if t - latencies["menu"] >= window]
+
+    def fig(xs):
+        if not xs:
+            return "none"
+        return (f"{len(xs)} keys, median {med(xs) * 1000:.0f} ms, max {max(xs) * 1000:.0f} ms")
+    return [f"Key → frame in QEMU (h toggling the help screen; host clock from the key's bytes on the "
+            f"serial line to the rendered frame), first preloaded run: during the preload (its first "
+            f"{window:.1f} s after the menu by the guest's clock, kexec_file_load included): {fig(inside)}; "
+            f"after it: {fig(outside)}.", ""]
 
 
 if __name__ == "__main__":

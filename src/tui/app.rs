@@ -111,7 +111,10 @@ pub fn run(model: &mut Model, host: &mut dyn Host, mut options: AppOptions) -> i
         }
         if Instant::now() >= next_tick {
             msgs.push(Msg::Tick);
-            next_tick = Instant::now() + TICK;
+            // On the schedule, not from now: a tick that came late (a
+            // preload's kexec_file_load can hold the only CPU for seconds)
+            // must not make "5 s" of countdown last 8.
+            next_tick += TICK;
         }
         if let Some(inbox) = &options.inbox {
             msgs.extend(inbox.try_iter());
