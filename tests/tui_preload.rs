@@ -224,8 +224,11 @@ fn enter_during_a_preload_waits_for_it_and_then_only_reboots() {
             step: Some("checking the initramfs".into()),
         })
     );
-    // Keys other than Back do nothing while the boot waits.
+    // Keys other than Esc do nothing while the boot waits; a second
+    // Enter does not stop it.
     assert!(menu.key(Key::Down).is_empty());
+    assert!(menu.key(Key::Enter).is_empty());
+    assert!(menu.model.waiting_for_preload());
     let effects = menu.finish(1, Ok(()));
     assert!(matches!(
         effects.first(),
@@ -349,14 +352,14 @@ fn a_preload_failing_while_the_boot_waits_shows_like_a_failed_load() {
 }
 
 #[test]
-fn back_stops_the_wait_but_keeps_the_preload() {
+fn esc_stops_the_wait_but_keeps_the_preload() {
     let mut menu = Menu::new(None);
     menu.send(Msg::Shown);
     menu.key(Key::Enter);
     assert!(menu.key(Key::Esc).is_empty());
     assert!(!menu.model.waiting_for_preload());
     assert_eq!(menu.model.busy, None);
-    assert!(menu.finish(1, Ok(())).is_empty(), "no boot after Back");
+    assert!(menu.finish(1, Ok(())).is_empty(), "no boot after Esc");
     assert_eq!(menu.count("exec"), 0);
 }
 

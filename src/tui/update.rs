@@ -193,10 +193,11 @@ fn on_preloaded(model: &mut Model, id: u64, result: Result<(), Failure>) -> Vec<
 }
 
 fn on_key(model: &mut Model, key: Key) -> Vec<Effect> {
-    // A boot waiting for its preload takes no keys but Back, which stops
-    // the wait and leaves the preload running for a later Enter.
+    // A boot waiting for its preload takes no keys but Esc (the editor's
+    // Cancel), which stops the wait and leaves the preload running for a
+    // later Enter. A second, impatient Enter must not stop the boot.
     if model.boot_waits {
-        if keys::PAGER.action(key) == Some(Action::Back) {
+        if keys::EDITOR.action(key) == Some(Action::Cancel) {
             model.boot_waits = false;
             model.busy = None;
             model.notice = Some("The boot was stopped; Enter starts it again.".into());
