@@ -84,7 +84,11 @@ EXFAT_TITLE = "E2E exFAT Linux"
 NTFS_PATH = "/Images/ntfs-linux.vhd"
 EXFAT_PATH = "/Images/exfat-linux.vhd"
 # The bootstrapper's own command line; vhdboot.* settings are added per scenario.
-BASE_CMDLINE = "console=ttyS0 quiet loglevel=3"
+# init_on_alloc=0 and preempt=full are the bootstrapper's own settings
+# (kconfig/vhdboot.config's built-in line; issue 17, bench/bootpath.py
+# --variant): no zeroing of the pages kexec_file_load and the memfds
+# allocate, and a menu that takes keys while a preload's kexec_file_load runs.
+BASE_CMDLINE = "console=ttyS0 quiet loglevel=3 init_on_alloc=0 preempt=full"
 
 
 def load_build_env(repo: str) -> dict:
