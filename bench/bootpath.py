@@ -32,6 +32,7 @@ import re
 import statistics
 import subprocess
 import sys
+import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.path.join(REPO, "target", "bench", "bootpath")
@@ -40,7 +41,9 @@ spec = importlib.util.spec_from_file_location("driver", os.path.join(REPO, "test
 driver = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(driver)
 
-APPEND = "console=ttyS0 quiet loglevel=3"
+# The bootstrapper's command line of the e2e test, for both chains: the same
+# kernel settings, so that the comparison is of the chains' own work.
+APPEND = driver.BASE_CMDLINE
 OURS_APPEND = f"{APPEND} vhdboot.default=/Images/ntfs-linux.vhd vhdboot.timeout=0"
 TIMELINE = re.compile(r"vhdboot: timeline:(.*)")
 SHELL_MARK = re.compile(r"shell-chain: t=([0-9.]+) (.+)")
@@ -77,17 +80,71 @@ def qemu_args(extra):
         driver.subprocess.Popen = real
 
 
-def boot(args, name, kernel, initrd, append, disk):
+def boot(args, name, kernel, initrd, append, disk, interact=None):
+    """Boots to the marker; returns the host's seconds from QEMU start to
+    the marker and the serial text. `interact(vm)`, if given, runs first
+    (keys in the menu) and returns the host time from which the second
+    figure, from that moment to the marker, is counted."""
     with qemu_args(args.qemu_extra):
         vm = driver.Vm(args, name, kernel, initrd, append, disk=disk)
     try:
+        since = interact(vm) if interact else None
         m = driver.marker(vm, args.timeout)
         took = vm.elapsed()
         driver.check_booted_image(m, "/Images/ntfs-linux.vhd", "e2e.uki=ntfs")
         text = vm.text()
     finally:
         vm.close()
+    if since is not None:
+        return took, text, took - since
     return took, text
+
+
+HELP_LINE = "move between entries"
+
+
+def key_to_frame(vm, key, shown):
+    """Host seconds from sending `key` until the help screen is (shown) or
+    is not (not shown) on the rendered screen."""
+    t0 = vm.elapsed()
+    vm.send(key)
+    vm.wait_for(lambda t: (HELP_LINE in t) == shown, 30, "the help screen to toggle", on_screen=True)
+    return vm.elapsed() - t0
+
+
+def toggle_help(vm, until):
+    """Opens and closes the help (h does not cancel a preload) until the
+    host clock reaches `until` (vm.elapsed()); returns each key-to-frame
+    latency with the moment its key was sent."""
+    out = []
+    while vm.elapsed() < until:
+        for shown in (True, False):
+            t = vm.elapsed()
+            out.append((t, key_to_frame(vm, b"h", shown)))
+        time.sleep(0.05)
+    return out
+
+
+def enter_when(settle_s, latencies=None):
+    """An `interact` for a menu without a countdown: waits for the menu,
+    optionally measures key-to-frame at once (while the default preloads)
+    and after the wait, waits `settle_s` host seconds from the menu, then
+    presses Enter and returns that moment."""
+    def interact(vm):
+        vm.wait_for(re.escape(driver.NTFS_TITLE), 240, "the menu", on_screen=True)
+        t_menu = vm.elapsed()
+        if latencies is not None:
+            # Keys all through the preload (its kexec_file_load included),
+            # then keys with nothing running.
+            latencies["menu"] = t_menu
+            latencies["during"].extend(toggle_help(vm, t_menu + settle_s - 3))
+            latencies["after"].extend(toggle_help(vm, t_menu + settle_s))
+        left = settle_s - (vm.elapsed() - t_menu)
+        if left > 0:
+            time.sleep(left)
+        vm.key("enter")
+        return vm.elapsed()
+    return interact
 
 
 def ours_steps(text):
@@ -119,6 +176,19 @@ def main():
     ap.add_argument("--out", default=os.path.join(REPO, "target", "bench", "bootpath.md"))
     ap.add_argument("--baseline", help="a second vhdboot bootstrapper initramfs to boot in the same alternation")
     ap.add_argument("--icount", type=int, help="QEMU -icount shift: guest time counts instructions")
+    ap.add_argument("--variant", action="append", default=[], metavar="WORDS",
+                    help="also boot vhdboot with WORDS added to the bootstrapper's kernel command "
+                         "line (e.g. init_on_alloc=0), in the same alternation")
+    ap.add_argument("--preload", action="store_true",
+                    help="also measure preloads (issue 17): QEMU start to marker at timeout=5 "
+                         "against the shell chain's 5 s countdown, and Enter to marker with the "
+                         "preload finished and with Enter pressed as the menu shows")
+    ap.add_argument("--append", default="", metavar="WORDS",
+                    help="words added to vhdboot's kernel command line in every boot of this run")
+    ap.add_argument("--latency-only", action="store_true",
+                    help="--preload: boot once, measure key → frame during and after the preload, stop")
+    ap.add_argument("--wait", type=float, default=12.0,
+                    help="--preload: host seconds from the menu to Enter for the preloaded boot")
     a = ap.parse_args()
     os.makedirs(WORK, exist_ok=True)
     if not a.skip_build:
@@ -133,13 +203,45 @@ def main():
     args = argparse.Namespace(workdir=WORK, timeout=a.timeout, qemu_extra=extra)
 
     ours, shell, base = [], [], []
+    variants = {words: [] for words in a.variant}
+    pre = {"ours5": [], "shell5": [], "ready": [], "at_once": []}
+    latencies = {"during": [], "after": []}
+    ours_append = f"{OURS_APPEND} {a.append}".strip()
+    menu_append = f"{APPEND} vhdboot.default=/Images/ntfs-linux.vhd vhdboot.timeout=-1 {a.append}".strip()
+    if a.latency_only:
+        took, text, enter = boot(args, "latency", env["VMLINUZ"], env["BOOT_INITRD"], menu_append,
+                                 env["DISK"], enter_when(a.wait, latencies))
+        print("\n".join(latency_lines(latencies, (took, *ours_steps(text), enter))))
+        return
     for i in range(a.runs):
+        for words in a.variant:
+            took, text = boot(args, f"variant-{i}", env["VMLINUZ"], env["BOOT_INITRD"],
+                              f"{ours_append} {words}", env["DISK"])
+            s1, s2 = ours_steps(text)
+            variants[words].append((took, s1, s2))
+            print(f"bootpath: vhdboot + {words} run {i}: {took:.2f} s to marker", file=sys.stderr)
+        if a.preload:
+            took, text = boot(args, f"ours5-{i}", env["VMLINUZ"], env["BOOT_INITRD"],
+                              ours_append.replace("timeout=0", "timeout=5"), env["DISK"])
+            pre["ours5"].append((took, *ours_steps(text)))
+            took, text = boot(args, f"shell5-{i}", env["VMLINUZ"], shell_initrd,
+                              f"{APPEND} shellchain.timeout=5", env["DISK"])
+            pre["shell5"].append((took, *shell_steps(text)))
+            took, text, enter = boot(args, f"ready-{i}", env["VMLINUZ"], env["BOOT_INITRD"], menu_append,
+                                     env["DISK"], enter_when(a.wait, latencies if i == 0 else None))
+            pre["ready"].append((took, *ours_steps(text), enter))
+            took, text, enter = boot(args, f"at-once-{i}", env["VMLINUZ"], env["BOOT_INITRD"], menu_append,
+                                     env["DISK"], enter_when(0))
+            pre["at_once"].append((took, *ours_steps(text), enter))
+            print(f"bootpath: preload run {i}: timeout=5 {pre['ours5'][-1][0]:.2f} s, shell chain 5 s "
+                  f"{pre['shell5'][-1][0]:.2f} s, Enter after preload {pre['ready'][-1][3]:.2f} s, "
+                  f"Enter at once {pre['at_once'][-1][3]:.2f} s to marker", file=sys.stderr)
         if a.baseline:
             took, text = boot(args, f"base-{i}", env["VMLINUZ"], a.baseline, OURS_APPEND, env["DISK"])
             s1, s2 = ours_steps(text)
             base.append((took, s1, s2))
             print(f"bootpath: baseline run {i}: {took:.2f} s to marker", file=sys.stderr)
-        took, text = boot(args, f"ours-{i}", env["VMLINUZ"], env["BOOT_INITRD"], OURS_APPEND, env["DISK"])
+        took, text = boot(args, f"ours-{i}", env["VMLINUZ"], env["BOOT_INITRD"], ours_append, env["DISK"])
         s1, s2 = ours_steps(text)
         ours.append((took, s1, s2))
         print(f"bootpath: vhdboot run {i}: {took:.2f} s to marker", file=sys.stderr)
@@ -198,10 +300,99 @@ def main():
                   f"{span(base, 'boot requested', 'kexec_file_load done'):.3f} s (vhdboot {load_ours:.3f} s).", ""]
         lines += step_table(base, "The baseline's timeline") + [""]
     lines += step_table(shell, "The shell chain's timeline") + [""]
+    for words, runs in variants.items():
+        t_var = med([r[0] for r in runs])
+        lines += [f"### Bootstrapper command line + `{words}`", "",
+                  f"Same alternation, `{OURS_APPEND} {words}`: runs {', '.join(f'{r[0]:.2f}' for r in runs)}, "
+                  f"median {t_var:.2f} s (without: {t_ours:.2f} s). Stage 1 'PID 1 start' → 'reboot': "
+                  f"{span(runs, 'PID 1 start', 'reboot'):.3f} s (without: {span(ours, 'PID 1 start', 'reboot'):.3f} s); "
+                  f"'boot requested' → 'kexec_file_load done': {span(runs, 'boot requested', 'kexec_file_load done'):.3f} s "
+                  f"(without: {load_ours:.3f} s).", ""]
+        lines += step_table(runs, f"vhdboot + {words}: timeline") + [""]
+    if a.preload:
+        pre["g0"] = med([guest_to_marker(r) for r in ours])
+        pre["gs0"] = med([guest_to_marker(r) for r in shell])
+        lines += preload_section(pre, latencies, a, t_ours, t_shell, span)
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     with open(a.out, "w") as f:
         f.write("\n".join(lines))
     print("\n".join(lines))
+
+
+def guest_to_marker(run, since=None):
+    """Instruction-counted seconds (with --icount) from the bootstrapper
+    kernel's start, or from its step `since`, to the target's init: stage
+    1's 'reboot' mark plus the target kernel's time to stage 2's last mark.
+    Firmware time is left out, the same for every chain."""
+    s1, s2 = dict(run[1]), dict(run[2])
+    if "reboot" not in s1 or "exec next init" not in s2:
+        return float("nan")
+    start = s1.get(since, float("nan")) if since else 0.0
+    return s1["reboot"] - start + s2["exec next init"]
+
+
+def preload_section(pre, latencies, a, t_ours, t_shell, span):
+    """The figures of issue 17's comparison, as markdown lines."""
+    t5 = med([r[0] for r in pre["ours5"]])
+    s5 = med([r[0] for r in pre["shell5"]])
+    ready = med([r[3] for r in pre["ready"]])
+    at_once = med([r[3] for r in pre["at_once"]])
+    own = span(pre["ready"], "reboot requested", "reboot")
+    waited = [dict(r[1]) for r in pre["ready"]]
+    preloaded = sum(1 for d in waited if "preload ready" in d and d["preload ready"] < d.get("reboot requested", 0))
+    g5 = med([guest_to_marker(r) for r in pre["ours5"]])
+    gs5 = med([guest_to_marker(r) for r in pre["shell5"]])
+    g_ready = med([guest_to_marker(r, "reboot requested") for r in pre["ready"]])
+    g_once = med([guest_to_marker(r, "menu start") for r in pre["at_once"]])
+    guest = ["Guest clocks (instruction-counted with --icount; host load drops out; firmware excluded): "
+             f"kernel start → target init at timeout=5: vhdboot {g5:.3f} s, shell chain {gs5:.3f} s, "
+             f"ratio **{g5 / gs5:.2f}** (goal ≤ 0.80); at timeout=0: vhdboot {pre['g0']:.3f} s, shell chain "
+             f"{pre['gs0']:.3f} s, ratio {pre['g0'] / pre['gs0']:.2f}. Enter → target init: preloaded "
+             f"{g_ready:.3f} s (from 'reboot requested'), Enter as the menu shows {g_once:.3f} s (from "
+             f"'menu start'), ratio **{g_ready / g_once:.2f}**.", ""]
+    lines = ["### Preload (issue 17)", "",
+             "Same alternation. timeout=5: QEMU start to marker with `vhdboot.timeout=5` (the default "
+             "is preloaded during the countdown), against the shell chain with `shellchain.timeout=5` "
+             "(a 5 s sleep after it found the image, where a script's menu would wait). Enter → marker: "
+             f"`vhdboot.timeout=-1`, Enter {a.wait:.0f} s after the menu showed (preload finished) or as "
+             "soon as it showed (the preload has just started, so Enter waits for all of it: the boot "
+             "without a preload), host wall-clock.", "",
+             "| figure | runs (s) | median (s) |", "|---|---|---:|",
+             f"| vhdboot, timeout=5, start → marker | {', '.join(f'{r[0]:.2f}' for r in pre['ours5'])} | {t5:.2f} |",
+             f"| shell chain, 5 s countdown, start → marker | {', '.join(f'{r[0]:.2f}' for r in pre['shell5'])} | {s5:.2f} |",
+             f"| vhdboot, timeout=0, start → marker | (above) | {t_ours:.2f} |",
+             f"| shell chain, no countdown, start → marker | (above) | {t_shell:.2f} |",
+             f"| vhdboot, Enter → marker, preloaded | {', '.join(f'{r[3]:.2f}' for r in pre['ready'])} | {ready:.2f} |",
+             f"| vhdboot, Enter → marker, Enter as the menu shows | {', '.join(f'{r[3]:.2f}' for r in pre['at_once'])} | {at_once:.2f} |",
+             "",
+             f"Wall-clock ratios (they move with the host's load): timeout=5 vhdboot / shell chain "
+             f"{t5 / s5:.2f}; timeout=0 {t_ours / t_shell:.2f}; Enter → marker preloaded / not preloaded "
+             f"{ready / at_once:.2f}.", ""] + guest + [
+             f"Our own work from Enter to the reboot when preloaded (stage 1 'reboot requested' → "
+             f"'reboot', guest clock): **{own * 1000:.1f} ms** (goal ≤ 50 ms); the preload had finished "
+             f"before Enter in {preloaded} of {len(waited)} runs.", ""]
+    if latencies["during"]:
+        lines += latency_lines(latencies, pre["ready"][0])
+    return lines
+
+
+def latency_lines(latencies, ready_run):
+    """Key → frame figures of the first preloaded run, split by the guest's
+    own preload window (host and guest clocks are matched at the menu)."""
+    steps = dict(ready_run[1])
+    window = steps.get("preload ready", 0) - steps.get("menu start", 0)
+    all_keys = latencies["during"] + latencies["after"]
+    inside = [lat for t, lat in all_keys if t - latencies["menu"] < window]
+    outside = [lat for t, lat in all_keys if t - latencies["menu"] >= window]
+
+    def fig(xs):
+        if not xs:
+            return "none"
+        return (f"{len(xs)} keys, median {med(xs) * 1000:.0f} ms, max {max(xs) * 1000:.0f} ms")
+    return [f"Key → frame in QEMU (h toggling the help screen; host clock from the key's bytes on the "
+            f"serial line to the rendered frame), first preloaded run: during the preload (its first "
+            f"{window:.1f} s after the menu by the guest's clock, kexec_file_load included): {fig(inside)}; "
+            f"after it: {fig(outside)}.", ""]
 
 
 if __name__ == "__main__":

@@ -185,14 +185,29 @@ pub enum LoadAnswer {
     Refused(Failure),
 }
 
+/// What the boot child prints on stderr before each step, for the menu's
+/// progress line. Other stderr lines are left alone.
+const PROGRESS_PREFIX: &str = "vhdboot-progress: ";
+/// The longest progress line kept; a longer one is dropped.
+const MAX_PROGRESS_LINE: usize = 200;
+
+/// The boot child's steps, in order, as the status line names them.
+pub const STEP_READING: &str = "reading the kernel";
+pub const STEP_CHECKING: &str = "checking the initramfs";
+pub const STEP_ARCHIVING: &str = "adding the stage-2 archive";
+
 /// Reads and checks `plan`'s kernel and initrd in a bounded child, which
 /// writes them into `kernel` and `initrd` (memfds) for kexec_file_load.
-/// Returns the non-blocking warning, if any.
+/// Returns the non-blocking warning, if any. The child is killed as soon
+/// as `cancelled` says so (a preload the user moved away from), and
+/// `progress` hears each step it starts.
 pub fn prepare_boot(
     plan: &BootPlan,
     limits_: &ChildLimits,
     kernel: &File,
     initrd: &File,
+    cancelled: &dyn Fn() -> bool,
+    progress: &mut dyn FnMut(&str),
 ) -> Result<Option<String>, Failure> {
     let request = LoadRequest {
         image_file: plan.image_file(),
@@ -211,10 +226,16 @@ pub fn prepare_boot(
     };
     let json = serde_json::to_string(&request).map_err(|e| fail(e.to_string()))?;
     let cmd = child(&[std::ffi::OsStr::new("load"), std::ffi::OsStr::new(&json)]);
-    let out = bounded::run_bounded_passing(
+    let mut lines = ProgressLines::default();
+    let mut on_stderr = |chunk: &[u8]| lines.feed(chunk, &mut *progress);
+    let out = bounded::run_bounded_watched(
         cmd,
         &limits(limits_, MAX_LOAD_ANSWER),
         &[(kernel.as_fd(), KERNEL_FD), (initrd.as_fd(), INITRD_FD)],
+        &mut bounded::Watch {
+            cancelled,
+            on_stderr: &mut on_stderr,
+        },
     )
     .map_err(|e| fail(describe_load_limit(&e)))?;
     match serde_json::from_slice::<LoadAnswer>(&out) {
@@ -232,6 +253,43 @@ pub fn prepare_boot(
         Ok(LoadAnswer::Refused(f)) => Err(f),
         Err(e) => Err(fail(format!("the reader's answer was not readable: {e}"))),
     }
+}
+
+/// Splits the boot child's stderr into lines and passes on the progress
+/// ones. A line is held only up to [`MAX_PROGRESS_LINE`] bytes, so a child
+/// that prints without newlines costs nothing.
+#[derive(Default)]
+struct ProgressLines {
+    partial: Vec<u8>,
+    overlong: bool,
+}
+
+impl ProgressLines {
+    fn feed(&mut self, chunk: &[u8], progress: &mut dyn FnMut(&str)) {
+        for &b in chunk {
+            if b == b'\n' {
+                if !self.overlong
+                    && let Some(step) =
+                        String::from_utf8_lossy(&self.partial).strip_prefix(PROGRESS_PREFIX)
+                {
+                    progress(step);
+                }
+                self.partial.clear();
+                self.overlong = false;
+            } else if self.partial.len() < MAX_PROGRESS_LINE {
+                self.partial.push(b);
+            } else {
+                self.overlong = true;
+            }
+        }
+    }
+}
+
+/// Tells the parent which step the boot child starts. Best effort: a
+/// closed stderr only loses the progress line.
+fn report_step(step: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{PROGRESS_PREFIX}{step}");
 }
 
 fn describe_load_limit(e: &BoundedError) -> String {
@@ -305,6 +363,7 @@ fn load_into_fds(r: &LoadRequest) -> Result<LoadAnswer, Failure> {
             "the image changed since the scan; press r to rescan",
         ));
     }
+    report_step(STEP_READING);
     // The kernel goes from the image straight into its memfd in bounded
     // chunks: it is never held whole in memory. fatfs reads one cluster per
     // call; read-ahead makes that a few hundred large reads for a whole UKI.
@@ -322,6 +381,7 @@ fn load_into_fds(r: &LoadRequest) -> Result<LoadAnswer, Failure> {
         )
     })?;
     let read_at = timeline::monotonic();
+    report_step(STEP_CHECKING);
     // The pre-flight module check: only now are the initrd's bytes in
     // memory, and decompressing them is too slow for discovery.
     let check = initrd::check_modules(
@@ -337,6 +397,7 @@ fn load_into_fds(r: &LoadRequest) -> Result<LoadAnswer, Failure> {
         warning = Some(problem.what);
     }
     let checked_at = timeline::monotonic();
+    report_step(STEP_ARCHIVING);
     write_stage2_initrd(&payload.initrd, &mut initrd_out)?;
     Ok(LoadAnswer::Ready {
         warning,
@@ -367,4 +428,34 @@ fn write_stage2_initrd(target_initrd: &[u8], out: &mut File) -> Result<(), Failu
                 "free memory or use the rescue shell",
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn steps_of(chunks: &[&[u8]]) -> Vec<String> {
+        let mut lines = ProgressLines::default();
+        let mut steps = Vec::new();
+        for chunk in chunks {
+            lines.feed(chunk, &mut |s| steps.push(s.to_string()));
+        }
+        steps
+    }
+
+    #[test]
+    fn progress_lines_are_found_across_chunks_and_others_ignored() {
+        let steps = steps_of(&[
+            b"vhdboot-progress: reading the ker",
+            b"nel\nsome warning\nvhdboot-progress: checking the initramfs\n",
+        ]);
+        assert_eq!(steps, vec![STEP_READING, STEP_CHECKING]);
+    }
+
+    #[test]
+    fn an_overlong_progress_line_is_dropped() {
+        let long = format!("{PROGRESS_PREFIX}{}\n", "x".repeat(10_000));
+        let steps = steps_of(&[long.as_bytes(), b"vhdboot-progress: loading\n"]);
+        assert_eq!(steps, vec!["loading"]);
+    }
 }

@@ -33,6 +33,13 @@ impl Host for FakeHost {
             None => Ok(()),
         }
     }
+    fn preload(&mut self, id: u64, plan: &BootPlan) -> Option<Result<(), Failure>> {
+        self.calls.push(format!("preload {id} {}", plan.cmdline));
+        None
+    }
+    fn cancel_preload(&mut self) {
+        self.calls.push("cancel".into());
+    }
     fn exec(&mut self) -> Failure {
         self.calls.push("exec".into());
         failure("exec failed")
@@ -227,4 +234,66 @@ fn quit_calls_nothing() {
     let mut host = FakeHost::default();
     assert!(execute(Effect::Quit, &Snapshot::default(), &mut host).is_empty());
     assert!(host.calls.is_empty());
+}
+
+#[test]
+fn preload_starts_in_the_host_and_reports_later() {
+    let mut host = FakeHost::default();
+    let preload = Effect::Preload {
+        id: 7,
+        entry: DEFAULT_ENTRY,
+        cmdline: Some("quiet".into()),
+    };
+    let msgs = execute_with(preload, &fixture_snapshot(), &mut host, fake_plan);
+    assert_eq!(host.calls, vec!["preload 7 quiet rdinit=/vhdboot/stage2"]);
+    assert!(
+        msgs.is_empty(),
+        "the outcome comes through the inbox: {msgs:?}"
+    );
+}
+
+#[test]
+fn preload_of_an_unplannable_entry_fails_without_the_host() {
+    let mut host = FakeHost::default();
+    let gone = EntryRef {
+        volume: 9,
+        image: 0,
+        entry: 0,
+    };
+    let preload = Effect::Preload {
+        id: 3,
+        entry: gone,
+        cmdline: None,
+    };
+    let msgs = execute(preload, &fixture_snapshot(), &mut host);
+    assert!(host.calls.is_empty(), "{:?}", host.calls);
+    assert!(
+        matches!(
+            msgs.as_slice(),
+            [Msg::Preloaded {
+                id: 3,
+                result: Err(_)
+            }]
+        ),
+        "{msgs:?}"
+    );
+}
+
+#[test]
+fn boot_of_a_preloaded_entry_only_reboots() {
+    let mut host = FakeHost::default();
+    let boot = Effect::BootPreloaded {
+        entry: DEFAULT_ENTRY,
+        cmdline: None,
+    };
+    let msgs = execute(boot, &fixture_snapshot(), &mut host);
+    assert_eq!(host.calls, vec!["exec"]);
+    assert_eq!(msgs, vec![Msg::BootFailed(failure("exec failed"))]);
+}
+
+#[test]
+fn cancel_preload_reaches_the_host() {
+    let mut host = FakeHost::default();
+    assert!(execute(Effect::CancelPreload, &fixture_snapshot(), &mut host).is_empty());
+    assert_eq!(host.calls, vec!["cancel"]);
 }

@@ -90,6 +90,14 @@ impl Host for DemoHost {
         Ok(())
     }
 
+    fn preload(&mut self, _id: u64, plan: &BootPlan) -> Option<Result<(), Failure>> {
+        Some(self.load(plan))
+    }
+
+    fn cancel_preload(&mut self) {
+        self.loaded = None;
+    }
+
     fn exec(&mut self) -> Failure {
         let Some(plan) = self.loaded.take() else {
             return Failure {

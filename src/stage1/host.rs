@@ -1,15 +1,168 @@
 //! The real `Host`: what the menu's effects do on the machine.
 
+use std::fs::File;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+
 use vhdboot::boot::plan::BootPlan;
-use vhdboot::config::Failpoint;
+use vhdboot::config::{ChildLimits, Failpoint};
 use vhdboot::model::Snapshot;
 use vhdboot::sys::{kexec, pid1, timeline};
 use vhdboot::tui::host::{Failure, Host};
+use vhdboot::tui::msg::Msg;
 
 use crate::live_scan::Discovery;
 
 pub struct RealHost {
     pub discovery: Discovery,
+    pub preloads: Preloads,
+}
+
+/// No preload is wanted.
+const NONE_WANTED: u64 = 0;
+/// The id of a load in the foreground ([`Host::load`]); the menu's preload
+/// ids count up from 1 and never reach it.
+const FOREGROUND: u64 = u64::MAX;
+
+/// The preloads' shared state. The kernel holds one loaded kexec image, so
+/// every load and unload happens under `slot`, and a preload that is no
+/// longer `wanted` when it gets there loads nothing (or unloads what it
+/// just loaded): only the wanted load ever stays in the kernel.
+pub struct Preloads {
+    /// Where a preload's outcome and steps go: the menu's inbox.
+    inbox: mpsc::Sender<Msg>,
+    /// The id of the load whose kernel the menu wants loaded.
+    wanted: Arc<AtomicU64>,
+    /// The id of the load whose kernel is in the kernel's kexec slot.
+    slot: Arc<Mutex<Option<u64>>>,
+    /// Warnings from preload threads, for the scan log.
+    notes: Arc<Mutex<Vec<String>>>,
+}
+
+impl Preloads {
+    pub fn new(inbox: mpsc::Sender<Msg>) -> Preloads {
+        Preloads {
+            inbox,
+            wanted: Arc::new(AtomicU64::new(NONE_WANTED)),
+            slot: Arc::new(Mutex::new(None)),
+            notes: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+}
+
+impl Preloads {
+    /// Sends the preloads' news to a new menu inbox from now on.
+    pub fn replace_inbox(&mut self, inbox: mpsc::Sender<Msg>) {
+        self.inbox = inbox;
+    }
+}
+
+/// A lock whose holder panicked still guards valid data (an id).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Unloads the kernel in the slot unless it is the wanted one.
+fn unload_unwanted(slot: &mut Option<u64>, wanted: u64) {
+    if slot.is_some_and(|loaded| loaded != wanted) {
+        let _ = kexec::kexec_file_unload();
+        timeline::mark("preload unloaded");
+        *slot = None;
+    }
+}
+
+/// The two memfds for `plan`, filled by the bounded child; the warning it
+/// found, if any.
+fn prepare_files(
+    plan: &BootPlan,
+    limits: &ChildLimits,
+    cancelled: &dyn Fn() -> bool,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(File, File, Option<String>), Failure> {
+    let memfd = |what| {
+        kexec::memfd(what).map_err(|e| {
+            failure(
+                format!("creating the {what} memfd for {}", plan.title),
+                e,
+                "free memory or use the rescue shell",
+            )
+        })
+    };
+    let kernel = memfd("kernel")?;
+    let initrd = memfd("initrd")?;
+    // The image's bytes are untrusted: a child reads the kernel and
+    // initrd into the memfds and checks the initrd, under the load
+    // limits, so a damaged ESP or initrd costs this boot, not PID 1.
+    let warning = crate::probe::prepare_boot(plan, limits, &kernel, &initrd, cancelled, progress)?;
+    Ok((kernel, initrd, warning))
+}
+
+/// kexec_file_load of the prepared files, or the failpoint's refusal.
+fn load_files(plan: &BootPlan, kernel: &File, initrd: &File) -> Result<(), Failure> {
+    let loaded = if Failpoint::KexecRefusedOnce.fails() {
+        Err(format!(
+            "refused on purpose by {} (test only)",
+            Failpoint::KexecRefusedOnce
+        ))
+    } else {
+        kexec::kexec_file_load_files(kernel, Some(initrd), &plan.cmdline).map_err(|e| e.to_string())
+    };
+    loaded.map_err(|e| {
+        failure(
+            format!("loading {} with kexec_file_load", plan.title),
+            e,
+            "pick another entry, or use the rescue shell",
+        )
+    })?;
+    timeline::mark("kexec_file_load done");
+    Ok(())
+}
+
+/// One preload, in its own thread: prepare, then load under the slot's
+/// lock if still wanted. Says how it ended unless it was cancelled, in
+/// which case nobody listens.
+fn run_preload(
+    id: u64,
+    plan: BootPlan,
+    limits: ChildLimits,
+    inbox: mpsc::Sender<Msg>,
+    wanted: Arc<AtomicU64>,
+    slot: Arc<Mutex<Option<u64>>>,
+    notes: Arc<Mutex<Vec<String>>>,
+) {
+    timeline::mark("preload started");
+    let cancelled = || wanted.load(Ordering::SeqCst) != id;
+    let step = |step: &str| {
+        let _ = inbox.send(Msg::PreloadStep {
+            id,
+            step: step.to_string(),
+        });
+    };
+    let mut progress = |s: &str| step(s);
+    let result = prepare_files(&plan, &limits, &cancelled, &mut progress).and_then(
+        |(kernel, initrd, warning)| {
+            if let Some(warning) = warning {
+                lock(&notes).push(format!("{}: warning: {warning}", plan.title));
+            }
+            let mut slot = lock(&slot);
+            if cancelled() {
+                return Ok(());
+            }
+            step("loading");
+            load_files(&plan, &kernel, &initrd)?;
+            *slot = Some(id);
+            // Cancelled during the load, which cannot be interrupted.
+            unload_unwanted(&mut slot, wanted.load(Ordering::SeqCst));
+            Ok(())
+        },
+    );
+    if cancelled() {
+        return;
+    }
+    if result.is_ok() {
+        timeline::mark("preload ready");
+    }
+    let _ = inbox.send(Msg::Preloaded { id, result });
 }
 
 fn failure(what: impl Into<String>, cause: impl ToString, hint: impl Into<String>) -> Failure {
@@ -33,50 +186,88 @@ impl RealHost {
     }
 }
 
+impl RealHost {
+    /// Moves the preload threads' warnings into the scan log.
+    fn take_preload_notes(&mut self) {
+        let notes = std::mem::take(&mut *lock(&self.preloads.notes));
+        for note in notes {
+            self.discovery.note(note);
+        }
+    }
+}
+
 impl Host for RealHost {
     fn load(&mut self, plan: &BootPlan) -> Result<(), Failure> {
         timeline::mark("boot requested");
         Failpoint::PanicOnBoot.hit();
-        let memfd = |what| {
-            kexec::memfd(what).map_err(|e| {
-                failure(
-                    format!("creating the {what} memfd for {}", plan.title),
-                    e,
-                    "free memory or use the rescue shell",
-                )
-            })
-        };
-        let kernel = memfd("kernel")?;
-        let initrd = memfd("initrd")?;
-        // The image's bytes are untrusted: a child reads the kernel and
-        // initrd into the memfds and checks the initrd, under the load
-        // limits, so a damaged ESP or initrd costs this boot, not PID 1.
+        self.preloads.wanted.store(FOREGROUND, Ordering::SeqCst);
         let limits = self.discovery.config().load;
-        if let Some(warning) = crate::probe::prepare_boot(plan, &limits, &kernel, &initrd)? {
+        let (kernel, initrd, warning) = prepare_files(plan, &limits, &|| false, &mut |_| {})?;
+        if let Some(warning) = warning {
             self.discovery
                 .note(format!("{}: warning: {warning}", plan.title));
         }
-        let loaded = if Failpoint::KexecRefusedOnce.fails() {
-            Err(format!(
-                "refused on purpose by {} (test only)",
-                Failpoint::KexecRefusedOnce
-            ))
-        } else {
-            kexec::kexec_file_load_files(&kernel, Some(&initrd), &plan.cmdline)
-                .map_err(|e| e.to_string())
-        };
-        loaded.map_err(|e| {
-            failure(
-                format!("loading {} with kexec_file_load", plan.title),
-                e,
-                "pick another entry, or use the rescue shell",
-            )
-        })?;
-        timeline::mark("kexec_file_load done");
+        // Waits for a cancelled preload's load or unload to finish.
+        let mut slot = lock(&self.preloads.slot);
+        load_files(plan, &kernel, &initrd)?;
+        *slot = Some(FOREGROUND);
         Ok(())
     }
 
+    fn preload(&mut self, id: u64, plan: &BootPlan) -> Option<Result<(), Failure>> {
+        Failpoint::PanicOnBoot.hit();
+        self.take_preload_notes();
+        let p = &self.preloads;
+        p.wanted.store(id, Ordering::SeqCst);
+        let (plan, limits) = (plan.clone(), self.discovery.config().load);
+        let (inbox, wanted, slot, notes) = (
+            p.inbox.clone(),
+            Arc::clone(&p.wanted),
+            Arc::clone(&p.slot),
+            Arc::clone(&p.notes),
+        );
+        let title = plan.title.clone();
+        std::thread::Builder::new()
+            .name("preload".into())
+            .spawn(move || run_preload(id, plan, limits, inbox, wanted, slot, notes))
+            .map(|_| None)
+            .unwrap_or_else(|e| {
+                Some(Err(failure(
+                    format!("starting the preparation of {title}"),
+                    e,
+                    "press Enter again, or use the rescue shell",
+                )))
+            })
+    }
+
+    fn cancel_preload(&mut self) {
+        let p = &self.preloads;
+        p.wanted.store(NONE_WANTED, Ordering::SeqCst);
+        // A running preload stops by itself within a moment; a finished one
+        // is unloaded here, in a thread, because the slot may be held by a
+        // kexec_file_load that runs for seconds.
+        let (wanted, slot) = (Arc::clone(&p.wanted), Arc::clone(&p.slot));
+        let unload = move || unload_unwanted(&mut lock(&slot), wanted.load(Ordering::SeqCst));
+        if std::thread::Builder::new()
+            .name("unload".into())
+            .spawn(unload)
+            .is_err()
+        {
+            unload_unwanted(&mut lock(&p.slot), p.wanted.load(Ordering::SeqCst));
+        }
+    }
+
     fn exec(&mut self) -> Failure {
+        timeline::mark("reboot requested");
+        self.take_preload_notes();
+        let wanted = self.preloads.wanted.load(Ordering::SeqCst);
+        if *lock(&self.preloads.slot) != Some(wanted) || wanted == NONE_WANTED {
+            return failure(
+                "rebooting into the prepared kernel",
+                "it is no longer loaded",
+                "press Enter again to prepare it afresh",
+            );
+        }
         self.discovery.unmount_all();
         timeline::mark("reboot");
         // The kernel log goes with this kernel, so the boot path's timeline
@@ -109,6 +300,7 @@ impl Host for RealHost {
     }
 
     fn rescan(&mut self) -> Result<Snapshot, Failure> {
+        self.take_preload_notes();
         Ok(self.discovery.remount_and_rescan())
     }
 

@@ -21,7 +21,7 @@ use vhdboot::sys::{console, kmsg, pid1, timeline};
 use vhdboot::terminal_text;
 use vhdboot::tui::app::{self, AppOptions};
 use vhdboot::tui::executor::execute;
-use vhdboot::tui::host::{Effect, Failure};
+use vhdboot::tui::host::{Effect, Failure, Host};
 use vhdboot::tui::model::Model;
 use vhdboot::tui::msg::Msg;
 use vhdboot::tui::update::update;
@@ -116,7 +116,11 @@ pub fn run() -> ! {
         point.arm();
         discovery.note(format!("{point}: {} (test only)", point.effect()));
     }
-    let mut host = RealHost { discovery };
+    // The menu's inbox is given to the preloads when the menu starts.
+    let mut host = RealHost {
+        discovery,
+        preloads: host::Preloads::new(mpsc::channel().0),
+    };
     // Nothing to choose from: say why, then go straight to the shell
     // (ZFSBootMenu does the same when it finds no pool). The menu follows
     // when the shell exits.
@@ -163,7 +167,7 @@ pub fn run() -> ! {
         _ => countdown,
     };
     let snapshot = host.discovery.snapshot();
-    let mut model = Model::new(snapshot, &config, default, countdown);
+    let mut model = Model::new(snapshot, &config, default, countdown).with_preload();
     if default.is_none()
         && let Some((volume, image)) = decisions::default_image(&model.snapshot, &config)
     {
@@ -174,10 +178,14 @@ pub fn run() -> ! {
     }
     timeline::mark("menu start");
     loop {
+        // One inbox per menu run: kernel log lines and the preloads' news.
+        let (sender, inbox) = mpsc::channel();
+        spawn_kmsg_reader(sender.clone());
+        host.preloads.replace_inbox(sender);
         let options = AppOptions {
             size: None,
             fallback_size: config.columns.zip(config.lines),
-            inbox: Some(spawn_kmsg_reader()),
+            inbox: Some(inbox),
             repaint_on_key: true,
             on_idle: Some(Box::new(|| {
                 pid1::reap_zombies();
@@ -186,6 +194,12 @@ pub fn run() -> ! {
         match app::run(&mut model, &mut host, options) {
             Ok(_) => {}
             Err(e) => {
+                // The inbox went with the failed menu: no preload's news
+                // can reach the next one, so none is left running.
+                host.cancel_preload();
+                model.preload = None;
+                model.boot_waits = false;
+                model.busy = None;
                 app::restore_terminal();
                 eprintln!(
                     "\r\nvhdboot: the menu failed: {e}. Starting the rescue shell; exit it to try the menu again.\r"
@@ -221,8 +235,7 @@ fn load_modules(discovery: &mut Discovery) {
 }
 
 /// Feeds new kernel log lines to the menu's log view.
-fn spawn_kmsg_reader() -> mpsc::Receiver<Msg> {
-    let (tx, rx) = mpsc::channel();
+fn spawn_kmsg_reader(tx: mpsc::Sender<Msg>) {
     let _ = std::thread::Builder::new()
         .name("kmsg".into())
         .spawn(move || {
@@ -240,5 +253,4 @@ fn spawn_kmsg_reader() -> mpsc::Receiver<Msg> {
                 std::thread::sleep(Duration::from_secs(1));
             }
         });
-    rx
 }

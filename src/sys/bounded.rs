@@ -48,6 +48,8 @@ pub enum BoundedError {
     Exit { code: i32, stderr: String },
     #[error("reading its output failed: {reason}")]
     Io { reason: String },
+    #[error("it was stopped because its result is no longer wanted")]
+    Cancelled,
 }
 
 fn stderr_suffix(stderr: &str) -> String {
@@ -117,6 +119,32 @@ pub fn run_bounded_passing(
     Ok(ended.stdout)
 }
 
+/// What a parent watches while a child runs, besides its limits: whether
+/// its result is still wanted, and what it says on stderr as it goes.
+pub struct Watch<'a> {
+    /// Asked at least every [`WATCH_INTERVAL`]; once true, the child is
+    /// killed and [`BoundedError::Cancelled`] returned. A preload the user
+    /// moved away from stops within that interval.
+    pub cancelled: &'a dyn Fn() -> bool,
+    /// Each chunk of stderr as it arrives (the boot child's progress lines).
+    pub on_stderr: &'a mut dyn FnMut(&[u8]),
+}
+
+/// How often a watched child's cancellation is checked.
+pub const WATCH_INTERVAL: Duration = Duration::from_millis(20);
+
+/// [`run_bounded_passing`] under a [`Watch`].
+pub fn run_bounded_watched(
+    cmd: Command,
+    limits: &Limits,
+    pass: &[(BorrowedFd<'_>, RawFd)],
+    watch: &mut Watch<'_>,
+) -> Result<Vec<u8>, BoundedError> {
+    let ended = run_watched(cmd, limits, pass, Some(watch))?;
+    classify(ended.status, &ended.stderr, limits)?;
+    Ok(ended.stdout)
+}
+
 /// How a child that stayed within its wall clock and output cap ended.
 #[derive(Debug)]
 pub struct Ended {
@@ -130,9 +158,18 @@ pub struct Ended {
 /// code; only the wall clock, the output cap and a failure to start or read
 /// are errors here. [`classify`] reads the status.
 pub fn run_within(
+    cmd: Command,
+    limits: &Limits,
+    pass: &[(BorrowedFd<'_>, RawFd)],
+) -> Result<Ended, BoundedError> {
+    run_watched(cmd, limits, pass, None)
+}
+
+fn run_watched(
     mut cmd: Command,
     limits: &Limits,
     pass: &[(BorrowedFd<'_>, RawFd)],
+    mut watch: Option<&mut Watch<'_>>,
 ) -> Result<Ended, BoundedError> {
     let program = cmd.get_program().to_string_lossy().into_owned();
     let passing: Vec<(RawFd, RawFd)> = pass.iter().map(|(f, to)| (f.as_raw_fd(), *to)).collect();
@@ -186,8 +223,8 @@ pub fn run_within(
     let deadline = Instant::now() + limits.wall;
     // A child may close its output and go on running: the deadline holds
     // until it has exited, not only until its pipes close.
-    let collected = collect(&mut child, limits, deadline)
-        .and_then(|output| exited_by(&mut child, deadline, limits).map(|()| output));
+    let collected = collect(&mut child, limits, deadline, watch.as_deref_mut())
+        .and_then(|output| exited_by(&mut child, deadline, limits, watch).map(|()| output));
     if collected.is_err() {
         let _ = child.kill();
     }
@@ -209,6 +246,7 @@ fn collect(
     child: &mut Child,
     limits: &Limits,
     deadline: Instant,
+    mut watch: Option<&mut Watch<'_>>,
 ) -> Result<(Vec<u8>, Vec<u8>), BoundedError> {
     let io_err = |e: io::Error| BoundedError::Io {
         reason: e.to_string(),
@@ -219,9 +257,15 @@ fn collect(
     let mut err = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     while stdout.is_some() || stderr.is_some() {
-        let left = deadline.saturating_duration_since(Instant::now());
+        if watch.as_ref().is_some_and(|w| (w.cancelled)()) {
+            return Err(BoundedError::Cancelled);
+        }
+        let mut left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(BoundedError::WallClock { limit: limits.wall });
+        }
+        if watch.is_some() {
+            left = left.min(WATCH_INTERVAL);
         }
         let mut fds = Vec::with_capacity(2);
         for fd in [
@@ -271,6 +315,9 @@ fn collect(
             if n == 0 {
                 stderr = None;
             } else {
+                if let Some(w) = watch.as_mut() {
+                    (w.on_stderr)(buf.get(..n).unwrap_or_default());
+                }
                 let room = MAX_STDERR.saturating_sub(err.len()).min(n);
                 err.extend_from_slice(buf.get(..room).unwrap_or_default());
             }
@@ -284,7 +331,12 @@ fn collect(
 /// closing its output, so the wait is on a pidfd, which becomes readable
 /// the moment it exits; sleeping in steps instead cost 5 ms per image
 /// (bench/discovery.py).
-fn exited_by(child: &mut Child, deadline: Instant, limits: &Limits) -> Result<(), BoundedError> {
+fn exited_by(
+    child: &mut Child,
+    deadline: Instant,
+    limits: &Limits,
+    watch: Option<&mut Watch<'_>>,
+) -> Result<(), BoundedError> {
     let pidfd = pidfd_open(child.id());
     let mut nap = Duration::from_micros(50);
     loop {
@@ -297,9 +349,15 @@ fn exited_by(child: &mut Child, deadline: Instant, limits: &Limits) -> Result<()
                 });
             }
         }
-        let left = deadline.saturating_duration_since(Instant::now());
+        if watch.as_ref().is_some_and(|w| (w.cancelled)()) {
+            return Err(BoundedError::Cancelled);
+        }
+        let mut left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(BoundedError::WallClock { limit: limits.wall });
+        }
+        if watch.is_some() {
+            left = left.min(WATCH_INTERVAL);
         }
         match &pidfd {
             Some(fd) => {
@@ -377,6 +435,25 @@ mod tests {
             run_bounded(sh("printf hello"), &limits(5000)),
             Ok(b"hello".to_vec())
         );
+    }
+
+    #[test]
+    fn a_watched_child_is_killed_once_cancelled_and_its_stderr_heard() {
+        let started = Instant::now();
+        let heard = std::cell::RefCell::new(Vec::new());
+        let cancelled = || heard.borrow().ends_with(b"step\n");
+        let mut on_stderr = |chunk: &[u8]| heard.borrow_mut().extend_from_slice(chunk);
+        let r = run_bounded_watched(
+            sh("echo step >&2; sleep 30"),
+            &limits(20_000),
+            &[],
+            &mut Watch {
+                cancelled: &cancelled,
+                on_stderr: &mut on_stderr,
+            },
+        );
+        assert_eq!(r, Err(BoundedError::Cancelled));
+        assert!(started.elapsed() < Duration::from_secs(10));
     }
 
     #[test]

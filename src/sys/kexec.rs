@@ -15,6 +15,8 @@ use crate::sys::pid1::{self, RebootError, RebootMode};
 
 /// `KEXEC_FILE_NO_INITRAMFS` from linux/kexec.h: the initrd fd is ignored.
 const KEXEC_FILE_NO_INITRAMFS: libc::c_ulong = 0x4;
+/// `KEXEC_FILE_UNLOAD` from linux/kexec.h: drop the loaded kernel.
+const KEXEC_FILE_UNLOAD: libc::c_ulong = 0x1;
 
 /// Why the kernel refused a load, in words a user can act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +95,8 @@ pub enum KexecError {
         errno: Errno,
         refusal: KexecRefusal,
     },
+    #[error("unloading the loaded kernel with kexec_file_load failed: {errno}")]
+    Unload { errno: Errno },
     #[error(transparent)]
     Reboot(#[from] RebootError),
 }
@@ -173,6 +177,28 @@ pub fn kexec_file_load_files(
             refusal: KexecRefusal::from_errno(errno),
         }
     })
+}
+
+/// Drops the kernel a [`kexec_file_load_files`] loaded, freeing its pages:
+/// a preload the user moved away from must not hold tens of megabytes, nor
+/// be what a later reboot runs. Unloading when nothing is loaded succeeds.
+pub fn kexec_file_unload() -> Result<(), KexecError> {
+    // SAFETY: with KEXEC_FILE_UNLOAD the kernel ignores both fds, the
+    // command line length and its pointer, which are -1, -1, 0 and null;
+    // no memory of this process is read or written.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_kexec_file_load,
+            -1 as libc::c_int,
+            -1 as libc::c_int,
+            0 as libc::c_ulong,
+            std::ptr::null::<libc::c_char>(),
+            KEXEC_FILE_UNLOAD,
+        )
+    };
+    Errno::result(ret)
+        .map(drop)
+        .map_err(|errno| KexecError::Unload { errno })
 }
 
 /// Syncs and reboots into the kernel loaded by [`kexec_file_load`].

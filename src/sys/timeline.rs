@@ -18,6 +18,10 @@ use super::kmsg;
 /// The marks of this process, oldest first. A global, because the steps
 /// happen in different modules (startup, discovery, the boot host).
 static MARKS: Mutex<Vec<Mark>> = Mutex::new(Vec::new());
+/// The most marks kept. Each preload adds a few, and a user may move
+/// between entries for as long as the menu is up; the summary keeps the
+/// first ones and logs the rest to /dev/kmsg only.
+const MAX_MARKS: usize = 256;
 
 /// One step and when it ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +58,9 @@ fn record(what: &'static str, at: Duration) -> String {
         return format_mark(what, at, None);
     };
     let previous = marks.last().map(|m| m.at);
-    marks.push(Mark { what, at });
+    if marks.len() < MAX_MARKS {
+        marks.push(Mark { what, at });
+    }
     format_mark(what, at, previous)
 }
 

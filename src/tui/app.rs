@@ -32,6 +32,8 @@ pub const FALLBACK_SIZE: (u16, u16) = (80, 24);
 const TICK: Duration = Duration::from_secs(1);
 /// How often the inbox is looked at when one is given.
 const INBOX_POLL: Duration = Duration::from_millis(200);
+/// How often it is looked at while a boot waits for its preload.
+const INBOX_POLL_WAITING: Duration = Duration::from_millis(10);
 
 #[derive(Default)]
 pub struct AppOptions {
@@ -73,6 +75,8 @@ pub fn run(model: &mut Model, host: &mut dyn Host, mut options: AppOptions) -> i
     let size = console.size();
     update(model, Msg::Resize(size.0, size.1));
     let mut next_tick = Instant::now() + TICK;
+    // The menu is up: a preload of the selection may start at once.
+    let mut first = Some(Msg::Shown);
     loop {
         if let Some(on_idle) = options.on_idle.as_mut() {
             on_idle();
@@ -80,10 +84,17 @@ pub fn run(model: &mut Model, host: &mut dyn Host, mut options: AppOptions) -> i
         console.draw(model)?;
         let mut timeout = next_tick.saturating_duration_since(Instant::now());
         if options.inbox.is_some() {
-            timeout = timeout.min(INBOX_POLL);
+            // A boot waiting for its preload reboots as soon as the news
+            // arrives, not up to one poll later.
+            let poll = if model.waiting_for_preload() {
+                INBOX_POLL_WAITING
+            } else {
+                INBOX_POLL
+            };
+            timeout = timeout.min(poll);
         }
-        let mut msgs = Vec::new();
-        if event::poll(timeout)? {
+        let mut msgs: Vec<Msg> = first.take().into_iter().collect();
+        if msgs.is_empty() && event::poll(timeout)? {
             match event::read()? {
                 Event::Key(k) => {
                     if options.repaint_on_key {
@@ -100,7 +111,10 @@ pub fn run(model: &mut Model, host: &mut dyn Host, mut options: AppOptions) -> i
         }
         if Instant::now() >= next_tick {
             msgs.push(Msg::Tick);
-            next_tick = Instant::now() + TICK;
+            // On the schedule, not from now: a tick that came late (a
+            // preload's kexec_file_load can hold the only CPU for seconds)
+            // must not make "5 s" of countdown last 8.
+            next_tick += TICK;
         }
         if let Some(inbox) = &options.inbox {
             msgs.extend(inbox.try_iter());
@@ -115,14 +129,19 @@ pub fn run(model: &mut Model, host: &mut dyn Host, mut options: AppOptions) -> i
                     }
                     continue;
                 }
-                // Show "Booting ..." before the work starts.
-                console.draw(model)?;
+                // Starting or stopping a preload returns at once: no
+                // redraw before it, and the clock runs on.
+                let background = matches!(effect, Effect::Preload { .. } | Effect::CancelPreload);
+                if !background {
+                    // Show "Booting ..." before the work starts.
+                    console.draw(model)?;
+                    worked = true;
+                }
                 let mut guarded = SuspendingHost {
                     host: &mut *host,
                     console: &mut console,
                 };
                 queue.extend(execute(effect, &model.snapshot, &mut guarded));
-                worked = true;
             }
         }
         if worked {
@@ -267,6 +286,18 @@ fn terminal_lost(e: io::Error) -> Failure {
 impl Host for SuspendingHost<'_> {
     fn load(&mut self, plan: &crate::boot::plan::BootPlan) -> Result<(), Failure> {
         self.host.load(plan)
+    }
+
+    fn preload(
+        &mut self,
+        id: u64,
+        plan: &crate::boot::plan::BootPlan,
+    ) -> Option<Result<(), Failure>> {
+        self.host.preload(id, plan)
+    }
+
+    fn cancel_preload(&mut self) {
+        self.host.cancel_preload();
     }
 
     fn exec(&mut self) -> Failure {

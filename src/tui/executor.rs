@@ -23,17 +23,7 @@ pub fn execute_with(
         Effect::Boot { entry, cmdline } => {
             let plan = match plan(snapshot, entry, cmdline.as_deref()) {
                 Ok(p) => p,
-                Err(e) => {
-                    let title = snapshot
-                        .entry(entry)
-                        .map(|e| e.title.clone())
-                        .unwrap_or_else(|| "the selected entry".into());
-                    return vec![Msg::BootFailed(Failure {
-                        what: format!("Could not prepare the boot of {title}"),
-                        cause: e.to_string(),
-                        hint: "Press r to rescan, or l for the scan log.".into(),
-                    })];
-                }
+                Err(e) => return vec![Msg::BootFailed(unplannable(snapshot, entry, &e))],
             };
             if let Err(f) = host.load(&plan) {
                 return vec![Msg::BootFailed(f)];
@@ -41,11 +31,45 @@ pub fn execute_with(
             // exec returns only when it failed.
             vec![Msg::BootFailed(host.exec())]
         }
+        Effect::Preload { id, entry, cmdline } => {
+            let plan = match plan(snapshot, entry, cmdline.as_deref()) {
+                Ok(p) => p,
+                Err(e) => {
+                    return vec![Msg::Preloaded {
+                        id,
+                        result: Err(unplannable(snapshot, entry, &e)),
+                    }];
+                }
+            };
+            match host.preload(id, &plan) {
+                Some(result) => vec![Msg::Preloaded { id, result }],
+                None => Vec::new(),
+            }
+        }
+        Effect::CancelPreload => {
+            host.cancel_preload();
+            Vec::new()
+        }
+        // The preload did the load; `update` emits this only for the
+        // entry and line it loaded.
+        Effect::BootPreloaded { .. } => vec![Msg::BootFailed(host.exec())],
         Effect::RescueShell => vec![Msg::ShellExited(host.rescue_shell())],
         Effect::Rescan => vec![Msg::Rescanned(host.rescan())],
         Effect::Reboot => vec![Msg::PowerFailed(host.reboot())],
         Effect::PowerOff => vec![Msg::PowerFailed(host.power_off())],
         // Quitting is the app loop's business: only it can leave.
         Effect::Quit => Vec::new(),
+    }
+}
+
+fn unplannable(snapshot: &Snapshot, entry: EntryRef, e: &PlanError) -> Failure {
+    let title = snapshot
+        .entry(entry)
+        .map(|e| e.title.clone())
+        .unwrap_or_else(|| "the selected entry".into());
+    Failure {
+        what: format!("Could not prepare the boot of {title}"),
+        cause: e.to_string(),
+        hint: "Press r to rescan, or l for the scan log.".into(),
     }
 }

@@ -13,6 +13,23 @@ pub enum Effect {
         entry: EntryRef,
         cmdline: Option<String>,
     },
+    /// Prepare this boot in the background: read, check and load it with
+    /// kexec_file_load, without rebooting. The outcome comes back as
+    /// `Msg::Preloaded { id }`; a newer preload or `CancelPreload` makes
+    /// this one moot.
+    Preload {
+        id: u64,
+        entry: EntryRef,
+        cmdline: Option<String>,
+    },
+    /// Stop the running preload (its child is killed) or unload the kernel
+    /// it loaded.
+    CancelPreload,
+    /// Reboot into the kernel a finished preload loaded: no second load.
+    BootPreloaded {
+        entry: EntryRef,
+        cmdline: Option<String>,
+    },
     /// Restore the terminal, run the rescue shell, come back to the menu.
     RescueShell,
     /// Scan the disks again.
@@ -46,6 +63,15 @@ pub trait Host {
     /// Reads the kernel and initrd the plan names, appends the stage-2
     /// archive and loads it all with kexec_file_load.
     fn load(&mut self, plan: &BootPlan) -> Result<(), Failure>;
+    /// Starts loading `plan` as [`Host::load`] does, in the background, and
+    /// returns at once. A host that finishes at once returns the outcome;
+    /// one that works in the background returns None and sends
+    /// `Msg::Preloaded { id }` to the menu's inbox later. Starting a preload
+    /// makes any earlier one moot.
+    fn preload(&mut self, id: u64, plan: &BootPlan) -> Option<Result<(), Failure>>;
+    /// Stops the running preload, or unloads the kernel a finished one
+    /// loaded. Returns at once; it never waits for the work it stops.
+    fn cancel_preload(&mut self);
     /// Syncs, unmounts, restores the terminal and reboots into the loaded
     /// kernel. Returns only on failure.
     fn exec(&mut self) -> Failure;

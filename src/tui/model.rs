@@ -100,15 +100,46 @@ pub struct Settings {
     /// Where the scan looked, for the empty screen.
     pub search: Vec<String>,
     pub depth: u32,
+    /// Prepare the selected entry's boot in the background while the menu
+    /// waits (issue 17). Stage 1 turns it on; with it off, Enter loads and
+    /// reboots in one step as before.
+    pub preload: bool,
 }
 
 /// What the status line says while the machine works.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Busy {
     Booting(String),
+    /// A boot waiting for its preload, with the step the preload is at.
+    Preparing {
+        title: String,
+        step: Option<String>,
+    },
     Shell,
     Rescanning,
     PowerAction(PowerAction),
+}
+
+/// A boot prepared in the background: which entry with which line, and how
+/// far it got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preload {
+    /// Tells this preload's messages from those of one already cancelled.
+    pub id: u64,
+    pub entry: EntryRef,
+    /// None: the entry's own line, as in `Effect::Boot`.
+    pub cmdline: Option<String>,
+    pub state: PreloadState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PreloadState {
+    /// Still reading, checking or loading; `step` is the last one reported.
+    Running { step: Option<String> },
+    /// The kernel is loaded: a boot only reboots.
+    Ready,
+    /// It failed; the reason shows when the user boots this entry.
+    Failed(Failure),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +167,16 @@ pub struct Model {
     /// Set when the whole screen must be repainted, e.g. after kernel
     /// messages overwrote it; the app loop clears it.
     pub repaint: bool,
+    /// The boot being prepared in the background, if any.
+    pub preload: Option<Preload>,
+    /// The id the next preload gets.
+    pub next_preload_id: u64,
+    /// A boot was asked for while its preload still ran; it reboots when
+    /// the preload is ready.
+    pub boot_waits: bool,
+    /// The selection moved since the last tick; a preload starts only once
+    /// it rests, so holding Down does not start one per row.
+    pub moved_since_tick: bool,
 }
 
 impl Model {
@@ -161,6 +202,7 @@ impl Model {
                 can_quit: false,
                 search: config.search.clone(),
                 depth: config.depth,
+                preload: false,
             },
             rows,
             selected: 0,
@@ -174,6 +216,10 @@ impl Model {
             kmsg: Vec::new(),
             size: (80, 24),
             repaint: false,
+            preload: None,
+            next_preload_id: 1,
+            boot_waits: false,
+            moved_since_tick: false,
         };
         model.selected = default
             .and_then(|d| model.row_of_entry(d))
@@ -186,6 +232,17 @@ impl Model {
     pub fn allow_quit(mut self) -> Model {
         self.settings.can_quit = true;
         self
+    }
+
+    /// Prepares boots in the background (stage 1).
+    pub fn with_preload(mut self) -> Model {
+        self.settings.preload = true;
+        self
+    }
+
+    /// Whether a boot waits for its preload to finish.
+    pub fn waiting_for_preload(&self) -> bool {
+        self.boot_waits
     }
 
     pub fn selected_row(&self) -> Option<Row> {

@@ -43,4 +43,17 @@ pub enum Msg {
     PowerFailed(Failure),
     /// A kernel log line, for the log view.
     Kmsg(String),
+    /// The menu is on screen for the first time: a preload may start.
+    Shown,
+    /// Preload `id` finished: the kernel is loaded, or why it is not.
+    Preloaded {
+        id: u64,
+        result: Result<(), Failure>,
+    },
+    /// Preload `id` started a step ("reading the kernel"), for the status
+    /// line while a boot waits for it.
+    PreloadStep {
+        id: u64,
+        step: String,
+    },
 }

@@ -7,7 +7,8 @@ use crate::tui::host::{Effect, Failure};
 use crate::tui::keys::{self, Action};
 use crate::tui::line_edit::LineEdit;
 use crate::tui::model::{
-    Busy, HELP_TEXT, MAX_KMSG_LINES, Model, PowerAction, Row, Screen, build_rows,
+    Busy, HELP_TEXT, MAX_KMSG_LINES, Model, PowerAction, Preload, PreloadState, Row, Screen,
+    build_rows,
 };
 use crate::tui::msg::{Key, Msg};
 
@@ -23,6 +24,23 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
             model.busy = None;
             model.countdown = None;
             show_failure(model, f);
+            // Whatever was loaded for this boot is not trusted again: the
+            // volumes were unmounted and mounted anew for the reboot.
+            cancel_preload(model)
+        }
+        Msg::Shown => maybe_preload(model),
+        Msg::Preloaded { id, result } => on_preloaded(model, id, result),
+        Msg::PreloadStep { id, step } => {
+            if let Some(p) = model.preload.as_mut().filter(|p| p.id == id) {
+                p.state = PreloadState::Running {
+                    step: Some(step.clone()),
+                };
+                if model.boot_waits
+                    && let Some(Busy::Preparing { step: shown, .. }) = model.busy.as_mut()
+                {
+                    *shown = Some(step);
+                }
+            }
             Vec::new()
         }
         Msg::ShellExited(result) => {
@@ -69,22 +87,123 @@ fn show_failure(model: &mut Model, f: Failure) {
 }
 
 fn on_tick(model: &mut Model) -> Vec<Effect> {
-    let Some(left) = model.countdown else {
-        return Vec::new();
-    };
-    let left = left.saturating_sub(1);
-    if left > 0 {
+    if let Some(left) = model.countdown {
+        let left = left.saturating_sub(1);
+        if left == 0 {
+            model.countdown = None;
+            return match model.default {
+                Some(entry) => boot(model, entry, None),
+                None => Vec::new(),
+            };
+        }
         model.countdown = Some(left);
+    }
+    // The selection rests for a whole tick before a preload starts.
+    if std::mem::take(&mut model.moved_since_tick) {
         return Vec::new();
     }
-    model.countdown = None;
-    match model.default {
-        Some(entry) => boot(model, entry, None),
+    maybe_preload(model)
+}
+
+/// Starts preparing the selected entry's boot when the menu is idle on it
+/// and nothing is prepared or preparing for it yet. A preload that failed
+/// is not retried here: its reason waits for the user's Enter.
+fn maybe_preload(model: &mut Model) -> Vec<Effect> {
+    if !model.settings.preload
+        || model.modal.is_some()
+        || model.busy.is_some()
+        || matches!(model.screen, Screen::Editor { .. } | Screen::Confirm(_))
+    {
+        return Vec::new();
+    }
+    let Some(Row::Entry {
+        entry,
+        blocker: None,
+        ..
+    }) = model.selected_row()
+    else {
+        return Vec::new();
+    };
+    if is_preload_of(model, entry, &None) {
+        return Vec::new();
+    }
+    start_preload(model, entry, None)
+}
+
+fn is_preload_of(model: &Model, entry: EntryRef, cmdline: &Option<String>) -> bool {
+    model
+        .preload
+        .as_ref()
+        .is_some_and(|p| p.entry == entry && p.cmdline == *cmdline)
+}
+
+/// Replaces any preload with a new one of `entry` with `cmdline`.
+fn start_preload(model: &mut Model, entry: EntryRef, cmdline: Option<String>) -> Vec<Effect> {
+    let mut effects = cancel_preload(model);
+    let id = model.next_preload_id;
+    model.next_preload_id = id.wrapping_add(1);
+    model.preload = Some(Preload {
+        id,
+        entry,
+        cmdline: cmdline.clone(),
+        state: PreloadState::Running { step: None },
+    });
+    effects.push(Effect::Preload { id, entry, cmdline });
+    effects
+}
+
+/// Drops the preload, asking the host to stop it or unload its kernel.
+fn cancel_preload(model: &mut Model) -> Vec<Effect> {
+    model.boot_waits = false;
+    match model.preload.take() {
+        Some(_) => vec![Effect::CancelPreload],
         None => Vec::new(),
     }
 }
 
+fn on_preloaded(model: &mut Model, id: u64, result: Result<(), Failure>) -> Vec<Effect> {
+    // A cancelled preload's news is old news.
+    let Some(p) = model.preload.as_mut().filter(|p| p.id == id) else {
+        return Vec::new();
+    };
+    let (entry, cmdline) = (p.entry, p.cmdline.clone());
+    match result {
+        Ok(()) => {
+            p.state = PreloadState::Ready;
+            if !std::mem::take(&mut model.boot_waits) {
+                return Vec::new();
+            }
+            model.busy = Some(Busy::Booting(model.entry_title(entry)));
+            vec![Effect::BootPreloaded { entry, cmdline }]
+        }
+        Err(f) if model.boot_waits => {
+            // The boot waited for this load: it failed as a load does.
+            model.boot_waits = false;
+            model.preload = None;
+            model.busy = None;
+            model.countdown = None;
+            show_failure(model, f);
+            Vec::new()
+        }
+        Err(f) => {
+            p.state = PreloadState::Failed(f);
+            Vec::new()
+        }
+    }
+}
+
 fn on_key(model: &mut Model, key: Key) -> Vec<Effect> {
+    // A boot waiting for its preload takes no keys but Esc (the editor's
+    // Cancel), which stops the wait and leaves the preload running for a
+    // later Enter. A second, impatient Enter must not stop the boot.
+    if model.boot_waits {
+        if keys::EDITOR.action(key) == Some(Action::Cancel) {
+            model.boot_waits = false;
+            model.busy = None;
+            model.notice = Some("The boot was stopped; Enter starts it again.".into());
+        }
+        return Vec::new();
+    }
     // Any key stops the countdown and is used for nothing else, so that a
     // user who presses Down to look does not boot something by accident.
     if model.countdown.take().is_some() {
@@ -100,7 +219,18 @@ fn on_key(model: &mut Model, key: Key) -> Vec<Effect> {
     }
     model.notice = None;
     match model.screen.clone() {
-        Screen::Menu => on_menu_key(model, key),
+        Screen::Menu => {
+            let before = model.selected;
+            let effects = on_menu_key(model, key);
+            if model.selected == before {
+                return effects;
+            }
+            // The preload was for the row the user left.
+            model.moved_since_tick = true;
+            let mut all = cancel_preload(model);
+            all.extend(effects);
+            all
+        }
         Screen::Editor { entry, edit } => on_editor_key(model, key, entry, edit),
         Screen::Help { scroll } => {
             model.screen = match scroll_key(key, scroll, page(model)) {
@@ -198,13 +328,19 @@ fn on_menu_key(model: &mut Model, key: Key) -> Vec<Effect> {
             }
             Err(f) => model.modal = Some(f),
         },
+        // The shell may change the image files, and a rescan renumbers the
+        // entries: a preloaded kernel would be stale after either.
         Action::Shell => {
             model.busy = Some(Busy::Shell);
-            return vec![Effect::RescueShell];
+            let mut effects = cancel_preload(model);
+            effects.push(Effect::RescueShell);
+            return effects;
         }
         Action::Rescan => {
             model.busy = Some(Busy::Rescanning);
-            return vec![Effect::Rescan];
+            let mut effects = cancel_preload(model);
+            effects.push(Effect::Rescan);
+            return effects;
         }
         Action::Log => model.screen = Screen::Log { scroll: 0 },
         Action::Help => model.screen = Screen::Help { scroll: 0 },
@@ -240,8 +376,24 @@ fn on_editor_key(model: &mut Model, key: Key, entry: EntryRef, mut edit: LineEdi
         (None, Key::Char(c)) => edit.insert(c),
         _ => {}
     }
+    // An edited line is not the line the preload loaded.
+    let line = own_line_as_none(model, entry, Some(edit.text()));
+    let stale = model
+        .preload
+        .as_ref()
+        .is_some_and(|p| p.entry == entry && p.cmdline != line);
     model.screen = Screen::Editor { entry, edit };
+    if stale {
+        return cancel_preload(model);
+    }
     Vec::new()
+}
+
+/// An edited line equal to the entry's own is the entry's own line (None),
+/// so a preload of the entry serves it.
+fn own_line_as_none(model: &Model, entry: EntryRef, cmdline: Option<String>) -> Option<String> {
+    let own = model.snapshot.entry(entry).map(|e| e.cmdline.as_str());
+    cmdline.filter(|c| Some(c.as_str()) != own)
 }
 
 /// Moves over selectable rows only, stopping at the ends: wrapping would
@@ -349,8 +501,43 @@ fn boot(model: &mut Model, entry: EntryRef, cmdline: Option<String>) -> Vec<Effe
         model.modal = Some(refusal(&name, &why));
         return Vec::new();
     }
-    model.busy = Some(Busy::Booting(model.entry_title(entry)));
-    vec![Effect::Boot { entry, cmdline }]
+    let title = model.entry_title(entry);
+    if !model.settings.preload {
+        model.busy = Some(Busy::Booting(title));
+        return vec![Effect::Boot { entry, cmdline }];
+    }
+    // With preloads, every boot goes through one: a finished one only
+    // reboots, a running one is waited for, and a new one is started and
+    // waited for, its steps shown on the status line.
+    let cmdline = own_line_as_none(model, entry, cmdline);
+    let state = model
+        .preload
+        .as_ref()
+        .filter(|p| p.entry == entry && p.cmdline == cmdline)
+        .map(|p| p.state.clone());
+    match state {
+        Some(PreloadState::Ready) => {
+            model.busy = Some(Busy::Booting(title));
+            vec![Effect::BootPreloaded { entry, cmdline }]
+        }
+        Some(PreloadState::Running { step }) => {
+            model.busy = Some(Busy::Preparing { title, step });
+            model.boot_waits = true;
+            Vec::new()
+        }
+        Some(PreloadState::Failed(f)) => {
+            // Shown as a failed load is; the next Enter tries afresh.
+            model.countdown = None;
+            show_failure(model, f);
+            cancel_preload(model)
+        }
+        None => {
+            let effects = start_preload(model, entry, cmdline);
+            model.busy = Some(Busy::Preparing { title, step: None });
+            model.boot_waits = true;
+            effects
+        }
+    }
 }
 
 /// What identifies a row across scans: indices move when disks come and

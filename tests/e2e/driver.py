@@ -89,7 +89,11 @@ EXFAT_TITLE = "E2E exFAT Linux"
 NTFS_PATH = "/Images/ntfs-linux.vhd"
 EXFAT_PATH = "/Images/exfat-linux.vhd"
 # The bootstrapper's own command line; vhdboot.* settings are added per scenario.
-BASE_CMDLINE = "console=ttyS0 quiet loglevel=3"
+# init_on_alloc=0 and preempt=full are the bootstrapper's own settings
+# (kconfig/vhdboot.config's built-in line; issue 17, bench/bootpath.py
+# --variant): no zeroing of the pages kexec_file_load and the memfds
+# allocate, and a menu that takes keys while a preload's kexec_file_load runs.
+BASE_CMDLINE = "console=ttyS0 quiet loglevel=3 init_on_alloc=0 preempt=full"
 
 
 def load_build_env(repo: str) -> dict:
@@ -1312,6 +1316,73 @@ def scenario_ovmf_vga(args, timings):
     return vm
 
 
+def stage1_timeline(vm: Vm) -> list:
+    """The steps of stage 1's timeline line (printed just before the
+    reboot into the target), in order."""
+    m = re.search(r"vhdboot: timeline:([^\r\n]*)", vm.text())
+    check(m is not None, "stage 1 printed no timeline before the reboot")
+    steps = []
+    for part in m.group(1).split("|"):
+        step = re.match(r"\s*[0-9.]+ (.+?)(?: \+[0-9.]+)?\s*$", part)
+        if step:
+            steps.append(step.group(1))
+    return steps
+
+
+def scenario_preload_default(args, timings):
+    """The default boots after a preload (issue 17): with a countdown long
+    enough for it, the menu prepares the default's boot in the background
+    (read, check, kexec_file_load), and the countdown's end only reboots.
+    Stage 1's timeline must show the preload finished before the reboot was
+    asked for, and one kexec_file_load in all."""
+    vm = boot_menu(args, "preload-default", f"vhdboot.default={NTFS_PATH} vhdboot.timeout=10")
+    try:
+        wait_menu(vm, args, timings, [NTFS_TITLE])
+        t_menu = vm.elapsed()
+        m = marker(vm, args.timeout)
+        timings["menu to marker"] = vm.elapsed() - t_menu
+        check_booted_image(m, NTFS_PATH, "e2e.uki=ntfs")
+        steps = stage1_timeline(vm)
+        check("preload ready" in steps, f"no 'preload ready' in stage 1's timeline: {steps}")
+        check(steps.count("kexec_file_load done") == 1,
+              f"expected one kexec_file_load, the preload's: {steps}")
+        check("boot requested" not in steps, f"a second, foreground load ran: {steps}")
+        check(steps.index("preload ready") < steps.index("reboot requested"),
+              f"the reboot was asked for before the preload was ready: {steps}")
+    finally:
+        vm.close()
+    return vm
+
+
+def scenario_preload_pick(args, timings):
+    """A second entry chosen while the default preloads (issue 17): the
+    first Down stops the countdown, the second moves to exFAT (cancelling
+    the default's preload), Enter at once waits for exFAT's own preload,
+    naming its steps on the status line, and boots it."""
+    vm = boot_menu(args, "preload-pick", f"vhdboot.default={NTFS_PATH} vhdboot.timeout=10")
+    try:
+        wait_menu(vm, args, timings, [NTFS_TITLE, EXFAT_TITLE])
+        vm.key("down")
+        vm.key("down")
+        vm.key("enter")
+        t_enter = vm.elapsed()
+        vm.wait_for(r"Booting [^\n]*: (preparing|reading the kernel|checking the initramfs|"
+                    r"adding the stage-2 archive|loading)", 60,
+                    "the status line naming the boot's step", on_screen=True)
+        m = marker(vm, args.timeout)
+        timings["enter to marker"] = vm.elapsed() - t_enter
+        check_booted_image(m, EXFAT_PATH, "e2e.uki=exfat")
+        steps = stage1_timeline(vm)
+        # The default's preload may have reached kexec_file_load before the
+        # Down arrived; then it was unloaded again.
+        loads = steps.count("kexec_file_load done")
+        check(loads == 1 or (loads == 2 and "preload unloaded" in steps),
+              f"the cancelled preload's kernel was not unloaded: {steps}")
+    finally:
+        vm.close()
+    return vm
+
+
 SCENARIOS = {
     "direct": scenario_direct,
     "default": scenario_default,
@@ -1333,12 +1404,14 @@ SCENARIOS = {
     "exec-fails": scenario_exec_fails,
     "ovmf": scenario_ovmf,
     "ovmf-vga": scenario_ovmf_vga,
+    "preload-default": scenario_preload_default,
+    "preload-pick": scenario_preload_pick,
 }
 # The scenarios run when none is named.
 DEFAULT_SCENARIOS = ["direct", "default", "pick", "edit", "readonly", "silent",
                      "shutdown", "faults", "empty", "panic", "late", "4kn", "shell-keys",
                      "kexec-refused", "confirm-cancel", "exec-fails", "default-broken", "hostile",
-                     "ovmf", "ovmf-vga"]
+                     "ovmf", "ovmf-vga", "preload-default", "preload-pick"]
 
 
 def main() -> int:

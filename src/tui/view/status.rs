@@ -30,6 +30,10 @@ pub fn status_line(model: &Model, theme: &Theme, frame: &mut Frame, area: Rect) 
         Line::styled(
             match busy {
                 Busy::Booting(t) => format!(" Booting {t}..."),
+                Busy::Preparing { title, step } => match step {
+                    Some(step) => format!(" Booting {title}: {step}..."),
+                    None => format!(" Booting {title}: preparing..."),
+                },
                 Busy::Shell => " Running the rescue shell...".into(),
                 Busy::Rescanning => " Scanning the disks...".into(),
                 Busy::PowerAction(PowerAction::Reboot) => " Rebooting...".into(),
