@@ -4,9 +4,11 @@
 #![forbid(unsafe_code)]
 
 pub mod bls;
+pub mod boot_dir;
 pub mod bytes;
 pub mod bzimage;
 pub mod esp;
+pub mod ext4_window;
 pub mod fat_dir;
 pub mod initrd;
 pub mod inspect;
