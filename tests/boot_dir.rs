@@ -345,3 +345,51 @@ fn a_journal_flagged_for_recovery_without_checksums_is_a_warning_and_left_alone(
     assert!(!found.problems[0].blocks_boot);
     assert_eq!(sha256(&disk), before);
 }
+
+#[test]
+fn kernels_on_a_separate_boot_partition_take_the_root_partitions_name_and_uuid() {
+    let dir = tempfile::tempdir().unwrap();
+    let root_dir = dir.path().join("root");
+    let boot_dir = dir.path().join("boot");
+    std::fs::create_dir_all(root_dir.join("etc")).unwrap();
+    std::fs::create_dir_all(root_dir.join("boot")).unwrap();
+    std::fs::write(root_dir.join("etc/os-release"), DEBIAN_OS_RELEASE).unwrap();
+    std::fs::create_dir_all(&boot_dir).unwrap();
+    std::fs::write(boot_dir.join("vmlinuz-6.1.0-18-amd64"), kernel("sep")).unwrap();
+    std::fs::write(boot_dir.join("initrd.img-6.1.0-18-amd64"), b"i").unwrap();
+    let boot_uuid = "0b6c9d7e-1111-4222-8333-944455556666";
+    let boot_fs = disk::make_ext4_image(dir.path(), "boot.ext4", 16, &boot_dir, boot_uuid);
+    let root_fs = disk::make_ext4_image(dir.path(), "root.ext4", 16, &root_dir, UUID);
+    let linux = |name| disk::PartSpec {
+        size_mib: 16,
+        type_guid: disk::LINUX_FS_TYPE,
+        name,
+    };
+    // /boot first, as installers that make one put it.
+    let image = disk::make_gpt_disk(
+        dir.path(),
+        "two.img",
+        34 * disk::MIB,
+        &[linux("boot"), linux("root")],
+    );
+    let parts = disk::partition_extents(&image);
+    disk::write_at(&image, parts[0].offset, &boot_fs);
+    disk::write_at(&image, parts[1].offset, &root_fs);
+    let found = inspected(&image);
+    assert!(found.problems.is_empty(), "{:#?}", found.problems);
+    assert_eq!(found.entries.len(), 1);
+    let e = &found.entries[0];
+    assert_eq!(e.title, "Debian GNU/Linux 13 (trixie) (6.1.0-18-amd64)");
+    assert_eq!(e.cmdline, format!("root=UUID={UUID} ro"));
+    let EntrySource::Ext4 {
+        partition, linux, ..
+    } = &e.source
+    else {
+        panic!("{:?}", e.source)
+    };
+    assert_eq!(partition.offset, parts[0].offset);
+    assert_eq!(linux, "/vmlinuz-6.1.0-18-amd64");
+    let (mut file, len) = disk::open_with_len(&image);
+    let payload = load_payload(&mut file, len, &e.source).unwrap();
+    assert_eq!(payload.kernel, kernel("sep"));
+}

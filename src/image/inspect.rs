@@ -1,11 +1,13 @@
 //! What an image holds: its kind (from the footer), its partitions, each
 //! EFI system partition and XBOOTLDR partition, and the boot entries on
 //! them (UKIs in `/EFI/Linux`, Boot Loader Spec entries in
-//! `/loader/entries`).
+//! `/loader/entries`), and the kernels in `/boot` of every ext4 Linux
+//! partition (`boot_dir.rs`).
 //!
 //! Stage 1 runs [`inspect`] on every image before showing the menu, so it
-//! reads only the footer, the GPT, FAT metadata and directories, the PE
-//! headers and the small UKI sections; never a kernel or an initrd. It
+//! reads only the footer, the GPT, FAT and ext4 metadata and directories,
+//! the PE headers, the small UKI sections and small text files; never a
+//! kernel or an initrd. It
 //! never fails: whatever goes wrong becomes a [`Problem`] with a hint, so
 //! the menu can still list the image and say why it cannot boot.
 //! [`load_payload`] (in `payload.rs`) reads the big parts when an entry is
