@@ -35,9 +35,9 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    let text = String::from_utf8_lossy(data);
-    let (a, b) = text.split_at(text.len() / 2);
-    let vars = parse_grubenv(a);
-    let _ = expand_vars(b, &vars);
-    let _ = compare_versions(a, b);
+    let (a, b) = data.split_at(data.len() / 2);
+    let (a, b) = (String::from_utf8_lossy(a), String::from_utf8_lossy(b));
+    let vars = parse_grubenv(&a);
+    let _ = expand_vars(&b, &vars);
+    let _ = compare_versions(&a, &b);
 });
