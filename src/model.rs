@@ -174,6 +174,14 @@ pub enum EntrySource {
         linux: String,
         initrd: Vec<String>,
     },
+    /// A kernel and its initrds on the ext4 filesystem in `partition`
+    /// (the image's root or /boot), found in `/boot` by name or through a
+    /// `/boot/loader/entries` file. Paths are inside that filesystem.
+    Ext4 {
+        partition: ByteRange,
+        linux: String,
+        initrd: Vec<String>,
+    },
 }
 
 /// One thing that can be booted from an image.

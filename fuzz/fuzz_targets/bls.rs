@@ -3,7 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vhdboot::image::bls::{BlsEntry, compare_versions};
+use vhdboot::image::bls::BlsEntry;
+use vhdboot::image::version::compare_versions;
 
 fuzz_target!(|data: &[u8]| {
     let e = BlsEntry::parse_bytes(data);

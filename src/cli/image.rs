@@ -367,9 +367,12 @@ fn print_text(report: &Report<'_>, path: &Path) {
         let (source, part) = match &e.source {
             EntrySource::Uki { esp, path } => (format!("UKI {path}"), esp),
             EntrySource::Bls { esp, conf, .. } => (format!("Boot Loader Spec entry {conf}"), esp),
+            EntrySource::Ext4 {
+                partition, linux, ..
+            } => (format!("kernel {linux} on ext4"), partition),
         };
         let number = i
-            .esps
+            .partitions
             .iter()
             .find(|r| r.range == *part)
             .map_or_else(String::new, |r| format!(" on partition {}", r.number));

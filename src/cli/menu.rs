@@ -108,7 +108,9 @@ impl Host for DemoHost {
         };
         let kernel = match &plan.source {
             EntrySource::Uki { path, .. } => format!("the UKI {path}"),
-            EntrySource::Bls { linux, .. } => format!("the kernel {linux}"),
+            EntrySource::Bls { linux, .. } | EntrySource::Ext4 { linux, .. } => {
+                format!("the kernel {linux}")
+            }
         };
         Failure {
             what: format!("demo mode: would kexec {kernel} of {}", plan.title),

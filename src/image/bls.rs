@@ -4,7 +4,6 @@
 //! `grub_users`, `grub_class` ...) are ignored, as the spec asks.
 
 use serde::Serialize;
-use std::cmp::Ordering;
 
 /// One parsed entry. Paths are as written, relative to the root of the
 /// partition that holds the entry.
@@ -82,49 +81,6 @@ impl BlsEntry {
             _ => title,
         }
     }
-}
-
-/// Compares version strings the way people read them: runs of digits as
-/// numbers, everything else byte by byte, so `6.10` sorts after `6.9`.
-pub fn compare_versions(a: &str, b: &str) -> Ordering {
-    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
-    loop {
-        match (a.first(), b.first()) {
-            (None, None) => return Ordering::Equal,
-            (None, Some(_)) => return Ordering::Less,
-            (Some(_), None) => return Ordering::Greater,
-            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
-                let (na, ra) = split_digits(a);
-                let (nb, rb) = split_digits(b);
-                // Without leading zeros, a longer run is a bigger number.
-                let na = trim_zeros(na);
-                let nb = trim_zeros(nb);
-                let ord = na.len().cmp(&nb.len()).then_with(|| na.cmp(nb));
-                if ord != Ordering::Equal {
-                    return ord;
-                }
-                a = ra;
-                b = rb;
-            }
-            (Some(x), Some(y)) => {
-                if x != y {
-                    return x.cmp(y);
-                }
-                a = a.get(1..).unwrap_or_default();
-                b = b.get(1..).unwrap_or_default();
-            }
-        }
-    }
-}
-
-fn split_digits(s: &[u8]) -> (&[u8], &[u8]) {
-    let n = s.iter().take_while(|c| c.is_ascii_digit()).count();
-    s.split_at(n)
-}
-
-fn trim_zeros(s: &[u8]) -> &[u8] {
-    let n = s.iter().take_while(|&&c| c == b'0').count();
-    s.get(n..).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -245,17 +201,5 @@ options\tquiet splash
         assert_eq!(e.linux.as_deref(), Some("/vmlinuz"));
         assert!(e.initrd.is_empty());
         assert_eq!(e.cmdline(), "quiet");
-    }
-
-    #[test]
-    fn versions_compare_numerically() {
-        assert_eq!(compare_versions("6.10.0", "6.9.12"), Ordering::Greater);
-        assert_eq!(
-            compare_versions("6.1.0-18-amd64", "6.1.0-9-amd64"),
-            Ordering::Greater
-        );
-        assert_eq!(compare_versions("6.1", "6.1.0"), Ordering::Less);
-        assert_eq!(compare_versions("6.01", "6.1"), Ordering::Equal);
-        assert_eq!(compare_versions("abc", "abd"), Ordering::Less);
     }
 }

@@ -1,22 +1,27 @@
 //! What an image holds: its kind (from the footer), its partitions, each
 //! EFI system partition and XBOOTLDR partition, and the boot entries on
 //! them (UKIs in `/EFI/Linux`, Boot Loader Spec entries in
-//! `/loader/entries`).
+//! `/loader/entries`), and the kernels in `/boot` of every ext4 Linux
+//! partition (`boot_dir.rs`).
 //!
 //! Stage 1 runs [`inspect`] on every image before showing the menu, so it
-//! reads only the footer, the GPT, FAT metadata and directories, the PE
-//! headers and the small UKI sections; never a kernel or an initrd. It
+//! reads only the footer, the GPT, FAT and ext4 metadata and directories,
+//! the PE headers, the small UKI sections and small text files; never a
+//! kernel or an initrd. It
 //! never fails: whatever goes wrong becomes a [`Problem`] with a hint, so
 //! the menu can still list the image and say why it cannot boot.
 //! [`load_payload`] (in `payload.rs`) reads the big parts when an entry is
 //! booted.
 
-use super::bls::{BlsEntry, compare_versions};
+use super::bls::BlsEntry;
+use super::boot_dir::{BootDir, read_boot_dir, settle};
 use super::bytes::pad4;
 use super::bzimage::is_bzimage;
 use super::esp::{Esp, EspEntry, EspError};
+use super::ext4_window::{Ext4OpenError, with_ext4};
 use super::partitions::{Partition, PartitionKind, read_partitions};
 use super::uki::{UkiError, UkiInfo, UkiSection};
+use super::version::compare_versions;
 use super::vhd::{classify, kind_problem};
 use super::window::Window;
 use crate::model::{BootEntry, ByteRange, EntrySource, ImageKind, Problem};
@@ -134,10 +139,13 @@ pub fn inspect<R: Read + Seek>(r: &mut R, file_len: u64, raw_allowed: bool) -> I
     }
     out.partitions = table.partitions;
     let boot_parts = boot_partitions(&out.partitions, &mut out.problems);
-    if boot_parts.is_empty() {
+    // Kernels in /boot on ext4 need no ESP: an image without one boots
+    // when its root (or /boot) filesystem holds them.
+    scan_linux_partitions(r, &out.partitions, &mut out.entries, &mut out.problems);
+    if boot_parts.is_empty() && out.entries.is_empty() {
         out.problems.push(Problem::blocking(
             "the image has no EFI system partition",
-            "vhdboot boots UEFI installs: install the OS with an ESP (GPT type C12A7328-F81F-11D2-BA4B-00A0C93EC93B)",
+            "vhdboot boots UEFI installs and kernels in /boot on ext4: install the OS with an ESP (GPT type C12A7328-F81F-11D2-BA4B-00A0C93EC93B) or with /boot on an ext4 root",
         ));
         return out;
     }
@@ -208,6 +216,98 @@ fn boot_partitions(partitions: &[Partition], problems: &mut Vec<Problem>) -> Vec
         ));
     }
     out
+}
+
+/// The Linux partitions (root and generic filesystem) that may hold ext4:
+/// each byte range once, at most [`MAX_BOOT_PARTITIONS`].
+fn linux_partitions(partitions: &[Partition]) -> Vec<Partition> {
+    let mut out: Vec<Partition> = Vec::new();
+    for p in partitions.iter().filter(|p| {
+        matches!(
+            p.kind,
+            PartitionKind::LinuxRoot | PartitionKind::LinuxFilesystem
+        )
+    }) {
+        if out.len() == MAX_BOOT_PARTITIONS {
+            break;
+        }
+        if !out.iter().any(|q| q.range == p.range) {
+            out.push(p.clone());
+        }
+    }
+    out
+}
+
+/// Lists the kernels in `/boot` of every ext4 Linux partition. A
+/// partition without ext4 (xfs, btrfs, swap, empty) is passed over in
+/// silence; a damaged one gets a warning. Kernels on a separate /boot
+/// take their title and derived command line from the root filesystem.
+fn scan_linux_partitions<R: Read + Seek>(
+    r: &mut R,
+    partitions: &[Partition],
+    entries: &mut Vec<BootEntry>,
+    problems: &mut Vec<Problem>,
+) {
+    let mut found: Vec<(Partition, BootDir)> = Vec::new();
+    for part in linux_partitions(partitions) {
+        let where_ = format!("Linux partition {}", part.number);
+        let len = part.range.len;
+        let read = with_ext4(r, part.range, &mut |_| Ok(()), |link, sb| {
+            let fs = link.load().map_err(|e| e.to_string())?;
+            Ok::<BootDir, String>(read_boot_dir(&fs, sb.uuid_string(), len))
+        });
+        match read {
+            Err(Ext4OpenError::NotExt4) => {}
+            Err(e) => problems.push(Problem::warning(
+                format!("{where_}: {e}"),
+                "check the filesystem with `e2fsck -n` on a copy; entries elsewhere can still boot",
+            )),
+            Ok(Err(e)) => problems.push(Problem::warning(
+                format!("{where_}: cannot read its ext4 filesystem: {e}"),
+                "check the filesystem with `e2fsck -n` on a copy; entries elsewhere can still boot",
+            )),
+            Ok(Ok(dir)) => found.push((part, dir)),
+        }
+    }
+    let root_facts = found
+        .iter()
+        .find(|(_, d)| d.facts.is_root)
+        .map(|(_, d)| d.facts.clone());
+    for (part, dir) in &found {
+        let where_ = format!("Linux partition {}", part.number);
+        for w in &dir.warnings {
+            problems.push(Problem::warning(
+                format!("{where_}: {w}"),
+                "the other entries can still boot; reinstall this kernel inside the OS",
+            ));
+        }
+        let facts = match (&root_facts, dir.facts.is_root) {
+            (Some(root), false) => root,
+            _ => &dir.facts,
+        };
+        for kernel in &dir.kernels {
+            let (title, cmdline) = settle(kernel, facts);
+            if let Some(why) = cmdline_problem(&cmdline) {
+                problems.push(Problem::warning(
+                    format!("{where_}: {}: its command line {why}", kernel.origin),
+                    "shorten the kernel options inside the OS (the other entries can still boot)",
+                ));
+                continue;
+            }
+            entries.push(BootEntry {
+                title,
+                version: kernel.version.clone(),
+                cmdline,
+                source: EntrySource::Ext4 {
+                    partition: part.range,
+                    linux: kernel.linux.clone(),
+                    initrd: kernel.initrd.clone(),
+                },
+                kernel_size: kernel.kernel_size,
+                initrd_size: kernel.initrd_size,
+            });
+        }
+    }
 }
 
 /// Names a partition in messages: "EFI system partition 1".

@@ -4,9 +4,11 @@
 #![forbid(unsafe_code)]
 
 pub mod bls;
+pub mod boot_dir;
 pub mod bytes;
 pub mod bzimage;
 pub mod esp;
+pub mod ext4_window;
 pub mod fat_dir;
 pub mod initrd;
 pub mod inspect;
@@ -17,5 +19,6 @@ pub mod partitions;
 pub mod payload;
 pub mod readahead;
 pub mod uki;
+pub mod version;
 pub mod vhd;
 pub mod window;

@@ -12,9 +12,10 @@
 use super::bytes::pad4;
 use super::bzimage;
 use super::esp::{Esp, EspError};
+use super::ext4_window::{Ext4OpenError, with_ext4};
 use super::uki::{UkiError, UkiInfo, UkiSection};
 use super::window::Window;
-use crate::model::EntrySource;
+use crate::model::{ByteRange, EntrySource};
 use std::io::{self, BufWriter, Read, Seek, Write};
 
 /// The largest kernel and initrd a boot will read.
@@ -106,6 +107,28 @@ pub enum PayloadError {
         size: u64,
         esp_len: u64,
     },
+    #[error("the ext4 partition at byte offset {part_offset}: {cause}")]
+    Ext4Open {
+        part_offset: u64,
+        cause: Ext4OpenError,
+    },
+    #[error(
+        "{path} on the ext4 partition at byte offset {part_offset}: {cause}; check the filesystem with `e2fsck -n` on a copy, or reinstall this kernel inside the OS"
+    )]
+    Ext4File {
+        part_offset: u64,
+        path: String,
+        cause: String,
+    },
+    #[error(
+        "{path} on the ext4 partition at byte offset {part_offset} is {size} bytes, more than the {cap} bytes vhdboot loads from it; the file is damaged or not a kernel/initrd"
+    )]
+    Ext4TooLarge {
+        part_offset: u64,
+        path: String,
+        size: u64,
+        cap: u64,
+    },
     #[error(
         "cannot allocate {size} bytes for {path}; the machine has too little memory for this kernel and initrd"
     )]
@@ -147,6 +170,7 @@ pub fn stream_payload<R: Read + Seek, W: Write>(
 ) -> Result<StreamedPayload, PayloadError> {
     let range = match source {
         EntrySource::Uki { esp, .. } | EntrySource::Bls { esp, .. } => *esp,
+        EntrySource::Ext4 { partition, .. } => *partition,
     };
     let end = range.offset.saturating_add(range.len);
     if end > data_size {
@@ -155,6 +179,9 @@ pub fn stream_payload<R: Read + Seek, W: Write>(
             end,
             data_size,
         });
+    }
+    if let EntrySource::Ext4 { linux, initrd, .. } = source {
+        return stream_from_ext4(r, range, linux, initrd, kernel_out);
     }
     let esp_offset = range.offset;
     let esp = Esp::open(Window::new(&mut *r, range.offset, range.len))
@@ -229,6 +256,154 @@ pub fn stream_payload<R: Read + Seek, W: Write>(
                 initrd: initrd_bytes,
             })
         }
+        // Read by stream_from_ext4 above; this arm is never reached.
+        EntrySource::Ext4 { .. } => Ok(StreamedPayload {
+            kernel_len: 0,
+            kernel_release: None,
+            initrd: Vec::new(),
+        }),
+    }
+}
+
+/// Streams an ext4 entry's kernel into `kernel_out` and reads its initrds
+/// (each padded to 4 bytes), through the ext4 worker (`ext4_window.rs`).
+fn stream_from_ext4<R: Read + Seek, W: Write>(
+    r: &mut R,
+    partition: ByteRange,
+    linux: &str,
+    initrd: &[String],
+    kernel_out: &mut W,
+) -> Result<StreamedPayload, PayloadError> {
+    let part_offset = partition.offset;
+    let mut head = HeadKeeper::new(kernel_out);
+    let worked = with_ext4(
+        r,
+        partition,
+        &mut |bytes| head.write_all(bytes),
+        |link, _| -> Result<(u64, Vec<u8>), PayloadError> {
+            let fs = link.load().map_err(|e| ext4_error(part_offset, "/", e))?;
+            let kernel_len = {
+                let (mut file, size) =
+                    open_capped(&fs, part_offset, partition.len, linux, KERNEL_CAP)?;
+                let mut sent = 0u64;
+                while sent < size {
+                    let want =
+                        usize::try_from(size - sent).map_or(STREAM_CHUNK, |n| n.min(STREAM_CHUNK));
+                    let mut chunk = vec![0u8; want];
+                    file.read_exact(&mut chunk)
+                        .map_err(|e| ext4_io_error(part_offset, linux, e))?;
+                    link.emit(chunk)
+                        .map_err(|cause| PayloadError::KernelWrite {
+                            esp_offset: part_offset,
+                            path: linux.to_string(),
+                            cause: io::Error::other(cause),
+                        })?;
+                    sent += want as u64;
+                }
+                sent
+            };
+            let mut initrd_bytes: Vec<u8> = Vec::new();
+            for path in initrd {
+                let (mut file, size) =
+                    open_capped(&fs, part_offset, partition.len, path, INITRD_CAP)?;
+                let padded = usize::try_from(pad4(size)).unwrap_or(usize::MAX);
+                let total = initrd_bytes.len().saturating_add(padded);
+                if total as u64 > INITRD_CAP {
+                    return Err(PayloadError::Ext4TooLarge {
+                        part_offset,
+                        path: path.clone(),
+                        size: total as u64,
+                        cap: INITRD_CAP,
+                    });
+                }
+                initrd_bytes
+                    .try_reserve(padded)
+                    .map_err(|_| PayloadError::OutOfMemory {
+                        path: path.clone(),
+                        size: padded as u64,
+                    })?;
+                let start = initrd_bytes.len();
+                (&mut file)
+                    .take(size)
+                    .read_to_end(&mut initrd_bytes)
+                    .map_err(|e| ext4_io_error(part_offset, path, e))?;
+                if (initrd_bytes.len() - start) as u64 != size {
+                    return Err(ext4_io_error(
+                        part_offset,
+                        path,
+                        io::Error::new(io::ErrorKind::UnexpectedEof, "the file ended early"),
+                    ));
+                }
+                initrd_bytes.resize(start + padded, 0);
+            }
+            Ok((kernel_len, initrd_bytes))
+        },
+    );
+    let (kernel_len, initrd) = match worked {
+        Ok(result) => result?,
+        Err(Ext4OpenError::Output(cause)) => {
+            return Err(PayloadError::KernelWrite {
+                esp_offset: part_offset,
+                path: linux.to_string(),
+                cause,
+            });
+        }
+        Err(cause) => return Err(PayloadError::Ext4Open { part_offset, cause }),
+    };
+    Ok(StreamedPayload {
+        kernel_len,
+        kernel_release: bzimage::release(&head.head),
+        initrd,
+    })
+}
+
+/// Opens a regular file on ext4 with its size checked against its
+/// partition and `cap`, before anything is read or reserved for it.
+fn open_capped(
+    fs: &ext4_view::Ext4,
+    part_offset: u64,
+    part_len: u64,
+    path: &str,
+    cap: u64,
+) -> Result<(ext4_view::File, u64), PayloadError> {
+    let meta = fs
+        .metadata(path)
+        .map_err(|e| ext4_error(part_offset, path, e))?;
+    if !meta.file_type().is_regular_file() {
+        return Err(ext4_error(
+            part_offset,
+            path,
+            ext4_view::Ext4Error::IsASpecialFile,
+        ));
+    }
+    let size = meta.len();
+    if size > part_len || size > cap {
+        return Err(PayloadError::Ext4TooLarge {
+            part_offset,
+            path: path.to_string(),
+            size,
+            cap: cap.min(part_len),
+        });
+    }
+    let file = fs
+        .open(path)
+        .map_err(|e| ext4_error(part_offset, path, e))?;
+    Ok((file, size))
+}
+
+fn ext4_error(part_offset: u64, path: &str, e: ext4_view::Ext4Error) -> PayloadError {
+    PayloadError::Ext4File {
+        part_offset,
+        path: path.to_string(),
+        cause: e.to_string(),
+    }
+}
+
+fn ext4_io_error(part_offset: u64, path: &str, e: io::Error) -> PayloadError {
+    PayloadError::Ext4File {
+        part_offset,
+        path: path.to_string(),
+        cause: e.to_string(),
     }
 }
 

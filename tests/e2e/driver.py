@@ -88,6 +88,9 @@ NTFS_TITLE = "E2E NTFS Linux"
 EXFAT_TITLE = "E2E exFAT Linux"
 NTFS_PATH = "/Images/ntfs-linux.vhd"
 EXFAT_PATH = "/Images/exfat-linux.vhd"
+# The image with its kernel in /boot on ext4 (tests/e2e/make-boot-dir-vhd).
+BOOT_DIR_TITLE = "E2E Boot Dir Linux"
+BOOT_DIR_PATH = "/Images/exfat-zboot.vhd"
 # The bootstrapper's own command line; vhdboot.* settings are added per scenario.
 # init_on_alloc=0 and preempt=full are the bootstrapper's own settings
 # (kconfig/vhdboot.config's built-in line; issue 17, bench/bootpath.py
@@ -592,6 +595,34 @@ def scenario_edit(args, timings):
         check("e2e.edited=1" in m["cmdline"].split(),
               f"the edited word is not in the target's cmdline: {m['cmdline']!r}")
         check_booted_image(m, NTFS_PATH, "e2e.uki=ntfs")
+    finally:
+        vm.close()
+    return vm
+
+
+def scenario_boot_dir(args, timings):
+    # An image with no ESP and no UKI (tests/e2e/make-boot-dir-vhd): its
+    # kernel and initramfs are in /boot on an ext4 root, found by name and
+    # titled from its os-release; the command line is its
+    # /etc/kernel/cmdline. It is the menu's last row, two Downs from NTFS.
+    vm = boot_menu(args, "boot-dir", f"vhdboot.default={NTFS_PATH} vhdboot.timeout=-1")
+    try:
+        wait_menu(vm, args, timings, [NTFS_TITLE, BOOT_DIR_TITLE])
+        vm.settle()
+        for _ in range(2):
+            vm.key("down")
+            vm.settle(quiet=0.5)
+        vm.key("enter")
+        t_enter = vm.elapsed()
+        m = marker(vm, args.timeout)
+        timings["enter to marker"] = vm.elapsed() - t_enter
+        check("e2e.uki=bootdir" in m["cmdline"].split(),
+              f"target cmdline lacks the image's /etc/kernel/cmdline: {m['cmdline']!r}")
+        check(m["backing"].endswith(BOOT_DIR_PATH),
+              f"loop backing file {m['backing']!r} is not {BOOT_DIR_PATH!r} on the host")
+        check(m["dio"] == "1", f"loop direct I/O is {m['dio']!r}, expected 1")
+        check(re.fullmatch(r"/dev/loop\d+p1", m["root"]) is not None,
+              f"root {m['root']!r} is not partition 1 (the ext4 root) of a loop device")
     finally:
         vm.close()
     return vm
@@ -1406,12 +1437,13 @@ SCENARIOS = {
     "ovmf-vga": scenario_ovmf_vga,
     "preload-default": scenario_preload_default,
     "preload-pick": scenario_preload_pick,
+    "boot-dir": scenario_boot_dir,
 }
 # The scenarios run when none is named.
 DEFAULT_SCENARIOS = ["direct", "default", "pick", "edit", "readonly", "silent",
                      "shutdown", "faults", "empty", "panic", "late", "4kn", "shell-keys",
                      "kexec-refused", "confirm-cancel", "exec-fails", "default-broken", "hostile",
-                     "ovmf", "ovmf-vga", "preload-default", "preload-pick"]
+                     "ovmf", "ovmf-vga", "preload-default", "preload-pick", "boot-dir"]
 
 
 def main() -> int:

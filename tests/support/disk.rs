@@ -280,3 +280,39 @@ pub fn set_primary_entry_array(path: &Path, count: u32, entry_size: u32) {
     h[16..20].copy_from_slice(&crc.to_le_bytes());
     std::fs::write(path, bytes).unwrap();
 }
+
+/// The GPT type of a generic Linux filesystem partition.
+pub const LINUX_FS_TYPE: &str = "0FC63DAF-8483-4772-8E79-3D69D8477DE4";
+
+/// Makes an ext4 filesystem image of `size_mib` MiB at `dir/name`, filled
+/// from the files under `tree` by `mkfs.ext4 -d` (no mount), with `uuid`
+/// and 4 KiB blocks, as installers make them.
+pub fn make_ext4_image(dir: &Path, name: &str, size_mib: u64, tree: &Path, uuid: &str) -> PathBuf {
+    let img = dir.join(name);
+    make_blank(&img, size_mib * MIB);
+    run(Command::new(tool("mkfs.ext4"))
+        .args(["-F", "-q", "-b", "4096", "-U", uuid, "-L", "root", "-d"])
+        .arg(tree)
+        .arg(&img));
+    img
+}
+
+/// A raw disk with no ESP and one Linux filesystem partition holding the
+/// filesystem image `fs` (written at the partition's start). Returns the
+/// disk and the partition's extent.
+pub fn make_linux_disk(dir: &Path, fs: &Path) -> (PathBuf, PartExtent) {
+    let size_mib = std::fs::metadata(fs).unwrap().len().div_ceil(MIB);
+    let disk = make_gpt_disk(
+        dir,
+        "linux.img",
+        (size_mib + 2) * MIB,
+        &[PartSpec {
+            size_mib,
+            type_guid: LINUX_FS_TYPE,
+            name: "root",
+        }],
+    );
+    let part = partition_extents(&disk)[0];
+    write_at(&disk, part.offset, fs);
+    (disk, part)
+}

@@ -96,6 +96,7 @@ fn lines<'a>(model: &'a Model, theme: &Theme) -> Vec<Line<'a>> {
             match &e.source {
                 EntrySource::Uki { path, .. } => format!("UKI {path}"),
                 EntrySource::Bls { conf, .. } => format!("BLS {conf}"),
+                EntrySource::Ext4 { linux, .. } => format!("ext4 {linux}"),
             },
         ));
         out.push(Line::styled("Command line:", theme.label()));
