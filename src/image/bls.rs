@@ -22,7 +22,34 @@ pub struct BlsEntry {
     pub devicetree: Option<String>,
 }
 
+/// The most `initrd` lines one BLS entry may have. Real entries have one
+/// or two (microcode, then the initramfs); each line is a file lookup and a
+/// file loaded at boot.
+pub const MAX_INITRD_LINES: usize = 32;
+
 impl BlsEntry {
+    /// The kernel this entry boots, or why vhdboot cannot kexec it: it
+    /// names no kernel, starts an EFI program, or has more initrd lines
+    /// than [`MAX_INITRD_LINES`]. Entries on an ESP and in /boot alike.
+    pub fn kexec_kernel(&self) -> Result<&str, String> {
+        let Some(linux) = self.linux.as_deref() else {
+            return Err(match &self.efi {
+                Some(efi) => {
+                    format!("the entry starts an EFI program ({efi}), which vhdboot cannot kexec")
+                }
+                None => "the entry has no `linux` line".to_string(),
+            });
+        };
+        if self.initrd.len() > MAX_INITRD_LINES {
+            return Err(format!(
+                "the entry has {} initrd lines; vhdboot accepts at most {MAX_INITRD_LINES} \
+                 (real entries have one or two)",
+                self.initrd.len()
+            ));
+        }
+        Ok(linux)
+    }
+
     /// Parses entry text. Lines without a value and comments are skipped;
     /// for single-valued keys the last line wins.
     pub fn parse(text: &str) -> BlsEntry {

@@ -16,7 +16,7 @@
 
 use super::bls::BlsEntry;
 use super::bytes::pad4;
-use super::inspect::{KERNEL_CMDLINE_SIZE, MAX_BLS_FILES_PER_ESP, MAX_INITRD_LINES};
+use super::inspect::{KERNEL_CMDLINE_SIZE, MAX_BLS_FILES_PER_ESP};
 use super::osrelease::OsRelease;
 use super::version::compare_versions;
 use ext4_view::{Ext4, Ext4Error};
@@ -278,20 +278,7 @@ fn bls_kernel(
 ) -> Result<FoundKernel, String> {
     let bytes = read_small(fs, path)?.ok_or("it vanished while being read")?;
     let bls = BlsEntry::parse_bytes(&bytes);
-    let Some(linux) = bls.linux.as_deref() else {
-        return Err(match bls.efi {
-            Some(efi) => {
-                format!("the entry starts an EFI program ({efi}), which vhdboot cannot kexec")
-            }
-            None => "the entry has no `linux` line".to_string(),
-        });
-    };
-    if bls.initrd.len() > MAX_INITRD_LINES {
-        return Err(format!(
-            "the entry has {} initrd lines; vhdboot accepts at most {MAX_INITRD_LINES}",
-            bls.initrd.len()
-        ));
-    }
+    let linux = bls.kexec_kernel()?;
     let (linux, kernel_size) =
         bls_file(fs, prefix, linux).map_err(|e| format!("its kernel is unusable: {e}"))?;
     let mut initrd = Vec::new();

@@ -55,10 +55,6 @@ pub const MAX_BLS_FILES_PER_ESP: usize = 256;
 /// The most boot entries kept per image: more than a menu can show in a
 /// useful way, and each entry holds a command line of up to 2 KiB.
 pub const MAX_ENTRIES_PER_IMAGE: usize = 256;
-/// The most `initrd` lines one BLS entry may have. Real entries have one
-/// or two (microcode, then the initramfs); each line is a file lookup and a
-/// file loaded at boot.
-pub const MAX_INITRD_LINES: usize = 32;
 /// Titles and versions are cut to this many characters when an entry is
 /// built: a menu line is at most a few hundred columns wide, and a 1 MiB
 /// string kept per entry is memory spent on nothing.
@@ -565,20 +561,7 @@ fn read_bls_entry<R: Read + Seek>(
 ) -> Result<BootEntry, String> {
     let bytes = esp.read_file(path, CONF_CAP).map_err(|e| e.to_string())?;
     let bls = BlsEntry::parse_bytes(&bytes);
-    let Some(linux) = bls.linux.as_deref().map(bls_path) else {
-        return Err(match bls.efi {
-            Some(efi) => {
-                format!("the entry starts an EFI program ({efi}), which vhdboot cannot kexec")
-            }
-            None => "the entry has no `linux` line".to_string(),
-        });
-    };
-    if bls.initrd.len() > MAX_INITRD_LINES {
-        return Err(format!(
-            "the entry has {} initrd lines; vhdboot accepts at most {MAX_INITRD_LINES} (real entries have one or two)",
-            bls.initrd.len()
-        ));
-    }
+    let linux = bls_path(bls.kexec_kernel()?);
     let cmdline = bls.cmdline();
     if let Some(why) = cmdline_problem(&cmdline) {
         return Err(format!("its options lines {why}"));
@@ -621,6 +604,7 @@ fn read_bls_entry<R: Read + Seek>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::image::bls::MAX_INITRD_LINES;
 
     use crate::image::esp::tests::fat32_with;
     use std::io::Cursor;
