@@ -43,7 +43,8 @@ const INITRD_FD: i32 = 4;
 /// disk, so that stage 1 (PID 1, `/init`) and the CLI both work.
 const SELF_EXE: &str = "/proc/self/exe";
 
-fn limits(l: &ChildLimits, max_output: usize) -> Limits {
+/// The sys-level limits of a child with `l`'s settings.
+pub fn limits(l: &ChildLimits, max_output: usize) -> Limits {
     Limits {
         memory: l.memory_mib.saturating_mul(1024 * 1024),
         wall: l.time,
@@ -86,7 +87,7 @@ pub fn describe_bounded(root: &Path, path: &str, raw: bool, limits_: &ChildLimit
             path,
             &format!("its reader's answer was not readable: {e}"),
         ),
-        Err(e) => skipped(root, path, &describe_limit(&e)),
+        Err(e) => skipped(root, path, &describe_limit(&e, "probe", "")),
     }
 }
 
@@ -110,16 +111,23 @@ fn skipped(root: &Path, path: &str, why: &str) -> Image {
     }
 }
 
-fn describe_limit(e: &BoundedError) -> String {
+/// The limit a child hit, in words that name the settings raising it:
+/// `settings` is their prefix (`probe` for probe_time and probe_memory,
+/// `load` for the boot's), and `then` follows the limit (" and was
+/// stopped" where the sentence needs it).
+fn describe_limit(e: &BoundedError, settings: &str, then: &str) -> String {
     match e {
         BoundedError::WallClock { limit } => {
-            format!("it took longer than {} s (probe_time)", secs(*limit))
+            format!(
+                "it took longer than {} s{then} ({settings}_time)",
+                secs(*limit)
+            )
         }
         BoundedError::Cpu { limit_secs } => {
-            format!("it used more than {limit_secs} s of CPU time (probe_time)")
+            format!("it used more than {limit_secs} s of CPU time{then} ({settings}_time)")
         }
         BoundedError::Memory { limit } => format!(
-            "it needed more than {} MiB of memory (probe_memory)",
+            "it needed more than {} MiB of memory{then} ({settings}_memory)",
             limit / (1024 * 1024)
         ),
         other => other.to_string(),
@@ -237,7 +245,7 @@ pub fn prepare_boot(
             on_stderr: &mut on_stderr,
         },
     )
-    .map_err(|e| fail(describe_load_limit(&e)))?;
+    .map_err(|e| fail(describe_limit(&e, "load", " and was stopped")))?;
     match serde_json::from_slice::<LoadAnswer>(&out) {
         Ok(LoadAnswer::Ready {
             warning,
@@ -292,23 +300,6 @@ fn report_step(step: &str) {
     let _ = writeln!(std::io::stderr(), "{PROGRESS_PREFIX}{step}");
 }
 
-fn describe_load_limit(e: &BoundedError) -> String {
-    match e {
-        BoundedError::WallClock { limit } => format!(
-            "it took longer than {} s and was stopped (load_time)",
-            secs(*limit)
-        ),
-        BoundedError::Cpu { limit_secs } => {
-            format!("it used more than {limit_secs} s of CPU time and was stopped (load_time)")
-        }
-        BoundedError::Memory { limit } => format!(
-            "it needed more than {} MiB of memory and was stopped (load_memory)",
-            limit / (1024 * 1024)
-        ),
-        other => other.to_string(),
-    }
-}
-
 /// The child's side of [`prepare_boot`]: streams the kernel into fd 3,
 /// checks the initrd, writes it with the stage-2 archive into fd 4.
 pub fn load_here(request: &LoadRequest) -> LoadAnswer {
@@ -318,17 +309,9 @@ pub fn load_here(request: &LoadRequest) -> LoadAnswer {
     }
 }
 
-fn failure(what: impl Into<String>, cause: impl ToString, hint: impl Into<String>) -> Failure {
-    Failure {
-        what: what.into(),
-        cause: cause.to_string(),
-        hint: hint.into(),
-    }
-}
-
 fn load_into_fds(r: &LoadRequest) -> Result<LoadAnswer, Failure> {
     let no_fd = |fd: i32| {
-        failure(
+        Failure::new(
             format!("reading the kernel of {}", r.title),
             format!("descriptor {fd} was not handed over"),
             "this command is run by vhdboot itself, not by hand",
@@ -337,7 +320,7 @@ fn load_into_fds(r: &LoadRequest) -> Result<LoadAnswer, Failure> {
     let mut kernel = bounded::inherited_file(KERNEL_FD).ok_or_else(|| no_fd(KERNEL_FD))?;
     let mut initrd_out = bounded::inherited_file(INITRD_FD).ok_or_else(|| no_fd(INITRD_FD))?;
     let mut file = File::open(&r.image_file).map_err(|e| {
-        failure(
+        Failure::new(
             format!("opening {}", r.place),
             e,
             "the image may have been moved or deleted; press r to rescan",
@@ -346,7 +329,7 @@ fn load_into_fds(r: &LoadRequest) -> Result<LoadAnswer, Failure> {
     let len = file
         .metadata()
         .map_err(|e| {
-            failure(
+            Failure::new(
                 format!("reading the size of {}", r.place),
                 e,
                 "press r to rescan",
@@ -354,7 +337,7 @@ fn load_into_fds(r: &LoadRequest) -> Result<LoadAnswer, Failure> {
         })?
         .len();
     if len < r.data_size {
-        return Err(failure(
+        return Err(Failure::new(
             format!("checking {}", r.place),
             format!(
                 "the file is {len} bytes, smaller than its {} data bytes",
@@ -374,7 +357,7 @@ fn load_into_fds(r: &LoadRequest) -> Result<LoadAnswer, Failure> {
         &mut kernel,
     )
     .map_err(|e| {
-        failure(
+        Failure::new(
             format!("reading the kernel of {}", r.title),
             e,
             "check the entry with `vhdboot inspect` on another machine",
@@ -392,7 +375,7 @@ fn load_into_fds(r: &LoadRequest) -> Result<LoadAnswer, Failure> {
     let mut warning = None;
     if let Some(problem) = check.problem() {
         if problem.blocks_boot {
-            return Err(failure(r.title.clone(), problem.what, problem.hint));
+            return Err(Failure::new(r.title.clone(), problem.what, problem.hint));
         }
         warning = Some(problem.what);
     }
@@ -413,16 +396,16 @@ fn load_into_fds(r: &LoadRequest) -> Result<LoadAnswer, Failure> {
 /// milliseconds under QEMU TCG (bench/kexec-trace).
 fn write_stage2_initrd(target_initrd: &[u8], out: &mut File) -> Result<(), Failure> {
     let hint = "use the rescue shell and report it";
-    let mut me =
-        File::open(SELF_EXE).map_err(|e| failure("opening vhdboot itself for stage 2", e, hint))?;
+    let mut me = File::open(SELF_EXE)
+        .map_err(|e| Failure::new("opening vhdboot itself for stage 2", e, hint))?;
     let len = me
         .metadata()
-        .map_err(|e| failure("reading the size of vhdboot itself for stage 2", e, hint))?
+        .map_err(|e| Failure::new("reading the size of vhdboot itself for stage 2", e, hint))?
         .len();
     cpio::write_stage2_initrd(out, target_initrd, &mut me, len)
         .map(drop)
         .map_err(|e| {
-            failure(
+            Failure::new(
                 "writing the initrd with the stage-2 archive to a memfd",
                 e,
                 "free memory or use the rescue shell",

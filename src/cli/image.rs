@@ -85,12 +85,7 @@ pub fn inspect_bounded(a: InspectArgs) -> anyhow::Result<ExitCode> {
     if std::env::var_os(IN_CHILD).is_some() {
         return inspect(a);
     }
-    let load = vhdboot::config::Config::default().load;
-    let limits = bounded::Limits {
-        memory: load.memory_mib.saturating_mul(1024 * 1024),
-        wall: load.time,
-        max_output: MAX_INSPECT_OUTPUT,
-    };
+    let limits = crate::probe::limits(&vhdboot::config::Config::default().load, MAX_INSPECT_OUTPUT);
     let mut cmd = std::process::Command::new("/proc/self/exe");
     cmd.args(std::env::args_os().skip(1)).env(IN_CHILD, "1");
     let ended = bounded::run_within(cmd, &limits, &[]).map_err(|e| stopped(&a, &e))?;

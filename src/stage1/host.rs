@@ -81,7 +81,7 @@ fn prepare_files(
 ) -> Result<(File, File, Option<String>), Failure> {
     let memfd = |what| {
         kexec::memfd(what).map_err(|e| {
-            failure(
+            Failure::new(
                 format!("creating the {what} memfd for {}", plan.title),
                 e,
                 "free memory or use the rescue shell",
@@ -108,7 +108,7 @@ fn load_files(plan: &BootPlan, kernel: &File, initrd: &File) -> Result<(), Failu
         kexec::kexec_file_load_files(kernel, Some(initrd), &plan.cmdline).map_err(|e| e.to_string())
     };
     loaded.map_err(|e| {
-        failure(
+        Failure::new(
             format!("loading {} with kexec_file_load", plan.title),
             e,
             "pick another entry, or use the rescue shell",
@@ -163,14 +163,6 @@ fn run_preload(
         timeline::mark("preload ready");
     }
     let _ = inbox.send(Msg::Preloaded { id, result });
-}
-
-fn failure(what: impl Into<String>, cause: impl ToString, hint: impl Into<String>) -> Failure {
-    Failure {
-        what: what.into(),
-        cause: cause.to_string(),
-        hint: hint.into(),
-    }
 }
 
 impl RealHost {
@@ -232,7 +224,7 @@ impl Host for RealHost {
             .spawn(move || run_preload(id, plan, limits, inbox, wanted, slot, notes))
             .map(|_| None)
             .unwrap_or_else(|e| {
-                Some(Err(failure(
+                Some(Err(Failure::new(
                     format!("starting the preparation of {title}"),
                     e,
                     "press Enter again, or use the rescue shell",
@@ -262,7 +254,7 @@ impl Host for RealHost {
         self.take_preload_notes();
         let wanted = self.preloads.wanted.load(Ordering::SeqCst);
         if *lock(&self.preloads.slot) != Some(wanted) || wanted == NONE_WANTED {
-            return failure(
+            return Failure::new(
                 "rebooting into the prepared kernel",
                 "it is no longer loaded",
                 "press Enter again to prepare it afresh",
@@ -282,7 +274,7 @@ impl Host for RealHost {
             kexec::reboot_into_loaded_kernel().to_string()
         };
         self.mount_again("rebooting into the loaded kernel");
-        failure(
+        Failure::new(
             "rebooting into the loaded kernel",
             cause,
             "pick the entry again, or use the rescue shell",
@@ -291,7 +283,7 @@ impl Host for RealHost {
 
     fn rescue_shell(&mut self) -> Result<(), Failure> {
         pid1::run_rescue_shell().map(|_status| ()).map_err(|e| {
-            failure(
+            Failure::new(
                 "running the rescue shell /bin/sh",
                 e,
                 "check that busybox is in the initramfs",
@@ -308,13 +300,13 @@ impl Host for RealHost {
         self.discovery.unmount_all();
         let e = pid1::sync_and_reboot(pid1::RebootMode::Restart);
         self.mount_again("rebooting");
-        failure("rebooting", e, "hold the power button")
+        Failure::new("rebooting", e, "hold the power button")
     }
 
     fn power_off(&mut self) -> Failure {
         self.discovery.unmount_all();
         let e = pid1::sync_and_reboot(pid1::RebootMode::PowerOff);
         self.mount_again("powering off");
-        failure("powering off", e, "hold the power button")
+        Failure::new("powering off", e, "hold the power button")
     }
 }

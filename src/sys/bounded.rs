@@ -102,19 +102,7 @@ fn cpu_seconds(wall: Duration) -> u64 {
 /// Runs `cmd` under `limits` and returns its stdout when it exits 0.
 /// stdin is /dev/null; stderr is kept (its first 4 KiB) for the error.
 pub fn run_bounded(cmd: Command, limits: &Limits) -> Result<Vec<u8>, BoundedError> {
-    run_bounded_passing(cmd, limits, &[])
-}
-
-/// [`run_bounded`], with open files handed to the child: each `(file,
-/// fd)` becomes the child's descriptor `fd` (3 and up), for
-/// [`inherited_file`] there. The boot's child writes the kernel and initrd
-/// into memfds this way, which the parent then gives to kexec_file_load.
-pub fn run_bounded_passing(
-    cmd: Command,
-    limits: &Limits,
-    pass: &[(BorrowedFd<'_>, RawFd)],
-) -> Result<Vec<u8>, BoundedError> {
-    let ended = run_within(cmd, limits, pass)?;
+    let ended = run_watched(cmd, limits, &[], None)?;
     classify(ended.status, &ended.stderr, limits)?;
     Ok(ended.stdout)
 }
@@ -133,7 +121,11 @@ pub struct Watch<'a> {
 /// How often a watched child's cancellation is checked.
 pub const WATCH_INTERVAL: Duration = Duration::from_millis(20);
 
-/// [`run_bounded_passing`] under a [`Watch`].
+/// [`run_bounded`], with open files handed to the child and under a
+/// [`Watch`]: each `(file, fd)` becomes the child's descriptor `fd` (3 and
+/// up), for [`inherited_file`] there. The boot's child writes the kernel
+/// and initrd into memfds this way, which the parent then gives to
+/// kexec_file_load.
 pub fn run_bounded_watched(
     cmd: Command,
     limits: &Limits,
@@ -394,7 +386,7 @@ fn pidfd_open(pid: u32) -> Option<OwnedFd> {
 }
 
 /// The file a bounded parent handed this process as descriptor `fd`
-/// ([`run_bounded_passing`]), or None when no such descriptor is open.
+/// ([`run_bounded_watched`]), or None when no such descriptor is open.
 pub fn inherited_file(fd: RawFd) -> Option<File> {
     // SAFETY: F_GETFD only reads the descriptor's flags; it fails with
     // EBADF when `fd` is not open.
@@ -485,10 +477,14 @@ mod tests {
     #[test]
     fn a_passed_file_is_the_child_descriptor_asked_for() {
         let mut file = tempfile::tempfile().unwrap();
-        let r = run_bounded_passing(
+        let r = run_bounded_watched(
             sh("printf passed >&5"),
             &limits(5000),
             &[(std::os::fd::AsFd::as_fd(&file), 5)],
+            &mut Watch {
+                cancelled: &|| false,
+                on_stderr: &mut |_| {},
+            },
         );
         assert_eq!(r, Ok(Vec::new()));
         let mut text = String::new();

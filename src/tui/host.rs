@@ -51,6 +51,16 @@ pub struct Failure {
     pub hint: String,
 }
 
+impl Failure {
+    pub fn new(what: impl Into<String>, cause: impl ToString, hint: impl Into<String>) -> Failure {
+        Failure {
+            what: what.into(),
+            cause: cause.to_string(),
+            hint: hint.into(),
+        }
+    }
+}
+
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}. {}", self.what, self.cause, self.hint)
