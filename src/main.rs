@@ -3,6 +3,7 @@
 //! target's initramfs, as `shutdown` it detaches the image at power-off
 //! (systemd's initrd interface), and anything else is the command-line tool.
 
+mod bundle;
 mod cli;
 mod live_scan;
 mod probe;

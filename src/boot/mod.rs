@@ -7,3 +7,4 @@ pub mod cmdline;
 pub mod cpio;
 pub mod handoff;
 pub mod plan;
+pub mod repair;

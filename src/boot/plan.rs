@@ -320,6 +320,15 @@ fn check_host(volume: &Volume) -> Result<Host, PlanError> {
     Ok(Host { mount, id })
 }
 
+/// Why `volume` must not be written now, or None when it may: the same
+/// checks a boot makes before stage 2 mounts the host read-write (mounted,
+/// not hibernated, not dirty, not write-protected, NTFS or exFAT). The
+/// read-write repair asks this judge rather than keeping a verdict of its
+/// own.
+pub fn host_write_blocker(volume: &Volume) -> Option<PlanError> {
+    check_host(volume).err()
+}
+
 /// The image's part of the verdict, on a host named `volume`: no blocking
 /// problem, a kind that can sit on a loop device, and at least one entry.
 /// Returns its data size. `vhdboot scan --root` asks this alone, as its

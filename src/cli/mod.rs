@@ -22,6 +22,7 @@ macro_rules! say_err {
 mod image;
 mod menu;
 mod probe;
+mod report;
 mod scan;
 mod uki;
 mod vhd;
@@ -55,6 +56,9 @@ enum Command {
     Uki(uki::UkiCommand),
     /// Probe this machine's NTFS and exFAT volumes for bootable images.
     Scan(scan::ScanArgs),
+    /// Write a support bundle: versions, configuration, scan log, problems,
+    /// boot timeline, kernel log and block devices, in one text file.
+    Report(report::ReportArgs),
     /// Run the boot menu on this terminal without booting anything.
     Menu(menu::MenuArgs),
     /// Read disk content for vhdboot itself, under limits (internal).
@@ -71,6 +75,7 @@ pub fn run() -> ExitCode {
         Command::Uki(c) => uki::run(c),
         Command::Scan(a) => scan::run(a),
         Command::Menu(a) => menu::run(a),
+        Command::Report(a) => report::run(a),
         Command::Probe(c) => probe::run(c),
     };
     match result {

@@ -54,7 +54,7 @@ pub fn run(a: ScanArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn scan_devices(config: Config) -> anyhow::Result<Snapshot> {
+pub(super) fn scan_devices(config: Config) -> anyhow::Result<Snapshot> {
     // A private folder (mkdtemp: random name, mode 0700), never a
     // predictable one another user could plant a symlink at.
     let tmp = tempdir::mkdtemp("vhdboot-scan-").context("creating the mount folder")?;

@@ -4,10 +4,18 @@ use std::fs::File;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 
+use std::path::Path;
 use vhdboot::boot::plan::BootPlan;
 use vhdboot::config::{ChildLimits, Failpoint};
 use vhdboot::model::Snapshot;
-use vhdboot::sys::{kexec, pid1, timeline};
+
+use vhdboot::boot::repair::RepairPlan;
+use vhdboot::model::MountState;
+use vhdboot::report::ReportFacts;
+use vhdboot::sys::{blkid, kexec, pid1, timeline};
+use vhdboot::tui::repair::{FatDevice, SaveTarget};
+
+use crate::bundle;
 use vhdboot::tui::host::{Failure, Host};
 use vhdboot::tui::msg::Msg;
 
@@ -179,6 +187,20 @@ impl RealHost {
 }
 
 impl RealHost {
+    /// Leaves the scan log and the timeline where a `vhdboot report` in
+    /// the shell finds them (crate::bundle).
+    fn leave_state_for_report(&mut self) {
+        let state = bundle::Stage1State {
+            snapshot: self.discovery.snapshot(),
+            timeline: timeline::summary(),
+            failures: Vec::new(),
+        };
+        if let Err(e) = bundle::write_state(&state) {
+            self.discovery
+                .note(format!("not saved for vhdboot report: {e}"));
+        }
+    }
+
     /// Moves the preload threads' warnings into the scan log.
     fn take_preload_notes(&mut self) {
         let notes = std::mem::take(&mut *lock(&self.preloads.notes));
@@ -282,6 +304,7 @@ impl Host for RealHost {
     }
 
     fn rescue_shell(&mut self) -> Result<(), Failure> {
+        self.leave_state_for_report();
         pid1::run_rescue_shell().map(|_status| ()).map_err(|e| {
             Failure::new(
                 "running the rescue shell /bin/sh",
@@ -289,6 +312,56 @@ impl Host for RealHost {
                 "check that busybox is in the initramfs",
             )
         })
+    }
+
+    fn repair(&mut self, plan: &RepairPlan) -> Result<Vec<String>, Failure> {
+        self.leave_state_for_report();
+        let result = super::repair::open_and_shell(plan);
+        self.discovery.note(format!(
+            "repair of {} ({:?}) ended: {}",
+            plan.image_name,
+            plan.mode,
+            match &result {
+                Ok(notes) if notes.is_empty() => "everything undone".to_string(),
+                Ok(notes) => notes.join("; "),
+                Err(f) => f.to_string(),
+            }
+        ));
+        result
+    }
+
+    fn gather_report(&mut self) -> (ReportFacts, Vec<FatDevice>) {
+        let (config, warnings) = bundle::config_in_force();
+        let facts = bundle::gather(&config, &warnings, &timeline::summary());
+        let fat = blkid::probe_block_devices(Path::new("/sys"))
+            .into_iter()
+            // The repair's own loop partitions are never save targets.
+            .filter(|d| d.fstype.as_deref() == Some("vfat") && !d.name.starts_with("loop"))
+            .map(|d| FatDevice {
+                device: d.device,
+                label: d.label,
+                size: d.size,
+            })
+            .collect();
+        (facts, fat)
+    }
+
+    fn save_report(&mut self, target: &SaveTarget, text: &str) -> Result<String, Failure> {
+        let snapshot = self.discovery.snapshot();
+        let host_mount = match target {
+            SaveTarget::Host { volume, .. } => {
+                snapshot.volumes.get(*volume).and_then(|v| match &v.mount {
+                    MountState::Mounted { at } => Some(at.clone()),
+                    _ => None,
+                })
+            }
+            SaveTarget::Fat(_) => None,
+        };
+        let result = super::repair::save_report(target, host_mount.as_deref(), text);
+        if let Ok(path) = &result {
+            self.discovery.note(format!("saved the report to {path}"));
+        }
+        result
     }
 
     fn rescan(&mut self) -> Result<Snapshot, Failure> {

@@ -6,6 +6,7 @@
 //! reachable.
 
 mod host;
+mod repair;
 
 use std::path::Path;
 use std::sync::mpsc;

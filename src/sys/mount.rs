@@ -69,6 +69,19 @@ pub enum MountError {
          NTFS volume must be repaired by Windows (disable Fast Startup, shut down fully)"
     )]
     ForceRefused { device: PathBuf },
+    #[error("binding {source_dir} onto {target} failed: {source}")]
+    Bind {
+        source_dir: PathBuf,
+        target: PathBuf,
+        source: Errno,
+    },
+    #[error("remounting {target} {mode} failed: {source}{}", kernel_suffix(.kernel))]
+    Remount {
+        target: PathBuf,
+        mode: MountMode,
+        source: Errno,
+        kernel: Vec<String>,
+    },
     #[error("options for {device} contain a NUL byte")]
     BadOptions { device: PathBuf },
     #[error("unmounting {target} failed: {source}")]
@@ -160,6 +173,50 @@ fn kernel_reason(records: &[KmsgRecord], device: &Path, fstype: &str) -> Vec<Str
         })
         .map(|r| r.message.clone())
         .collect()
+}
+
+/// Binds the folder `source` onto `target` (MS_BIND, not recursive: the
+/// mounts under `source` are not carried along). The repair chroot gets
+/// the host's /proc, /sys, /dev and /run this way.
+pub fn bind_mount(source: &Path, target: &Path) -> Result<(), MountError> {
+    mount(
+        Some(source),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|errno| MountError::Bind {
+        source_dir: source.to_path_buf(),
+        target: target.to_path_buf(),
+        source: errno,
+    })
+}
+
+/// Remounts the filesystem at `target` with `mode`'s flags (MS_REMOUNT),
+/// keeping its data options. The read-write repair and the report's save
+/// make a host read-write this way for the duration, and back again.
+pub fn remount(target: &Path, mode: MountMode) -> Result<(), MountError> {
+    let mut cursor = KmsgCursor::at_end().ok();
+    mount(
+        None::<&str>,
+        target,
+        None::<&str>,
+        MsFlags::MS_REMOUNT | mode.flags(),
+        None::<&str>,
+    )
+    .map_err(|source| {
+        let records = cursor
+            .as_mut()
+            .and_then(|c| c.read_new().ok())
+            .unwrap_or_default();
+        MountError::Remount {
+            target: target.to_path_buf(),
+            mode,
+            source,
+            kernel: records.into_iter().map(|r| r.message).collect(),
+        }
+    })
 }
 
 /// How an unmount ended.

@@ -325,7 +325,14 @@ pub fn sync_and_reboot(mode: RebootMode) -> RebootError {
 /// Orphans the shell leaves behind are for [`reap_zombies`], which never
 /// takes the shell's own exit status.
 pub fn run_rescue_shell() -> Result<ExitStatus, Pid1Error> {
+    run_rescue_shell_in(Path::new("/"))
+}
+
+/// As [`run_rescue_shell`], starting in folder `dir` (the repair shell
+/// starts where the image's partitions are mounted).
+pub fn run_rescue_shell_in(dir: &Path) -> Result<ExitStatus, Pid1Error> {
     let mut cmd = Command::new(SHELL);
+    cmd.current_dir(dir);
     // A leading dash makes it a login shell, which reads /etc/profile.
     cmd.arg0("-sh").env("PS1", "(vhdboot rescue) \\w # ");
     run_with_controlling_tty(cmd, &console::console_device())

@@ -308,6 +308,27 @@ impl Host for SuspendingHost<'_> {
         self.away(|h| h.rescue_shell(), |e| Err(terminal_lost(e)))
     }
 
+    fn repair(&mut self, plan: &crate::boot::repair::RepairPlan) -> Result<Vec<String>, Failure> {
+        self.away(|h| h.repair(plan), |e| Err(terminal_lost(e)))
+    }
+
+    fn gather_report(
+        &mut self,
+    ) -> (
+        crate::report::ReportFacts,
+        Vec<crate::tui::repair::FatDevice>,
+    ) {
+        self.host.gather_report()
+    }
+
+    fn save_report(
+        &mut self,
+        target: &crate::tui::repair::SaveTarget,
+        text: &str,
+    ) -> Result<String, Failure> {
+        self.host.save_report(target, text)
+    }
+
     fn rescan(&mut self) -> Result<crate::model::Snapshot, Failure> {
         self.host.rescan()
     }

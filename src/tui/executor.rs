@@ -55,6 +55,31 @@ pub fn execute_with(
         Effect::BootPreloaded { .. } => vec![Msg::BootFailed(host.exec())],
         Effect::RescueShell => vec![Msg::ShellExited(host.rescue_shell())],
         Effect::Rescan => vec![Msg::Rescanned(host.rescan())],
+        Effect::Repair {
+            volume,
+            image,
+            mode,
+        } => {
+            let result = match crate::boot::repair::repair_plan(snapshot, volume, image, mode) {
+                Ok(plan) => host.repair(&plan),
+                Err(e) => Err(Failure::new(
+                    "Cannot open the image for repair",
+                    e.cause(),
+                    e.hint(),
+                )),
+            };
+            vec![Msg::RepairEnded { mode, result }]
+        }
+        Effect::GatherReport => {
+            let (facts, fat) = host.gather_report();
+            vec![Msg::ReportGathered {
+                facts: Box::new(facts),
+                fat,
+            }]
+        }
+        Effect::SaveReport { target, text } => {
+            vec![Msg::ReportSaved(host.save_report(&target, &text))]
+        }
         Effect::Reboot => vec![Msg::PowerFailed(host.reboot())],
         Effect::PowerOff => vec![Msg::PowerFailed(host.power_off())],
         // Quitting is the app loop's business: only it can leave.

@@ -1,7 +1,10 @@
 //! The boundary between the menu and the machine.
 
 use crate::boot::plan::BootPlan;
+use crate::boot::repair::{RepairMode, RepairPlan};
 use crate::model::{EntryRef, Snapshot};
+use crate::report::ReportFacts;
+use crate::tui::repair::{FatDevice, SaveTarget};
 
 /// What the menu asks the machine to do. `update()` returns these and never
 /// acts itself.
@@ -32,6 +35,20 @@ pub enum Effect {
     },
     /// Restore the terminal, run the rescue shell, come back to the menu.
     RescueShell,
+    /// Open image `image` of volume `volume` for repair, run the shell,
+    /// undo it all when the shell exits.
+    Repair {
+        volume: usize,
+        image: usize,
+        mode: RepairMode,
+    },
+    /// Gather the machine's facts for the support report.
+    GatherReport,
+    /// Write the report to `target` (the user said yes).
+    SaveReport {
+        target: SaveTarget,
+        text: String,
+    },
     /// Scan the disks again.
     Rescan,
     Reboot,
@@ -89,6 +106,30 @@ pub trait Host {
     fn rescue_shell(&mut self) -> Result<(), Failure>;
     /// Scans the disks again.
     fn rescan(&mut self) -> Result<Snapshot, Failure>;
+    /// Opens the image `plan` names (loop device, mounts, and for
+    /// read-write a writable host and a chroot), runs the rescue shell with
+    /// a summary, and undoes everything when it exits. Ok holds notes on
+    /// the undoing.
+    fn repair(&mut self, plan: &RepairPlan) -> Result<Vec<String>, Failure> {
+        Err(Failure::new(
+            format!("opening {} for repair", plan.image_name),
+            "this menu cannot open images",
+            "use the boot menu of vhdboot itself",
+        ))
+    }
+    /// The machine's facts for the report and the FAT filesystems found.
+    fn gather_report(&mut self) -> (ReportFacts, Vec<FatDevice>) {
+        (ReportFacts::default(), Vec::new())
+    }
+    /// Writes `text` to `target`; returns the file's path as shown.
+    fn save_report(&mut self, target: &SaveTarget, text: &str) -> Result<String, Failure> {
+        let _ = text;
+        Err(Failure::new(
+            format!("saving the report to {}", target.describe()),
+            "this menu cannot write to disks",
+            "use the boot menu of vhdboot itself",
+        ))
+    }
     /// Returns only on failure.
     fn reboot(&mut self) -> Failure;
     /// Returns only on failure.

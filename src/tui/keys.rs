@@ -27,6 +27,12 @@ pub enum Action {
     Help,
     Reboot,
     PowerOff,
+    /// Open the selected image for repair, read-only (src/tui/repair.rs).
+    Repair,
+    /// Open it read-write with a chroot, after a question.
+    RepairWrite,
+    /// Gather and show the support report.
+    Report,
     /// Only where the menu may quit (`vhdboot menu --demo`).
     Quit,
     /// Works on every screen.
@@ -53,6 +59,11 @@ pub enum Action {
     Back,
     // The reboot and power-off question; any other key says no.
     Confirm,
+    // The report screen and its save chooser.
+    SaveReport,
+    ChooseUp,
+    ChooseDown,
+    Choose,
 }
 
 /// How the key line names a key.
@@ -200,6 +211,30 @@ pub const MENU: KeyTable = KeyTable {
             Some(("h, ?, F1", "this help")),
         ),
         bind(
+            A::Repair,
+            &[K::Char('o')],
+            text("o", "repair"),
+            Some(("o", "open the image for repair: read-only mounts, a shell")),
+        ),
+        bind(
+            A::RepairWrite,
+            &[K::Char('w')],
+            None,
+            Some((
+                "w",
+                "open it read-write with a chroot (asks; safe host only)",
+            )),
+        ),
+        bind(
+            A::Report,
+            &[K::Char('d')],
+            text("d", "report"),
+            Some((
+                "d",
+                "support report: read it, save it to a stick or the ESP",
+            )),
+        ),
+        bind(
             A::Reboot,
             &[K::Char('b')],
             text("b", "reboot"),
@@ -325,6 +360,48 @@ pub const PAGER: KeyTable = KeyTable {
     key_line: &[A::ScrollUp, A::ScrollPageUp, A::Back],
 };
 
+/// The support report: scrolled as the log is, with a key to save it.
+pub const REPORT: KeyTable = KeyTable {
+    bindings: &[
+        bind(
+            A::ScrollUp,
+            &[K::Up, K::Char('k')],
+            Some((KeyLabel::UpDown, "scroll")),
+            None,
+        ),
+        bind(
+            A::ScrollPageUp,
+            &[K::PageUp],
+            text("PgUp/PgDn", "page"),
+            None,
+        ),
+        bind(A::SaveReport, &[K::Char('w')], text("w", "save"), None),
+        bind(
+            A::Back,
+            &[K::Esc, K::Enter, K::Char('q')],
+            text("Esc", "back"),
+            None,
+        ),
+    ],
+    key_line: &[A::ScrollUp, A::ScrollPageUp, A::SaveReport, A::Back],
+};
+
+/// Choosing where the report goes.
+pub const SAVE: KeyTable = KeyTable {
+    bindings: &[
+        bind(
+            A::ChooseUp,
+            &[K::Up, K::Char('k')],
+            Some((KeyLabel::UpDown, "choose")),
+            None,
+        ),
+        bind(A::ChooseDown, &[K::Down, K::Char('j')], None, None),
+        bind(A::Choose, &[K::Enter], text("Enter", "save here"), None),
+        bind(A::Back, &[K::Esc, K::Char('q')], text("Esc", "back"), None),
+    ],
+    key_line: &[A::ChooseUp, A::Choose, A::Back],
+};
+
 /// The reboot and power-off question.
 pub const CONFIRM: KeyTable = KeyTable {
     bindings: &[bind(A::Confirm, &[K::Char('y'), K::Char('Y')], None, None)],
@@ -366,7 +443,7 @@ mod tests {
 
     #[test]
     fn no_key_has_two_actions_on_one_screen() {
-        for table in [&MENU, &EDITOR, &PAGER, &CONFIRM] {
+        for table in [&MENU, &EDITOR, &PAGER, &CONFIRM, &REPORT, &SAVE] {
             for (i, a) in table.bindings.iter().enumerate() {
                 for b in table.bindings.iter().skip(i + 1) {
                     for key in a.keys {
@@ -384,7 +461,7 @@ mod tests {
 
     #[test]
     fn every_key_line_action_has_a_hint() {
-        for table in [&MENU, &EDITOR, &PAGER, &CONFIRM] {
+        for table in [&MENU, &EDITOR, &PAGER, &CONFIRM, &REPORT, &SAVE] {
             assert_eq!(table.hints().count(), table.key_line.len());
         }
     }

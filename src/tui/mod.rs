@@ -14,6 +14,7 @@ pub mod keys;
 pub mod line_edit;
 pub mod model;
 pub mod msg;
+pub mod repair;
 pub mod update;
 pub mod view;
 

@@ -82,6 +82,22 @@ pub enum Screen {
         scroll: usize,
     },
     Confirm(PowerAction),
+    /// The question before opening image `image` of volume `volume`
+    /// read-write (src/tui/repair.rs).
+    ConfirmRepair {
+        volume: usize,
+        image: usize,
+    },
+    /// The support report, `model.report`, scrolled.
+    Report {
+        scroll: usize,
+    },
+    /// Choosing where to save the report; `confirming` once Enter picked
+    /// `choice` and the y/n question is up.
+    ReportSave {
+        choice: usize,
+        confirming: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +132,10 @@ pub enum Busy {
         step: Option<String>,
     },
     Shell,
+    /// An image is open for repair and its shell runs.
+    Repair,
+    /// The report is being gathered or saved.
+    Report,
     Rescanning,
     PowerAction(PowerAction),
 }
@@ -177,6 +197,8 @@ pub struct Model {
     /// The selection moved since the last tick; a preload starts only once
     /// it rests, so holding Down does not start one per row.
     pub moved_since_tick: bool,
+    /// The support report while it is on screen.
+    pub report: Option<crate::tui::repair::ReportShown>,
 }
 
 impl Model {
@@ -220,6 +242,7 @@ impl Model {
             next_preload_id: 1,
             boot_waits: false,
             moved_since_tick: false,
+            report: None,
         };
         model.selected = default
             .and_then(|d| model.row_of_entry(d))

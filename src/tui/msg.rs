@@ -1,8 +1,11 @@
 //! Everything that can happen to the menu: key presses, the clock, and the
 //! results of the effects it asked for.
 
+use crate::boot::repair::RepairMode;
 use crate::model::Snapshot;
+use crate::report::ReportFacts;
 use crate::tui::host::Failure;
+use crate::tui::repair::FatDevice;
 
 /// A key press, reduced to what the menu distinguishes. Keeping it apart
 /// from crossterm's type lets tests script keys without a terminal.
@@ -39,6 +42,20 @@ pub enum Msg {
     /// The rescue shell returned.
     ShellExited(Result<(), Failure>),
     Rescanned(Result<Snapshot, Failure>),
+    /// The repair shell exited; Ok holds notes on the undoing (a lazy
+    /// unmount), Err why opening or undoing failed.
+    RepairEnded {
+        mode: RepairMode,
+        result: Result<Vec<String>, Failure>,
+    },
+    /// The machine's facts for the report, and the FAT filesystems it may
+    /// be saved to.
+    ReportGathered {
+        facts: Box<ReportFacts>,
+        fat: Vec<FatDevice>,
+    },
+    /// The report was written (where), or why not.
+    ReportSaved(Result<String, Failure>),
     /// Reboot or power off returned, which means it failed.
     PowerFailed(Failure),
     /// A kernel log line, for the log view.

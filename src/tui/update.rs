@@ -11,6 +11,7 @@ use crate::tui::model::{
     build_rows,
 };
 use crate::tui::msg::{Key, Msg};
+use crate::tui::repair;
 
 pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
     match msg {
@@ -65,6 +66,9 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
             }
             Vec::new()
         }
+        Msg::RepairEnded { mode, result } => repair::on_repair_ended(model, mode, result),
+        Msg::ReportGathered { facts, fat } => repair::on_report_gathered(model, &facts, &fat),
+        Msg::ReportSaved(result) => repair::on_report_saved(model, result),
         Msg::PowerFailed(f) => {
             model.busy = None;
             show_failure(model, f);
@@ -252,6 +256,17 @@ fn on_key(model: &mut Model, key: Key) -> Vec<Effect> {
             };
             Vec::new()
         }
+        Screen::ConfirmRepair { volume, image } => {
+            repair::on_confirm_repair_key(model, key, volume, image)
+        }
+        Screen::Report { scroll } => {
+            let lines = model.report.as_ref().map_or(0, |r| r.lines.len());
+            let (page, max) = (page(model), max_scroll(model, lines));
+            repair::on_report_key(model, key, scroll, page, max)
+        }
+        Screen::ReportSave { choice, confirming } => {
+            repair::on_save_key(model, key, choice, confirming)
+        }
         Screen::Confirm(action) => {
             model.screen = Screen::Menu;
             if keys::CONFIRM.action(key) == Some(Action::Confirm) {
@@ -286,7 +301,7 @@ fn is_close_key(key: Key, opened_by: Action) -> bool {
 }
 
 /// The new scroll position for a scrolling key, or None for other keys.
-fn scroll_key(key: Key, scroll: usize, page: usize) -> Option<usize> {
+pub(crate) fn scroll_key(key: Key, scroll: usize, page: usize) -> Option<usize> {
     Some(match keys::PAGER.action(key)? {
         Action::ScrollUp => scroll.saturating_sub(1),
         Action::ScrollDown => scroll.saturating_add(1),
@@ -302,6 +317,17 @@ fn on_menu_key(model: &mut Model, key: Key) -> Vec<Effect> {
     let Some(action) = keys::MENU.action(key) else {
         return Vec::new();
     };
+    // The rescue kit's actions, in one place (src/tui/repair.rs). They
+    // hand the console or the disks over, like the shell: no preload
+    // stays loaded across them.
+    if let Some(mut effects) = repair::on_menu_action(model, action) {
+        if !effects.is_empty() {
+            let mut all = cancel_preload(model);
+            all.append(&mut effects);
+            return all;
+        }
+        return effects;
+    }
     match action {
         Action::Up => move_selection(model, -1),
         Action::Down => move_selection(model, 1),

@@ -10,6 +10,7 @@ mod help;
 mod list;
 mod log;
 mod modal;
+mod report;
 mod status;
 mod theme;
 
@@ -42,6 +43,8 @@ pub fn view(model: &Model, frame: &mut Frame) {
     match &model.screen {
         Screen::Help { scroll } => help::render(*scroll, &theme, frame, body),
         Screen::Log { scroll } => log::render(model, *scroll, &theme, frame, body),
+        Screen::Report { scroll } => report::render(model, *scroll, &theme, frame, body),
+        Screen::ReportSave { .. } => report::render(model, 0, &theme, frame, body),
         _ => menu_body(model, &theme, frame, body),
     }
     match &model.screen {
@@ -54,6 +57,17 @@ pub fn view(model: &Model, frame: &mut Frame) {
 
     if let Screen::Confirm(action) = model.screen {
         confirm::render(action, &theme, frame, area);
+    }
+    match model.screen {
+        Screen::ConfirmRepair { volume, image } => {
+            report::render_confirm_repair(model, volume, image, &theme, frame, area)
+        }
+        Screen::ReportSave { choice, confirming } => {
+            if let Some(r) = &model.report {
+                report::render_save(r, choice, confirming, &theme, frame, area);
+            }
+        }
+        _ => {}
     }
     if let Some(failure) = &model.modal {
         modal::render(failure, &theme, frame, area);

@@ -35,6 +35,8 @@ pub fn status_line(model: &Model, theme: &Theme, frame: &mut Frame, area: Rect) 
                     None => format!(" Booting {title}: preparing..."),
                 },
                 Busy::Shell => " Running the rescue shell...".into(),
+                Busy::Repair => " Opening the image for repair...".into(),
+                Busy::Report => " Gathering the report...".into(),
                 Busy::Rescanning => " Scanning the disks...".into(),
                 Busy::PowerAction(PowerAction::Reboot) => " Rebooting...".into(),
                 Busy::PowerAction(PowerAction::PowerOff) => " Powering off...".into(),
@@ -61,7 +63,9 @@ pub fn status_line(model: &Model, theme: &Theme, frame: &mut Frame, area: Rect) 
 
 pub fn key_line(model: &Model, theme: &Theme, frame: &mut Frame, area: Rect) {
     let table = match model.screen {
-        Screen::Menu | Screen::Confirm(_) => &keys::MENU,
+        Screen::Menu | Screen::Confirm(_) | Screen::ConfirmRepair { .. } => &keys::MENU,
+        Screen::Report { .. } => &keys::REPORT,
+        Screen::ReportSave { .. } => &keys::SAVE,
         Screen::Editor { .. } => &keys::EDITOR,
         Screen::Help { .. } | Screen::Log { .. } => &keys::PAGER,
     };
