@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use vhdboot::boot::repair::{
-    CHROOT_BINDS, PartitionOutcome, RepairMode, RepairPlan, chroot_root, partition_dir,
+    CHROOT_BINDS, PartitionOutcome, REPAIR_DIR, RepairMode, RepairPlan, chroot_root, partition_dir,
     partition_mount, summary,
 };
 use vhdboot::sys::loopdev::{self, LoopConfig, LoopDevice};
@@ -54,7 +54,16 @@ impl Opened {
         let mut notes = Vec::new();
         for at in self.mounts.iter().rev() {
             match mount::umount_fs(at) {
-                Ok(Unmounted::Clean) => {}
+                Ok(Unmounted::Clean) => {
+                    // An empty partition folder is ours; a bind target is
+                    // the image's own folder and stays.
+                    if at
+                        .parent()
+                        .is_some_and(|p| p.parent() == Some(Path::new(REPAIR_DIR)))
+                    {
+                        let _ = std::fs::remove_dir(at);
+                    }
+                }
                 Ok(Unmounted::Detached) => {
                     notes.push(format!("{} was busy and was detached lazily", at.display()))
                 }
@@ -67,7 +76,7 @@ impl Opened {
             notes.push(e.to_string());
         }
         if let Some(host) = &self.host_read_write
-            && let Err(e) = mount::remount(host, MountMode::ReadOnly)
+            && let Err(e) = remount_read_only_when_free(host)
         {
             notes.push(format!(
                 "{e}; the host stays read-write until the next reboot"
@@ -118,8 +127,49 @@ pub fn open_and_shell(plan: &RepairPlan) -> Result<Vec<String>, Failure> {
     Ok(notes)
 }
 
+/// How long the host's read-only remount waits for the loop device to let
+/// go of the image file: the kernel finishes a detach when the last opener
+/// closes the device, and until then the file is open for writing, so the
+/// remount fails with EBUSY.
+const HOST_FREE_WAIT: Duration = Duration::from_secs(5);
+
+fn remount_read_only_when_free(host: &Path) -> Result<(), mount::MountError> {
+    let deadline = std::time::Instant::now() + HOST_FREE_WAIT;
+    loop {
+        match mount::remount(host, MountMode::ReadOnly) {
+            Err(mount::MountError::Remount {
+                source: nix::errno::Errno::EBUSY,
+                ..
+            }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Loads the kernel module of filesystem driver `driver` if it is a module
+/// and not loaded yet (stage 1 loads only the host drivers at boot). A
+/// failure is left to the mount, whose error then names the driver.
+fn load_driver(driver: &str) {
+    let Ok(release) = vhdboot::sys::modules::kernel_release() else {
+        return;
+    };
+    let root = Path::new("/lib/modules").join(release);
+    if let Ok(index) = vhdboot::modprobe::ModuleIndex::load(&root) {
+        let _ = index.load_module(driver);
+    }
+}
+
 fn open(plan: &RepairPlan, opened: &mut Opened) -> Result<Vec<PartitionOutcome>, Failure> {
     let read_only = plan.mode == RepairMode::ReadOnly;
+    std::fs::create_dir_all(&plan.dir).map_err(|e| {
+        Failure::new(
+            format!("creating {}", plan.dir.display()),
+            e,
+            "free memory (the folder is on /run), or use the rescue shell",
+        )
+    })?;
     if !read_only {
         mount::remount(&plan.host_mount, MountMode::ReadWrite).map_err(|e| {
             Failure::new(
@@ -160,6 +210,7 @@ fn open(plan: &RepairPlan, opened: &mut Opened) -> Result<Vec<PartitionOutcome>,
         let target = partition_dir(&plan.dir, &part);
         let mounted = partition_mount(sb.fstype.as_deref().unwrap_or(""), plan.mode)
             .and_then(|how| {
+                load_driver(how.driver);
                 mount::mount_fs(&part, &target, how.driver, mode, how.options)
                     .map_err(|e| e.to_string())
             })

@@ -317,11 +317,11 @@ fn on_menu_key(model: &mut Model, key: Key) -> Vec<Effect> {
     let Some(action) = keys::MENU.action(key) else {
         return Vec::new();
     };
-    // The rescue kit's actions, in one place (src/tui/repair.rs). They
-    // hand the console or the disks over, like the shell: no preload
-    // stays loaded across them.
+    // The rescue kit's actions, in one place (src/tui/repair.rs). A
+    // repair hands the console and the image over, like the shell: no
+    // preload stays loaded across it.
     if let Some(mut effects) = repair::on_menu_action(model, action) {
-        if !effects.is_empty() {
+        if effects.iter().any(|e| matches!(e, Effect::Repair { .. })) {
             let mut all = cancel_preload(model);
             all.append(&mut effects);
             return all;

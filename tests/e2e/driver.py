@@ -32,6 +32,12 @@ Scenarios:
   panic    vhdboot.failpoint=panic-on-boot: the panic message, then a shell
   late     the host disk is hot-added through the QEMU monitor while
            stage 1 waits for its default; the default boots
+  repair   o on exfat-zboot.vhd: its ext4 root read-only in the shell, a
+           file read there, vhdboot report's sections; exit, another
+           entry boots; the exFAT partition hashes the same afterwards
+  repair-write  w refused on the fault disk's dirty host; w, y on
+           exfat-zboot.vhd: chroot writes a file, which the host side
+           finds in the image afterwards; another entry boots
   shell-keys, kexec-refused, confirm-cancel, exec-fails: each hand-back
            (rescue shell, refused kexec, cancelled confirmation, failed
            reboot) returns a menu that takes keys: another entry boots
@@ -1055,6 +1061,171 @@ def scenario_shell_keys(args, timings):
     return vm
 
 
+REPAIR_DIR = "/run/vhdboot/repair/exfat-zboot"
+REPORT_SECTIONS = ["versions", "configuration", "scan log", "problems", "boot timeline",
+                   "kernel log", "block devices"]
+
+
+def exfat_partition(disk: str):
+    """(offset, size) of the host disk's exFAT partition (the second)."""
+    parts = partitions(disk)
+    check(len(parts) >= 2, f"the host disk has {len(parts)} partitions, expected 2")
+    return parts[1][1], parts[1][2]
+
+
+def open_for_repair(vm, args, key: bytes, confirm: bool):
+    """From the NTFS default, two Downs select exfat-zboot.vhd (as in
+    boot-dir); `key` opens it, `y` answers the read-write question."""
+    vm.settle()
+    vm.key("home")
+    vm.settle(quiet=0.5)
+    for _ in range(2):
+        vm.key("down")
+        vm.settle(quiet=0.5)
+    vm.send(key)
+    if confirm:
+        vm.wait_for(r"read-write\?", 30, "the read-write question", on_screen=True)
+        vm.settle()
+        vm.send(b"y")
+    vm.wait_for(r"vhdboot repair: exfat-zboot\.vhd", 60, "the repair summary")
+    vm.wait_for(re.escape(RESCUE_PROMPT), 30, "the repair shell prompt")
+    vm.settle()
+
+
+def scenario_repair(args, timings):
+    """Issue 16, items 1-3, read-only: o on exfat-zboot.vhd mounts its ext4
+    root read-only (noload) and opens the shell in its folder; a file of
+    the root is read there; `vhdboot report` (on PATH) writes the bundle
+    with every section; exit hands back a menu that boots another entry.
+    From the host side afterwards, the exFAT partition holding the image
+    hashes the same as before: nothing was written to it."""
+    before = sha256_range(args.disk, *exfat_partition(args.disk))
+    vm = boot_menu(args, "repair", f"vhdboot.default={NTFS_PATH} vhdboot.timeout=-1")
+    try:
+        wait_menu(vm, args, timings, [NTFS_TITLE, BOOT_DIR_TITLE])
+        open_for_repair(vm, args, b"o", confirm=False)
+        vm.wait_for(re.escape(f"mounted at {REPAIR_DIR}/part1 [root]"), 10,
+                    "the summary naming the ext4 root's mount point")
+        vm.send(f"cat {REPAIR_DIR}/part1/etc/os-release\r".encode())
+        vm.wait_for(r'PRETTY_NAME="E2E Boot Dir Linux"', 20, "the image's os-release read in the shell")
+        vm.send(b"touch part1/x 2>/dev/null || echo RO-$((6*7))\r")
+        vm.wait_for(r"RO-42", 20, "a write to the read-only root to fail")
+        vm.send(b"vhdboot report --out /tmp/report.txt && grep '^== ' /tmp/report.txt | tr '\\n' '|'"
+                b" && echo REPORT-DONE\r")
+        vm.wait_for(r"REPORT-DONE", 60, "vhdboot report in the rescue shell")
+        headings = "|".join(f"== {name} ==" for name in REPORT_SECTIONS) + "|"
+        vm.wait_for(re.escape(headings), 5, "the report's sections in order")
+        vm.send(b"exit\r")
+        vm.wait_for(r"repair shell exited", 30, "the menu's notice after the repair shell", on_screen=True)
+        timings["repair and back"] = vm.elapsed() - timings["start to menu"]
+        vm.settle()
+        vm.key("home")
+        vm.settle()
+        vm.key("enter")
+        m = marker(vm, args.timeout)
+        check_booted_image(m, NTFS_PATH, "e2e.uki=ntfs")
+    finally:
+        vm.close()
+    raw = overlay_to_raw(args, "repair")
+    try:
+        after = sha256_range(raw, *exfat_partition(raw))
+    finally:
+        os.unlink(raw)
+    check(before == after, "the exFAT partition holding exfat-zboot.vhd changed during a read-only repair")
+    return vm
+
+
+def read_from_zboot_root(raw: str, path: str):
+    """The content of `path` in exfat-zboot.vhd's ext4 root, read from the
+    host side (exfat-fuse, then debugfs on a copy of the partition), or
+    None when it is not there."""
+    offset, size = exfat_partition(raw)
+    loop = subprocess.run(["losetup", "-f", "--show", "-r", "-o", str(offset), "--sizelimit", str(size), raw],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    mnt = raw + ".mnt"
+    part = raw + ".ext4"
+    os.makedirs(mnt, exist_ok=True)
+    try:
+        subprocess.run(["mount.exfat-fuse", "-o", "ro", loop, mnt], check=True, capture_output=True)
+        try:
+            image = os.path.join(mnt, BOOT_DIR_PATH.lstrip("/"))
+            # The root is the image's only partition, from 1 MiB
+            # (make-boot-dir-vhd); debugfs ignores what follows the
+            # filesystem, so the copy runs up to the footer.
+            p_off = 1 << 20
+            p_size = os.path.getsize(image) - 512 - p_off
+            with open(image, "rb") as src, open(part, "wb") as dst:
+                src.seek(p_off)
+                left = p_size
+                while left > 0:
+                    chunk = src.read(min(left, 4 << 20))
+                    if not chunk:
+                        break
+                    dst.write(chunk)
+                    left -= len(chunk)
+        finally:
+            subprocess.run(["fusermount", "-u", mnt], check=False)
+        out = subprocess.run(["debugfs", "-R", f"cat {path}", part], capture_output=True, text=True)
+        return out.stdout if out.returncode == 0 and out.stdout else None
+    finally:
+        subprocess.run(["losetup", "-d", loop], check=False)
+        for leftover in (part,):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
+        os.rmdir(mnt)
+
+
+def scenario_repair_write(args, timings):
+    """Issue 16, item 1, read-write: with the fault disk attached too, w on
+    dirty.vhd (the E2E-DIRTY volume) is refused with the reason; w, y on
+    exfat-zboot.vhd (a clean exFAT host) mounts it read-write with a
+    chroot; a command run by `chroot` writes a file inside the root; exit
+    undoes it all and the menu boots another entry. From the host side
+    afterwards, the file is in the image's ext4 root."""
+    vm = Vm(args, "repair-write", args.kernel, args.initrd,
+            f"{BASE_CMDLINE} vhdboot.default={NTFS_PATH} vhdboot.timeout=-1",
+            disk=args.disk, extra_disks=[args.fault_disk])
+    try:
+        wait_menu(vm, args, timings, [NTFS_TITLE, BOOT_DIR_TITLE, "E2E-DIRTY"])
+        vm.settle()
+        # The fault disk's volumes come after the host disk's; dirty.vhd's
+        # entry is the last row (as in faults).
+        vm.key("end")
+        vm.settle()
+        vm.send(b"w")
+        vm.wait_for(r"Cannot open the image read-write", 30, "the refusal on the dirty host", on_screen=True)
+        check(re.search(r"dirty|not cleanly unmounted", vm.screen()) is not None,
+              "the refusal does not say the host is dirty")
+        check("read-write?" not in vm.screen(), "a question was asked for a dirty host")
+        vm.key("esc")
+        open_for_repair(vm, args, b"w", confirm=True)
+        vm.wait_for(r"chroot ready", 10, "the summary's chroot line")
+        vm.send(f"chroot {REPAIR_DIR}/part1 /bin/sh -c "
+                "'echo repaired-in-chroot > /etc/vhdboot-repaired; echo CHROOT-$((6*7)); ls /proc/self >/dev/null"
+                " && echo PROC-BOUND'\r".encode())
+        vm.wait_for(r"CHROOT-42", 30, "a command run by chroot inside the image's root")
+        vm.wait_for(r"PROC-BOUND", 10, "/proc bound into the chroot")
+        vm.send(b"cd / && exit\r")
+        vm.wait_for(r"Rescanned the disks|repair shell exited", 60, "the menu after the repair shell",
+                    on_screen=True)
+        vm.settle()
+        vm.key("home")
+        vm.settle()
+        vm.key("enter")
+        m = marker(vm, args.timeout)
+        check_booted_image(m, NTFS_PATH, "e2e.uki=ntfs")
+    finally:
+        vm.close()
+    raw = overlay_to_raw(args, "repair-write")
+    try:
+        content = read_from_zboot_root(raw, "/etc/vhdboot-repaired")
+    finally:
+        os.unlink(raw)
+    check(content is not None and "repaired-in-chroot" in content,
+          f"/etc/vhdboot-repaired in the image's root, read from the host: {content!r}")
+    return vm
+
+
 def scenario_kexec_refused(args, timings):
     """A refused kexec hands back a menu that takes keys. The failpoint
     vhdboot.failpoint=kexec-refused-once refuses the first kexec_file_load
@@ -1438,12 +1609,15 @@ SCENARIOS = {
     "preload-default": scenario_preload_default,
     "preload-pick": scenario_preload_pick,
     "boot-dir": scenario_boot_dir,
+    "repair": scenario_repair,
+    "repair-write": scenario_repair_write,
 }
 # The scenarios run when none is named.
 DEFAULT_SCENARIOS = ["direct", "default", "pick", "edit", "readonly", "silent",
                      "shutdown", "faults", "empty", "panic", "late", "4kn", "shell-keys",
                      "kexec-refused", "confirm-cancel", "exec-fails", "default-broken", "hostile",
-                     "ovmf", "ovmf-vga", "preload-default", "preload-pick", "boot-dir"]
+                     "ovmf", "ovmf-vga", "preload-default", "preload-pick", "boot-dir",
+                     "repair", "repair-write"]
 
 
 def main() -> int:
