@@ -1095,7 +1095,8 @@ def open_for_repair(vm, args, key: bytes, confirm: bool):
 def scenario_repair(args, timings):
     """Issue 16, items 1-3, read-only: o on exfat-zboot.vhd mounts its ext4
     root read-only (noload) and opens the shell in its folder; a file of
-    the root is read there; `vhdboot report` (on PATH) writes the bundle
+    the root is read there; `vhdboot inspect` and `scan` work there, and
+    `vhdboot report` (on PATH) writes the bundle
     with every section; exit hands back a menu that boots another entry.
     From the host side afterwards, the exFAT partition holding the image
     hashes the same as before: nothing was written to it."""
@@ -1110,6 +1111,10 @@ def scenario_repair(args, timings):
         vm.wait_for(r'PRETTY_NAME="E2E Boot Dir Linux"', 20, "the image's os-release read in the shell")
         vm.send(b"touch part1/x 2>/dev/null || echo RO-$((6*7))\r")
         vm.wait_for(r"RO-42", 20, "a write to the read-only root to fail")
+        # vhdboot is on PATH there (item 2): inspect and scan work.
+        vm.send(b"vhdboot inspect /run/vhdboot/hosts/*/Images/exfat-zboot.vhd | grep -q 'E2E Boot Dir Linux'"
+                b" && vhdboot scan | grep -q exfat-zboot.vhd && echo CLI-$((6*7))\r")
+        vm.wait_for(r"CLI-42", 60, "vhdboot inspect and scan in the rescue shell")
         vm.send(b"vhdboot report --out /tmp/report.txt && grep '^== ' /tmp/report.txt | tr '\\n' '|'"
                 b" && echo REPORT-DONE\r")
         vm.wait_for(r"REPORT-DONE", 60, "vhdboot report in the rescue shell")
