@@ -1096,7 +1096,9 @@ def scenario_repair(args, timings):
     """Issue 16, items 1-3, read-only: o on exfat-zboot.vhd mounts its ext4
     root read-only (noload) and opens the shell in its folder; a file of
     the root is read there; `vhdboot inspect` and `scan` work there, and
-    `vhdboot report` (on PATH) writes the bundle
+    `vhdboot report` (on PATH) writes the bundle. Before that, d shows the
+    report in the menu and w, Enter, y saves it to the NTFS host volume,
+    where the host side finds it afterwards
     with every section; exit hands back a menu that boots another entry.
     From the host side afterwards, the exFAT partition holding the image
     hashes the same as before: nothing was written to it."""
@@ -1104,6 +1106,24 @@ def scenario_repair(args, timings):
     vm = boot_menu(args, "repair", f"vhdboot.default={NTFS_PATH} vhdboot.timeout=-1")
     try:
         wait_menu(vm, args, timings, [NTFS_TITLE, BOOT_DIR_TITLE])
+        # d shows the report; w, Enter, y saves it to the first place
+        # offered, the NTFS host volume (no FAT stick here).
+        vm.settle()
+        vm.send(b"d")
+        vm.wait_for(r"Support report \(\d+ lines", 60, "the report screen", on_screen=True)
+        vm.settle()
+        vm.send(b"w")
+        vm.wait_for(r"Save vhdboot-report\.txt to:", 10, "the save chooser", on_screen=True)
+        check("E2E-NTFS" in vm.screen(), "the NTFS host volume is not offered for the report")
+        vm.settle()
+        vm.key("enter")
+        vm.wait_for(r"Write the report to E2E-NTFS", 10, "the save question", on_screen=True)
+        vm.settle()
+        vm.send(b"y")
+        vm.wait_for(r"The report was saved to /dev/vda1:/vhdboot-report\.txt", 60,
+                    "the notice naming where the report went", on_screen=True)
+        vm.settle()
+        vm.key("esc")
         open_for_repair(vm, args, b"o", confirm=False)
         vm.wait_for(re.escape(f"mounted at {REPAIR_DIR}/part1 [root]"), 10,
                     "the summary naming the ext4 root's mount point")
@@ -1134,10 +1154,26 @@ def scenario_repair(args, timings):
     raw = overlay_to_raw(args, "repair")
     try:
         after = sha256_range(raw, *exfat_partition(raw))
+        saved_report = ntfs_file(raw, "/vhdboot-report.txt")
     finally:
         os.unlink(raw)
     check(before == after, "the exFAT partition holding exfat-zboot.vhd changed during a read-only repair")
+    check(saved_report is not None and all(f"== {n} ==" in saved_report for n in REPORT_SECTIONS),
+          f"the report saved from the menu, read from the NTFS volume: {(saved_report or '')[:300]!r}")
     return vm
+
+
+def ntfs_file(raw: str, path: str):
+    """The content of `path` on the host disk's NTFS partition (the
+    first), read with ntfscat, or None when it is not there."""
+    _, offset, size = partitions(raw)[0]
+    loop = subprocess.run(["losetup", "-f", "--show", "-r", "-o", str(offset), "--sizelimit", str(size), raw],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    try:
+        cat = subprocess.run(["ntfscat", "-f", loop, path], capture_output=True, text=True)
+        return cat.stdout if cat.returncode == 0 else None
+    finally:
+        subprocess.run(["losetup", "-d", loop], check=False)
 
 
 def read_from_zboot_root(raw: str, path: str):
