@@ -120,10 +120,12 @@ fn volume_text<'a>(v: &'a Volume, theme: &Theme) -> Text<'a> {
         ),
     ];
     for badge in &v.badges {
-        spans.push(Span::styled(
-            format!(" [{}]", badge_text(*badge)),
-            theme.warn(),
-        ));
+        // Removable is a fact, not a warning.
+        let style = match badge {
+            VolumeBadge::Removable => theme.dim(),
+            _ => theme.warn(),
+        };
+        spans.push(Span::styled(format!(" [{}]", badge_text(*badge)), style));
     }
     let mut text = Text::from(Line::from(spans));
     // The reason gets a line of its own: a header cannot be selected, so
@@ -152,6 +154,11 @@ pub fn badge_text(b: VolumeBadge) -> &'static str {
         VolumeBadge::Dirty => "dirty",
         VolumeBadge::Hibernated => "hibernated",
         VolumeBadge::ReadOnly => "read-only",
+        VolumeBadge::UncleanLog => "journal not clean",
+        VolumeBadge::HibernatedElsewhere => "Windows hibernated",
+        VolumeBadge::Removable => "removable",
+        VolumeBadge::DuplicateId => "duplicate id",
+        VolumeBadge::LargerThanPartition { .. } => "larger than partition",
     }
 }
 
