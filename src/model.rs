@@ -90,6 +90,22 @@ pub enum VolumeBadge {
     LargerThanPartition { filesystem_bytes: u64 },
 }
 
+impl VolumeBadge {
+    /// The badge's words, as the menu shows them in brackets.
+    pub fn label(self) -> &'static str {
+        match self {
+            VolumeBadge::Dirty => "dirty",
+            VolumeBadge::Hibernated => "hibernated",
+            VolumeBadge::ReadOnly => "read-only",
+            VolumeBadge::UncleanLog => "journal not clean",
+            VolumeBadge::HibernatedElsewhere => "Windows hibernated",
+            VolumeBadge::Removable => "removable",
+            VolumeBadge::DuplicateId => "duplicate id",
+            VolumeBadge::LargerThanPartition { .. } => "larger than partition",
+        }
+    }
+}
+
 /// A partition or whole-disk filesystem that may hold images.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Volume {

@@ -150,16 +150,7 @@ pub fn fs_name(v: &Volume) -> String {
 }
 
 pub fn badge_text(b: VolumeBadge) -> &'static str {
-    match b {
-        VolumeBadge::Dirty => "dirty",
-        VolumeBadge::Hibernated => "hibernated",
-        VolumeBadge::ReadOnly => "read-only",
-        VolumeBadge::UncleanLog => "journal not clean",
-        VolumeBadge::HibernatedElsewhere => "Windows hibernated",
-        VolumeBadge::Removable => "removable",
-        VolumeBadge::DuplicateId => "duplicate id",
-        VolumeBadge::LargerThanPartition { .. } => "larger than partition",
-    }
+    b.label()
 }
 
 /// Why the row cannot boot, in the judge's few words.
