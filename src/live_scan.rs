@@ -14,7 +14,8 @@ use vhdboot::discovery::scan::find_image_files;
 use vhdboot::model::{FsType, MountState, Snapshot, Volume, VolumeBadge};
 use vhdboot::sys::{blkid, efi, mount};
 
-/// Where host volumes are mounted, one folder per filesystem UUID.
+/// Where host volumes are mounted, one folder per device (`vda2`): two
+/// volumes may share a UUID, and must never be mounted on each other.
 pub const HOSTS_DIR: &str = "/run/vhdboot/hosts";
 
 fn add_badge(volume: &mut Volume, badge: Option<VolumeBadge>) {
@@ -92,11 +93,21 @@ impl Discovery {
             if dev.read_only {
                 volume.badges.push(VolumeBadge::ReadOnly);
             }
-            if volume.fstype == FsType::Ntfs {
-                match preflight::ntfs_dirty_badge(&volume.device) {
-                    Ok(badge) => add_badge(&mut volume, badge),
-                    Err(e) => self.note(format!("cannot read the NTFS dirty flag: {e}")),
-                }
+            if dev.removable {
+                volume.badges.push(VolumeBadge::Removable);
+                self.note(format!(
+                    "{} is on a removable disk: Windows' hibernation on the internal disks \
+                     does not hold it",
+                    volume.device.display()
+                ));
+            }
+            let (badges, notes) =
+                preflight::device_badges(&volume.device, &volume.fstype, volume.size);
+            for badge in badges {
+                add_badge(&mut volume, Some(badge));
+            }
+            for note in notes {
+                self.note(note);
             }
             self.mount_and_scan(&mut volume);
             self.volumes.insert(dev.device, volume);
@@ -106,10 +117,10 @@ impl Discovery {
     }
 
     fn mount_point(&self, volume: &Volume) -> PathBuf {
-        let key = volume
-            .uuid
-            .clone()
-            .unwrap_or_else(|| volume.device.to_string_lossy().replace('/', "_"));
+        let key = match volume.device.strip_prefix("/dev") {
+            Ok(name) => name.to_string_lossy().replace('/', "_"),
+            Err(_) => volume.device.to_string_lossy().replace('/', "_"),
+        };
         self.hosts_dir.join(key)
     }
 
@@ -224,9 +235,13 @@ impl Discovery {
         self.snapshot()
     }
 
+    /// What was found, with the verdicts that need every volume (Windows'
+    /// hibernation anywhere, shared UUIDs) made afresh over the whole set.
     pub fn snapshot(&self) -> Snapshot {
+        let mut volumes: Vec<Volume> = self.volumes.values().cloned().collect();
+        preflight::apply_machine_verdicts(&mut volumes);
         Snapshot {
-            volumes: self.volumes.values().cloned().collect(),
+            volumes,
             log: self.log.clone(),
             secure_boot: self.secure_boot,
         }

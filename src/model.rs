@@ -65,12 +65,45 @@ pub enum MountState {
 /// A warning shown beside a volume.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum VolumeBadge {
-    /// NTFS says the volume was not cleanly unmounted.
+    /// NTFS (`$Volume`) or exFAT (VolumeDirty) says the volume was not
+    /// cleanly unmounted.
     Dirty,
-    /// Windows hibernated or Fast Startup left the volume in use.
+    /// Windows hibernated or Fast Startup left the volume in use: its
+    /// root holds a `hiberfil.sys` with a hibernation signature.
     Hibernated,
     /// The device itself is read-only.
     ReadOnly,
+    /// NTFS' journal (`$LogFile`) was not closed cleanly: it holds changes
+    /// Windows has not replayed.
+    UncleanLog,
+    /// Another NTFS volume on the machine carries Windows' hibernation
+    /// file, and this one is on an internal disk, which a hibernated
+    /// Windows keeps in use too (set by the machine-wide verdict).
+    HibernatedElsewhere,
+    /// The volume is on a removable disk (sysfs `removable`), which a
+    /// hibernated Windows does not keep in use.
+    Removable,
+    /// Another volume has the same filesystem UUID.
+    DuplicateId,
+    /// The NTFS boot sector claims more bytes than the partition holds, so
+    /// the kernel would mount it read-only.
+    LargerThanPartition { filesystem_bytes: u64 },
+}
+
+impl VolumeBadge {
+    /// The badge's words, as the menu shows them in brackets.
+    pub fn label(self) -> &'static str {
+        match self {
+            VolumeBadge::Dirty => "dirty",
+            VolumeBadge::Hibernated => "hibernated",
+            VolumeBadge::ReadOnly => "read-only",
+            VolumeBadge::UncleanLog => "journal not clean",
+            VolumeBadge::HibernatedElsewhere => "Windows hibernated",
+            VolumeBadge::Removable => "removable",
+            VolumeBadge::DuplicateId => "duplicate id",
+            VolumeBadge::LargerThanPartition { .. } => "larger than partition",
+        }
+    }
 }
 
 /// A partition or whole-disk filesystem that may hold images.

@@ -13,7 +13,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use vhdboot::boot::handoff::{self, Handoff, HostId};
+use vhdboot::boot::host_match::{self, Candidate, HostMatchError};
+use vhdboot::discovery::preflight;
 use vhdboot::image::vhd;
+use vhdboot::model::{FsType, VolumeBadge};
 use vhdboot::modprobe;
 use vhdboot::sys::{blkid, kmsg, loopdev, mount, pid1, timeline};
 use vhdboot::terminal_text;
@@ -44,6 +47,34 @@ pub enum AttachError {
         .waited.as_secs()
     )]
     HostMissing { host: HostId, waited: Duration },
+    #[error("looking for the host volume {host}: {source}")]
+    HostMatch {
+        host: HostId,
+        #[source]
+        source: HostMatchError,
+    },
+    #[error(
+        "{} {why}; stage 2 does not mount it read-write. {hint}",
+        .device.display()
+    )]
+    HostUnsafe {
+        device: PathBuf,
+        why: String,
+        hint: &'static str,
+    },
+    #[error(
+        "{} was mounted read-only by the kernel although stage 2 asked for read-write{}; \
+         unmounted it, nothing was written",
+        .device.display(),
+        match .kernel.as_slice() {
+            [] => String::new(),
+            lines => format!(" (kernel: {})", lines.join("; ")),
+        }
+    )]
+    MountedReadOnly {
+        device: PathBuf,
+        kernel: Vec<String>,
+    },
     #[error(transparent)]
     Mount(#[from] mount::MountError),
     #[error("{image} on {}: {source}", .device.display())]
@@ -142,11 +173,15 @@ pub fn run() -> ! {
     exec_next(&next)
 }
 
-/// Loads the modules, mounts the host and attaches the loop device.
-/// Returns the line logged on success.
+/// Loads the modules, checks and mounts the host and attaches the loop
+/// device. Returns the line logged on success. Once the host is mounted,
+/// any failure unmounts it again before the error is returned: the
+/// distro's emergency shell must not find the user's volume mounted
+/// read-write.
 fn attach(h: &Handoff) -> Result<String, AttachError> {
     load_modules(h.fstype.driver());
-    let device = wait_for_host(&h.host)?;
+    let (device, size) = wait_for_host(h)?;
+    check_device(&device, size, h)?;
     mount::mount_fs(
         &device,
         Path::new(HOST_MOUNT),
@@ -154,7 +189,106 @@ fn attach(h: &Handoff) -> Result<String, AttachError> {
         mount::MountMode::ReadWrite,
         "",
     )?;
+    attach_on_mounted_host(h, &device).inspect_err(|_| {
+        match mount::umount_fs(Path::new(HOST_MOUNT)) {
+            Ok(mount::Unmounted::Clean) => say(&format!("unmounted {}", device.display())),
+            Ok(mount::Unmounted::Detached) => say(&format!(
+                "{} was busy and was detached lazily",
+                device.display()
+            )),
+            Err(e) => say(&format!("{e}; the host stays mounted")),
+        }
+    })
+}
+
+/// Stage 1's checks again, on the very device stage 2 is about to mount:
+/// its own bytes (dirty flag, journal, size), then Windows' hibernation
+/// file through a read-only mount that is undone before the read-write
+/// one.
+fn check_device(device: &Path, size: u64, h: &Handoff) -> Result<(), AttachError> {
+    let (badges, notes) = preflight::device_badges(device, &h.fstype, size);
+    for note in notes {
+        say(&note);
+    }
+    if let Some((why, hint)) = badges.iter().find_map(stage2_refusal) {
+        return Err(AttachError::HostUnsafe {
+            device: device.to_path_buf(),
+            why,
+            hint,
+        });
+    }
+    if h.fstype != FsType::Ntfs {
+        return Ok(());
+    }
+    let at = Path::new(HOST_MOUNT);
+    mount::mount_fs(
+        device,
+        at,
+        h.fstype.driver(),
+        mount::MountMode::ReadOnly,
+        "",
+    )?;
+    let hibernated = preflight::hibernation_badge(at);
+    mount::umount_fs(at)?;
+    match hibernated {
+        Ok(Some(badge)) => {
+            let (why, hint) = stage2_refusal(&badge).unwrap_or_default();
+            Err(AttachError::HostUnsafe {
+                device: device.to_path_buf(),
+                why,
+                hint,
+            })
+        }
+        Ok(None) => Ok(()),
+        Err(e) => {
+            say(&format!("cannot check for hibernation: {e}"));
+            Ok(())
+        }
+    }
+}
+
+/// Why stage 2 refuses a device with `badge`, and the fix; None for the
+/// badges that do not stop a read-write mount.
+fn stage2_refusal(badge: &VolumeBadge) -> Option<(String, &'static str)> {
+    match badge {
+        VolumeBadge::Dirty => Some((
+            "is marked dirty (not cleanly unmounted)".into(),
+            "Run chkdsk /f on it in Windows, then boot again.",
+        )),
+        VolumeBadge::UncleanLog => Some((
+            "has an NTFS journal ($LogFile) with changes that were never replayed".into(),
+            "Start Windows and choose Restart, then boot again.",
+        )),
+        VolumeBadge::Hibernated | VolumeBadge::HibernatedElsewhere => Some((
+            "holds Windows' hibernation file (hibernation or Fast Startup)".into(),
+            "Start Windows and choose Restart, or turn Fast Startup off, then boot again.",
+        )),
+        VolumeBadge::LargerThanPartition { filesystem_bytes } => Some((
+            format!(
+                "is an NTFS volume of {filesystem_bytes} bytes in a smaller partition, which \
+                 the kernel mounts read-only"
+            ),
+            "Fix the partition or the filesystem size, then boot again.",
+        )),
+        VolumeBadge::ReadOnly | VolumeBadge::Removable | VolumeBadge::DuplicateId => None,
+    }
+}
+
+/// The steps after the host is mounted read-write.
+fn attach_on_mounted_host(h: &Handoff, device: &Path) -> Result<String, AttachError> {
+    // The kernel may have made the superblock read-only on its own: the
+    // mount call succeeded, and only the mount's flags tell.
+    if mount::is_read_only(Path::new(HOST_MOUNT))? {
+        return Err(AttachError::MountedReadOnly {
+            device: device.to_path_buf(),
+            kernel: mount::recent_kernel_lines(device, h.fstype.driver())
+                .into_iter()
+                .filter(|l| l.to_ascii_lowercase().contains("read-only"))
+                .collect(),
+        });
+    }
     timeline::mark("host mounted");
+    let device = device.to_path_buf();
     let file = Path::new(HOST_MOUNT).join(h.image.trim_start_matches('/'));
     let len = std::fs::metadata(&file)
         .map_err(|source| AttachError::Stat {
@@ -237,28 +371,43 @@ fn load_modules(fs_driver: &str) {
     }
 }
 
-fn wait_for_host(host: &HostId) -> Result<PathBuf, AttachError> {
+/// Waits for the one device that matches everything stage 1 handed over.
+/// Two matching devices end the wait at once; a device that shares the id
+/// but differs in another fact is reported when the wait runs out.
+/// Returns the device and its size.
+fn wait_for_host(h: &Handoff) -> Result<(PathBuf, u64), AttachError> {
     let deadline = Instant::now() + HOST_WAIT;
     loop {
-        for dev in blkid::probe_block_devices(Path::new("/sys")) {
-            let hit = match host {
-                HostId::Uuid(u) => dev
-                    .uuid
-                    .as_deref()
-                    .is_some_and(|d| d.eq_ignore_ascii_case(u)),
-                HostId::PartUuid(u) => dev
-                    .partuuid
-                    .as_deref()
-                    .is_some_and(|d| d.eq_ignore_ascii_case(u)),
-            };
-            if hit {
-                return Ok(dev.device);
+        let candidates: Vec<Candidate> = blkid::probe_block_devices(Path::new("/sys"))
+            .into_iter()
+            .map(|d| Candidate {
+                device: d.device,
+                uuid: d.uuid,
+                partuuid: d.partuuid,
+                fstype: d.fstype,
+                size: d.size,
+            })
+            .collect();
+        let error = match host_match::match_host(&h.identity, &h.fstype, &candidates) {
+            Ok(device) => {
+                let size = candidates
+                    .iter()
+                    .find(|c| c.device == device)
+                    .map_or(0, |c| c.size);
+                return Ok((device, size));
             }
-        }
-        if Instant::now() >= deadline {
-            return Err(AttachError::HostMissing {
-                host: host.clone(),
-                waited: HOST_WAIT,
+            Err(e) => e,
+        };
+        if !error.may_resolve() || Instant::now() >= deadline {
+            return Err(match error {
+                HostMatchError::Missing => AttachError::HostMissing {
+                    host: h.host.clone(),
+                    waited: HOST_WAIT,
+                },
+                source => AttachError::HostMatch {
+                    host: h.host.clone(),
+                    source,
+                },
             });
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -297,6 +446,45 @@ mod tests {
         let named = OnceLock::new();
         let _ = named.set("/sbin/init".to_string());
         assert_eq!(init_after_panic(&named), "/sbin/init");
+    }
+
+    #[test]
+    fn every_unsafe_state_is_refused_with_its_fix_and_facts_are_not() {
+        for (badge, fix) in [
+            (VolumeBadge::Dirty, "chkdsk"),
+            (VolumeBadge::UncleanLog, "Restart"),
+            (VolumeBadge::Hibernated, "Fast Startup"),
+            (VolumeBadge::HibernatedElsewhere, "Fast Startup"),
+            (
+                VolumeBadge::LargerThanPartition {
+                    filesystem_bytes: 4096,
+                },
+                "partition",
+            ),
+        ] {
+            let (why, hint) = stage2_refusal(&badge).unwrap();
+            assert!(!why.is_empty() && hint.contains(fix), "{badge:?}: {hint}");
+        }
+        for badge in [VolumeBadge::Removable, VolumeBadge::DuplicateId] {
+            assert_eq!(stage2_refusal(&badge), None);
+        }
+    }
+
+    #[test]
+    fn a_mount_the_kernel_made_read_only_is_reported_with_its_line() {
+        let err = AttachError::MountedReadOnly {
+            device: "/dev/vda3".into(),
+            kernel: vec![
+                "ntfs3(vda3): RAW NTFS volume: Filesystem size 0.20 Gb > volume size 0.19 Gb. \
+                 Mount in read-only."
+                    .into(),
+            ],
+        };
+        let text = err.to_string();
+        assert!(
+            text.contains("RAW NTFS volume") && text.contains("unmounted it"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The NTFS dirty flag, read by `image::ntfs` from volumes made by mkntfs,
 //! with ntfs-3g's tools as the peer: ntfsinfo must agree with the flag our
-//! parser finds, and ntfsfix -d must clear what we see as dirty.
+//! parser finds, and ntfsfix -d must clear what we see as dirty. The same
+//! for `$LogFile`'s restart area (ntfsfix resets the journal), the boot
+//! sector's size, and exFAT's VolumeDirty on a mkfs.exfat volume.
 #![expect(
     clippy::unwrap_used,
     clippy::panic,
@@ -13,7 +15,8 @@ use std::fs::File;
 use std::path::Path;
 use std::process::Command;
 use support::disk::{poke, run, tool};
-use vhdboot::image::ntfs::{VOLUME_IS_DIRTY, read_volume_info};
+use vhdboot::image::exfat::ExfatBoot;
+use vhdboot::image::ntfs::{LogFileState, VOLUME_IS_DIRTY, read_logfile_state, read_volume_info};
 
 fn make_ntfs(dir: &Path) -> std::path::PathBuf {
     let img = dir.join("ntfs.img");
@@ -92,4 +95,54 @@ fn an_exfat_volume_is_not_read_as_ntfs() {
     File::create(&img).unwrap().set_len(8 << 20).unwrap();
     run(Command::new(tool("mkfs.exfat")).arg(&img));
     assert!(read_volume_info(&mut File::open(&img).unwrap()).is_err());
+}
+
+fn logfile_state(img: &Path) -> LogFileState {
+    read_logfile_state(&mut File::open(img).unwrap()).unwrap()
+}
+
+#[test]
+fn an_unclean_journal_is_seen_and_ntfsfix_resets_it() {
+    let t = tempfile::tempdir().unwrap();
+    let img = make_ntfs(t.path());
+    // mkntfs leaves the log reset (0xFF): nothing to replay.
+    assert_eq!(logfile_state(&img), LogFileState::Empty);
+    let writer = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/ntfs-volume-flags");
+    run(Command::new(writer).arg(&img).arg("0").arg("--unclean-log"));
+    assert_eq!(logfile_state(&img), LogFileState::Unclean);
+    // ntfs-3g's repair empties the journal, as Windows does after a replay.
+    run(Command::new(tool("ntfsfix")).arg(&img));
+    assert_ne!(logfile_state(&img), LogFileState::Unclean);
+}
+
+#[test]
+fn mkntfs_sizes_the_volume_to_its_device_and_a_smaller_one_is_too_small() {
+    let t = tempfile::tempdir().unwrap();
+    let img = make_ntfs(t.path());
+    let (boot, _) = read_volume_info(&mut File::open(&img).unwrap()).unwrap();
+    // mkntfs keeps the last sector for the backup boot sector.
+    assert_eq!(boot.required_bytes(), Some(32 << 20));
+    assert!(!boot.larger_than(32 << 20));
+    assert!(boot.larger_than((32 << 20) - 4096));
+}
+
+#[test]
+fn exfat_volume_dirty_is_bit_one_of_what_mkfs_exfat_wrote() {
+    let t = tempfile::tempdir().unwrap();
+    let img = t.path().join("exfat.img");
+    File::create(&img).unwrap().set_len(8 << 20).unwrap();
+    run(Command::new(tool("mkfs.exfat")).arg(&img));
+    let sector = |img: &Path| {
+        let mut s = [0u8; 512];
+        std::io::Read::read_exact(&mut File::open(img).unwrap(), &mut s).unwrap();
+        ExfatBoot::parse(&s).unwrap()
+    };
+    let boot = sector(&img);
+    assert!(!boot.is_dirty());
+    assert_eq!(
+        boot.volume_sectors * u64::from(boot.bytes_per_sector),
+        8 << 20
+    );
+    poke(&img, 106, &(boot.volume_flags | 2).to_le_bytes());
+    assert!(sector(&img).is_dirty());
 }

@@ -28,11 +28,23 @@ pub const FSTYPE: &str = "vhdboot.fstype";
 pub const IMAGE: &str = "vhdboot.image";
 pub const SIZE: &str = "vhdboot.size";
 pub const NEXT: &str = "vhdboot.next";
+pub const HOST_UUID: &str = "vhdboot.uuid";
+pub const HOST_PARTUUID: &str = "vhdboot.partuuid";
+pub const HOST_SIZE: &str = "vhdboot.hostsize";
 pub const RDINIT: &str = "rdinit";
 
 /// Every parameter this module writes under the `vhdboot.` prefix; the
 /// bootstrapper's configuration skips them.
-pub const HANDOFF_KEYS: [&str; 5] = [HOST, FSTYPE, IMAGE, SIZE, NEXT];
+pub const HANDOFF_KEYS: [&str; 8] = [
+    HOST,
+    FSTYPE,
+    IMAGE,
+    SIZE,
+    NEXT,
+    HOST_UUID,
+    HOST_PARTUUID,
+    HOST_SIZE,
+];
 
 /// Bytes escaped in `vhdboot.image`: controls and whitespace would split
 /// the word, a double quote would start quoting, `%` is the escape itself,
@@ -57,10 +69,27 @@ impl std::fmt::Display for HostId {
     }
 }
 
+/// Everything stage 1 knew about the host volume, so that stage 2 mounts
+/// that volume and no other: a cloned disk has the same filesystem UUID,
+/// and exFAT serials are only 32 bits. Each is None where stage 1 had no
+/// value, or where a command line written by an older vhdboot (or by
+/// hand) carries only `vhdboot.host=`; stage 2 then checks what it has.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostIdentity {
+    pub uuid: Option<String>,
+    pub partuuid: Option<String>,
+    /// The partition's size in bytes.
+    pub size: Option<u64>,
+}
+
 /// Everything stage 2 needs to attach the image and hand over.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Handoff {
+    /// How stage 2 looks for the host (`vhdboot.host=`).
     pub host: HostId,
+    /// What the device it finds must match besides; it includes the id in
+    /// `host`.
+    pub identity: HostIdentity,
     /// `FsType::Ntfs` or `FsType::Exfat`; others are refused by `plan`.
     pub fstype: FsType,
     /// The image's path on the host filesystem, starting with `/`.
@@ -114,6 +143,15 @@ impl Handoff {
         cmdline.append(IMAGE, Some(&image))?;
         cmdline.append(SIZE, Some(&self.size.to_string()))?;
         cmdline.append(NEXT, Some(&next))?;
+        if let Some(u) = &self.identity.uuid {
+            cmdline.append(HOST_UUID, Some(u))?;
+        }
+        if let Some(p) = &self.identity.partuuid {
+            cmdline.append(HOST_PARTUUID, Some(p))?;
+        }
+        if let Some(size) = self.identity.size {
+            cmdline.append(HOST_SIZE, Some(&size.to_string()))?;
+        }
         cmdline.append(RDINIT, Some(STAGE2_PATH))?;
         Ok(())
     }
@@ -166,8 +204,10 @@ impl Handoff {
                 });
             }
         };
+        let identity = parse_identity(&line, &host)?;
         Ok(Handoff {
             host,
+            identity,
             fstype,
             image,
             size,
@@ -202,6 +242,48 @@ fn require<'a>(
             what,
             example,
         })
+}
+
+/// The identity parameters, merged with the id in `vhdboot.host=`; a
+/// parameter that contradicts it is refused.
+fn parse_identity(line: &Cmdline, host: &HostId) -> Result<HostIdentity, HandoffError> {
+    let id = |param: &'static str, from_host: Option<&String>| {
+        let given = line.get(param).filter(|v| !v.is_empty());
+        match (given, from_host) {
+            (Some(g), Some(h)) if !g.eq_ignore_ascii_case(h) => Err(HandoffError::Bad {
+                param,
+                value: g.to_string(),
+                expected: "the same id as vhdboot.host=",
+            }),
+            (Some(g), _) if g.contains(|c: char| c.is_whitespace()) => Err(HandoffError::Bad {
+                param,
+                value: g.to_string(),
+                expected: "an id without spaces",
+            }),
+            (Some(g), _) => Ok(Some(g.to_string())),
+            (None, h) => Ok(h.cloned()),
+        }
+    };
+    let (host_uuid, host_partuuid) = match host {
+        HostId::Uuid(u) => (Some(u), None),
+        HostId::PartUuid(p) => (None, Some(p)),
+    };
+    let size =
+        match line.get(HOST_SIZE) {
+            None => None,
+            Some(text) => Some(text.parse::<u64>().ok().filter(|&s| s > 0).ok_or_else(|| {
+                HandoffError::Bad {
+                    param: HOST_SIZE,
+                    value: text.to_string(),
+                    expected: "a positive whole number of bytes",
+                }
+            })?),
+        };
+    Ok(HostIdentity {
+        uuid: id(HOST_UUID, host_uuid)?,
+        partuuid: id(HOST_PARTUUID, host_partuuid)?,
+        size,
+    })
 }
 
 fn parse_host(text: &str) -> Result<HostId, HandoffError> {
@@ -260,6 +342,11 @@ mod tests {
     fn sample() -> Handoff {
         Handoff {
             host: HostId::Uuid("1A2B3C4D5E6F7081".into()),
+            identity: HostIdentity {
+                uuid: Some("1A2B3C4D5E6F7081".into()),
+                partuuid: Some("5f3c2a10-0b1e-4c5d-9e8f-0123456789ab".into()),
+                size: Some(900 << 30),
+            },
             fstype: FsType::Ntfs,
             image: "/Images/ubuntu.vhd".into(),
             size: 8 * 1024 * 1024 * 1024,
@@ -280,7 +367,9 @@ mod tests {
             line,
             "root=/dev/loop0p2 ro quiet vhdboot.host=UUID=1A2B3C4D5E6F7081 vhdboot.fstype=ntfs3 \
              vhdboot.image=/Images/ubuntu.vhd vhdboot.size=8589934592 vhdboot.next=/init \
-             rdinit=/vhdboot/stage2"
+             vhdboot.uuid=1A2B3C4D5E6F7081 \
+             vhdboot.partuuid=5f3c2a10-0b1e-4c5d-9e8f-0123456789ab \
+             vhdboot.hostsize=966367641600 rdinit=/vhdboot/stage2"
         );
         assert_eq!(Handoff::parse(&line).unwrap(), sample());
     }
@@ -291,6 +380,11 @@ mod tests {
             image: "/Images/Ubuntu 24.04 – ü.vhd".into(),
             fstype: FsType::Exfat,
             host: HostId::PartUuid("0fc63daf-8483-4772-8e79-3d69d8477de4".into()),
+            identity: HostIdentity {
+                uuid: None,
+                partuuid: Some("0fc63daf-8483-4772-8e79-3d69d8477de4".into()),
+                size: None,
+            },
             ..sample()
         };
         let line = applied(&h, "quiet");
@@ -379,6 +473,8 @@ mod tests {
             (IMAGE, "/bad%FF.vhd", "UTF-8"),
             (SIZE, "12k", "bytes"),
             (SIZE, "0", "bytes"),
+            (HOST_UUID, "FFFF", "same id as vhdboot.host="),
+            (HOST_SIZE, "-1", "bytes"),
             (NEXT, "/vhdboot/stage2", "other than"),
             (NEXT, "init", "absolute"),
         ] {
@@ -423,6 +519,36 @@ mod tests {
             let line = applied(&h, "quiet");
             assert_eq!(Handoff::parse(&line).unwrap(), h, "{line}");
         }
+    }
+
+    #[test]
+    fn a_line_from_before_the_identity_parameters_still_parses() {
+        let line =
+            "vhdboot.host=UUID=AB vhdboot.fstype=ntfs3 vhdboot.image=/a.vhd vhdboot.size=512";
+        assert_eq!(
+            Handoff::parse(line).unwrap().identity,
+            HostIdentity {
+                uuid: Some("AB".into()),
+                partuuid: None,
+                size: None,
+            }
+        );
+    }
+
+    #[test]
+    fn a_partuuid_host_also_carries_the_filesystem_uuid() {
+        let h = Handoff {
+            host: HostId::PartUuid("0fc63daf-01".into()),
+            identity: HostIdentity {
+                uuid: Some("1A2B".into()),
+                partuuid: Some("0fc63daf-01".into()),
+                size: Some(4096),
+            },
+            ..sample()
+        };
+        let line = applied(&h, "quiet");
+        assert!(line.contains("vhdboot.uuid=1A2B"), "{line}");
+        assert_eq!(Handoff::parse(&line).unwrap(), h);
     }
 
     #[test]

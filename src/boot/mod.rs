@@ -6,5 +6,6 @@
 pub mod cmdline;
 pub mod cpio;
 pub mod handoff;
+pub mod host_match;
 pub mod plan;
 pub mod repair;

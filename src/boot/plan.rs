@@ -2,7 +2,7 @@
 //! without touching the system.
 
 use super::cmdline::Cmdline;
-use super::handoff::{DEFAULT_NEXT, Handoff, HandoffError, HostId};
+use super::handoff::{DEFAULT_NEXT, Handoff, HandoffError, HostId, HostIdentity};
 use crate::model::{
     BootEntry, EntryRef, EntrySource, FsType, Image, ImageKind, MountState, Snapshot, Volume,
     VolumeBadge,
@@ -68,6 +68,28 @@ pub enum PlanError {
         volume: String,
         device: PathBuf,
     },
+    /// Another volume carries Windows' hibernation file (the machine-wide
+    /// verdict); `carriers` names them.
+    HibernatedElsewhere {
+        volume: String,
+        device: PathBuf,
+        carriers: String,
+    },
+    /// The NTFS boot sector claims more than the partition holds.
+    LargerThanPartition {
+        volume: String,
+        device: PathBuf,
+        filesystem_bytes: u64,
+        partition_bytes: u64,
+    },
+    /// Another volume has the same filesystem UUID and no partition UUID
+    /// tells the two apart.
+    DuplicateId {
+        volume: String,
+        device: PathBuf,
+        uuid: String,
+        others: String,
+    },
     UnsupportedFs {
         volume: String,
         device: PathBuf,
@@ -131,6 +153,36 @@ impl PlanError {
                 "{volume} ({}) is read-only, but stage 2 must mount it read-write to run the image",
                 device.display()
             ),
+            PlanError::HibernatedElsewhere {
+                volume,
+                device,
+                carriers,
+            } => format!(
+                "Windows is hibernated (Fast Startup or hibernation): {carriers} holds its \
+                 hibernation file, and a hibernated Windows keeps every internal volume in use, \
+                 so {volume} ({}) must not be written",
+                device.display()
+            ),
+            PlanError::LargerThanPartition {
+                volume,
+                device,
+                filesystem_bytes,
+                partition_bytes,
+            } => format!(
+                "{volume} ({}): its NTFS boot sector needs {filesystem_bytes} bytes, more than the \
+                 {partition_bytes}-byte partition holds, so the kernel would mount it read-only",
+                device.display()
+            ),
+            PlanError::DuplicateId {
+                volume,
+                device,
+                uuid,
+                others,
+            } => format!(
+                "{volume} ({}) has the filesystem UUID {uuid}, as {others} does, and no partition \
+                 UUID tells them apart, so stage 2 could not be sure to mount the right one",
+                device.display()
+            ),
             PlanError::UnsupportedFs {
                 volume,
                 device,
@@ -171,6 +223,18 @@ impl PlanError {
             PlanError::HostNotMounted { .. } => "check the scan log, then press r to rescan".into(),
             PlanError::HostUnsafe { hint, .. } => (*hint).into(),
             PlanError::HostReadOnly { .. } => "remove the write protection and rescan".into(),
+            PlanError::HibernatedElsewhere { .. } => "start Windows and choose Restart (a \
+                                                      restart ends the hibernated session), or \
+                                                      turn Fast Startup off, then try again"
+                .into(),
+            PlanError::LargerThanPartition { .. } => "fix the partition or the filesystem size \
+                                                      (Windows: chkdsk and Disk Management; \
+                                                      Linux: ntfsresize), then rescan"
+                .into(),
+            PlanError::DuplicateId { .. } => "detach the copy, or give one volume a new serial \
+                                              (ntfslabel --new-serial, exfatlabel -i), then \
+                                              rescan"
+                .into(),
             PlanError::UnsupportedFs { .. } => {
                 "move the image to an NTFS or exFAT partition".into()
             }
@@ -200,7 +264,14 @@ impl PlanError {
                 badge: VolumeBadge::Dirty,
                 ..
             } => "host volume dirty".into(),
+            PlanError::HostUnsafe {
+                badge: VolumeBadge::UncleanLog,
+                ..
+            } => "host journal not clean".into(),
             PlanError::HostUnsafe { .. } => "host volume hibernated".into(),
+            PlanError::HibernatedElsewhere { .. } => "Windows hibernated".into(),
+            PlanError::LargerThanPartition { .. } => "host larger than its partition".into(),
+            PlanError::DuplicateId { .. } => "host id not unique".into(),
             PlanError::HostReadOnly { .. } => "host volume read-only".into(),
             PlanError::UnsupportedFs { fstype, .. } => format!("host volume is {fstype}"),
             PlanError::NoHostId { .. } => "host volume has no UUID".into(),
@@ -248,8 +319,10 @@ struct Host {
 }
 
 /// Checks, in order, that the host is mounted, safe to mount read-write
-/// later, holds NTFS or exFAT and has an id stage 2 can find.
-fn check_host(volume: &Volume) -> Result<Host, PlanError> {
+/// later, holds NTFS or exFAT and has an id stage 2 can find without
+/// doubt. `snapshot` holds the other volumes (the hibernation carrier, a
+/// volume with the same UUID).
+fn check_host(snapshot: &Snapshot, volume: &Volume) -> Result<Host, PlanError> {
     let name = volume.display_name();
     let device = volume.device.clone();
     let mount = match &volume.mount {
@@ -269,30 +342,72 @@ fn check_host(volume: &Volume) -> Result<Host, PlanError> {
             });
         }
     };
+    let unsafe_host = |badge, state, hint| PlanError::HostUnsafe {
+        volume: name.clone(),
+        device: device.clone(),
+        badge,
+        state,
+        hint,
+    };
     // Hibernation is checked first: its fix (a full shutdown) also clears
-    // the dirty flag that usually comes with it.
-    for (badge, state, hint) in [
-        (
+    // the dirty flag and the unclean journal that usually come with it.
+    if volume.badges.contains(&VolumeBadge::Hibernated) {
+        return Err(unsafe_host(
             VolumeBadge::Hibernated,
             "hibernated (Windows Fast Startup or hibernation)",
             "start Windows and shut it down fully (shutdown /s /t 0, or turn Fast Startup \
              off), then try again",
-        ),
+        ));
+    }
+    if volume.badges.contains(&VolumeBadge::HibernatedElsewhere) {
+        let carriers: Vec<String> = snapshot
+            .volumes
+            .iter()
+            .filter(|v| v.badges.contains(&VolumeBadge::Hibernated))
+            .map(|v| format!("{} ({})", v.display_name(), v.device.display()))
+            .collect();
+        return Err(PlanError::HibernatedElsewhere {
+            volume: name,
+            device,
+            carriers: if carriers.is_empty() {
+                "another volume".into()
+            } else {
+                carriers.join(", ")
+            },
+        });
+    }
+    let dirty_hint = match volume.fstype {
+        FsType::Exfat => "run chkdsk /f on it in Windows (or fsck.exfat on Linux), then try again",
+        _ => "start Windows and run chkdsk /f on it, then try again",
+    };
+    for (badge, state, hint) in [
         (
             VolumeBadge::Dirty,
             "marked dirty (not cleanly unmounted)",
-            "start Windows and run chkdsk /f on it, then try again",
+            dirty_hint,
+        ),
+        (
+            VolumeBadge::UncleanLog,
+            "not cleanly unmounted: its NTFS journal ($LogFile) holds changes that were never \
+             replayed",
+            "start Windows so it replays the journal, then choose Restart (or run chkdsk /f \
+             on it), then try again",
         ),
     ] {
         if volume.badges.contains(&badge) {
-            return Err(PlanError::HostUnsafe {
-                volume: name,
-                device,
-                badge,
-                state,
-                hint,
-            });
+            return Err(unsafe_host(badge, state, hint));
         }
+    }
+    if let Some(filesystem_bytes) = volume.badges.iter().find_map(|b| match b {
+        VolumeBadge::LargerThanPartition { filesystem_bytes } => Some(*filesystem_bytes),
+        _ => None,
+    }) {
+        return Err(PlanError::LargerThanPartition {
+            volume: name,
+            device,
+            filesystem_bytes,
+            partition_bytes: volume.size,
+        });
     }
     if volume.badges.contains(&VolumeBadge::ReadOnly) {
         return Err(PlanError::HostReadOnly {
@@ -307,9 +422,43 @@ fn check_host(volume: &Volume) -> Result<Host, PlanError> {
             fstype: other.clone(),
         });
     }
-    let id = match (&volume.uuid, &volume.partuuid) {
+    let partuuid = volume.partuuid.as_ref().filter(|p| !p.is_empty());
+    let id = match (&volume.uuid, partuuid) {
+        // A shared UUID: the partition UUID finds the volume if no other
+        // has it too (a cloned GPT disk copies both, and is refused).
+        (Some(u), partuuid) if volume.badges.contains(&VolumeBadge::DuplicateId) => {
+            let twins: Vec<&Volume> = snapshot
+                .volumes
+                .iter()
+                .filter(|v| v.device != volume.device)
+                .filter(|v| v.uuid.as_ref().is_some_and(|o| o.eq_ignore_ascii_case(u)))
+                .collect();
+            match partuuid {
+                Some(p)
+                    if !twins.iter().any(|v| {
+                        v.partuuid
+                            .as_ref()
+                            .is_some_and(|o| o.eq_ignore_ascii_case(p))
+                    }) =>
+                {
+                    HostId::PartUuid(p.clone())
+                }
+                _ => {
+                    return Err(PlanError::DuplicateId {
+                        volume: name,
+                        device,
+                        uuid: u.clone(),
+                        others: twins
+                            .iter()
+                            .map(|v| format!("{} ({})", v.display_name(), v.device.display()))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    });
+                }
+            }
+        }
         (Some(u), _) if !u.is_empty() => HostId::Uuid(u.clone()),
-        (_, Some(p)) if !p.is_empty() => HostId::PartUuid(p.clone()),
+        (_, Some(p)) => HostId::PartUuid(p.clone()),
         _ => {
             return Err(PlanError::NoHostId {
                 volume: name,
@@ -390,7 +539,7 @@ pub fn image_blocker(snapshot: &Snapshot, volume: usize, image: usize) -> Option
             entry: 0,
         }));
     };
-    check_host(v)
+    check_host(snapshot, v)
         .and_then(|_| image_problem(&v.display_name(), i))
         .err()
 }
@@ -414,7 +563,7 @@ fn check(snapshot: &Snapshot, entry: EntryRef) -> Result<Checked<'_>, PlanError>
     ) else {
         return Err(PlanError::NoSuchEntry(entry));
     };
-    let host = check_host(volume)?;
+    let host = check_host(snapshot, volume)?;
     let data_size = image_problem(&volume.display_name(), image)?;
     Ok(Checked {
         volume,
@@ -441,8 +590,14 @@ pub fn plan(
         data_size,
     } = check(snapshot, entry)?;
     let mut line = Cmdline::parse(cmdline.unwrap_or(&boot_entry.cmdline));
+    let non_empty = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
     let handoff = Handoff {
         host: host.id.clone(),
+        identity: HostIdentity {
+            uuid: non_empty(&volume.uuid),
+            partuuid: non_empty(&volume.partuuid),
+            size: Some(volume.size).filter(|&s| s > 0),
+        },
         fstype: volume.fstype.clone(),
         image: image.path.clone(),
         size: data_size,
@@ -711,6 +866,136 @@ mod tests {
         assert_eq!(
             image_blocker(&s, 0, 0).map(|e| e.cause()),
             Some("no EFI system partition".into())
+        );
+    }
+
+    /// The fixture snapshot with one more NTFS volume, `/dev/sdc1`, last.
+    fn with_second_volume() -> Snapshot {
+        let mut s = snapshot();
+        let mut other = s.volumes[0].clone();
+        other.device = "/dev/sdc1".into();
+        other.label = Some("Windows".into());
+        other.uuid = Some("C0FFEE".into());
+        other.partuuid = Some("other-part".into());
+        other.images.clear();
+        s.volumes.push(other);
+        s
+    }
+
+    fn last(s: &mut Snapshot) -> &mut Volume {
+        s.volumes.last_mut().unwrap()
+    }
+
+    #[test]
+    fn hibernation_on_another_volume_refuses_naming_the_carrier() {
+        let mut s = with_second_volume();
+        last(&mut s).badges.push(VolumeBadge::Hibernated);
+        crate::discovery::preflight::apply_machine_verdicts(&mut s.volumes);
+        let err = blocker(&s, at(0, 0, 0)).unwrap();
+        assert_eq!(err.summary(), "Windows hibernated");
+        assert_eq!(
+            err.to_string(),
+            "Windows is hibernated (Fast Startup or hibernation): Windows (/dev/sdc1) holds its \
+             hibernation file, and a hibernated Windows keeps every internal volume in use, so \
+             Data (/dev/sda2) must not be written; start Windows and choose Restart (a restart \
+             ends the hibernated session), or turn Fast Startup off, then try again"
+        );
+    }
+
+    #[test]
+    fn a_removable_host_is_not_held_by_hibernation_elsewhere() {
+        let mut s = with_second_volume();
+        last(&mut s).badges.push(VolumeBadge::Hibernated);
+        s.volumes[0].badges.push(VolumeBadge::Removable);
+        crate::discovery::preflight::apply_machine_verdicts(&mut s.volumes);
+        assert_eq!(blocker(&s, at(0, 0, 0)), None);
+    }
+
+    #[test]
+    fn unclean_journal_and_dirty_exfat_are_refused_with_their_fixes() {
+        let mut s = snapshot();
+        s.volumes[0].badges.push(VolumeBadge::UncleanLog);
+        let err = blocker(&s, at(0, 0, 0)).unwrap();
+        assert_eq!(err.summary(), "host journal not clean");
+        assert!(
+            err.to_string()
+                .contains("its NTFS journal ($LogFile) holds changes")
+                && err.to_string().contains("choose Restart"),
+            "{err}"
+        );
+        let mut s = snapshot();
+        s.volumes[0].fstype = FsType::Exfat;
+        s.volumes[0].badges.push(VolumeBadge::Dirty);
+        let err = blocker(&s, at(0, 0, 0)).unwrap();
+        assert_eq!(err.summary(), "host volume dirty");
+        assert!(err.to_string().contains("fsck.exfat"), "{err}");
+    }
+
+    #[test]
+    fn ntfs_larger_than_its_partition_is_refused_with_both_sizes() {
+        let mut s = snapshot();
+        s.volumes[0].size = 1 << 20;
+        s.volumes[0].badges.push(VolumeBadge::LargerThanPartition {
+            filesystem_bytes: (1 << 20) + 4096,
+        });
+        let err = blocker(&s, at(0, 0, 0)).unwrap();
+        assert_eq!(err.summary(), "host larger than its partition");
+        assert!(
+            err.to_string().contains(
+                "needs 1052672 bytes, more than the 1048576-byte partition holds, so the kernel \
+                 would mount it read-only"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_shared_uuid_boots_by_partuuid_when_that_is_unique() {
+        let mut s = with_second_volume();
+        let uuid = s.volumes[0].uuid.clone();
+        last(&mut s).uuid = uuid;
+        crate::discovery::preflight::apply_machine_verdicts(&mut s.volumes);
+        assert!(s.volumes[0].badges.contains(&VolumeBadge::DuplicateId));
+        let p = plan(&s, at(0, 0, 0), None).unwrap();
+        assert_eq!(
+            p.host_id,
+            HostId::PartUuid("5f3c2a10-0b1e-4c5d-9e8f-0123456789ab".into())
+        );
+        let h = Handoff::parse(&p.cmdline).unwrap();
+        assert_eq!(h.identity.uuid.as_deref(), Some("1A2B3C4D5E6F7081"));
+    }
+
+    #[test]
+    fn a_shared_uuid_and_partuuid_is_refused_naming_the_twin() {
+        let mut s = with_second_volume();
+        let uuid = s.volumes[0].uuid.clone();
+        last(&mut s).uuid = uuid;
+        let partuuid = s.volumes[0].partuuid.clone();
+        last(&mut s).partuuid = partuuid;
+        crate::discovery::preflight::apply_machine_verdicts(&mut s.volumes);
+        let err = blocker(&s, at(0, 0, 0)).unwrap();
+        assert_eq!(err.summary(), "host id not unique");
+        assert!(
+            err.to_string().starts_with(
+                "Data (/dev/sda2) has the filesystem UUID 1A2B3C4D5E6F7081, as Windows \
+                 (/dev/sdc1) does, and no partition UUID tells them apart"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_handoff_carries_the_hosts_whole_identity() {
+        let s = snapshot();
+        let p = plan(&s, at(0, 0, 0), None).unwrap();
+        let h = Handoff::parse(&p.cmdline).unwrap();
+        assert_eq!(
+            h.identity,
+            HostIdentity {
+                uuid: s.volumes[0].uuid.clone(),
+                partuuid: s.volumes[0].partuuid.clone(),
+                size: Some(s.volumes[0].size),
+            }
         );
     }
 

@@ -7,8 +7,9 @@
 //! The facts come from the caller (stage 1 fills [`FileFacts`] through
 //! `sys::fileinfo`), so the decisions here are tested on plain values.
 
-use crate::image::ntfs;
-use crate::model::{FileFacts, Problem, VolumeBadge};
+use crate::image::exfat::ExfatBoot;
+use crate::image::ntfs::{self, LogFileState};
+use crate::model::{FileFacts, FsType, Problem, Volume, VolumeBadge};
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
@@ -49,13 +50,117 @@ pub fn file_problems(facts: &FileFacts) -> Vec<Problem> {
     out
 }
 
-/// The badge for an NTFS volume's dirty flag, read from the device itself
-/// (opened read-only). Errors are sentences for the scan log.
-pub fn ntfs_dirty_badge(device: &Path) -> Result<Option<VolumeBadge>, String> {
-    let mut f = File::open(device).map_err(|e| format!("opening {}: {e}", device.display()))?;
-    let (_, info) =
-        ntfs::read_volume_info(&mut f).map_err(|e| format!("{}: {e}", device.display()))?;
-    Ok(info.is_dirty().then_some(VolumeBadge::Dirty))
+/// The badges a host volume earns from its own bytes, read from the
+/// device itself (opened read-only) before any mount: NTFS' dirty flag,
+/// its journal's clean state and its size against the partition's
+/// (`device_size` bytes); exFAT's VolumeDirty. Stage 1 badges with them
+/// and stage 2 checks them again on the device it is about to mount.
+/// What could not be read is returned as sentences for the log, and
+/// earns no badge.
+pub fn device_badges(
+    device: &Path,
+    fstype: &FsType,
+    device_size: u64,
+) -> (Vec<VolumeBadge>, Vec<String>) {
+    let (mut badges, mut notes) = (Vec::new(), Vec::new());
+    let open = || File::open(device).map_err(|e| format!("opening {}: {e}", device.display()));
+    match fstype {
+        FsType::Ntfs => {
+            match open().and_then(|mut f| {
+                ntfs::read_volume_info(&mut f).map_err(|e| format!("{}: {e}", device.display()))
+            }) {
+                Ok((boot, info)) => {
+                    if info.is_dirty() {
+                        badges.push(VolumeBadge::Dirty);
+                    }
+                    if boot.larger_than(device_size) {
+                        badges.push(VolumeBadge::LargerThanPartition {
+                            filesystem_bytes: boot.required_bytes().unwrap_or(u64::MAX),
+                        });
+                    }
+                }
+                Err(e) => notes.push(format!("cannot read the NTFS dirty flag: {e}")),
+            }
+            match open().and_then(|mut f| {
+                ntfs::read_logfile_state(&mut f).map_err(|e| format!("{}: {e}", device.display()))
+            }) {
+                Ok(LogFileState::Unclean) => badges.push(VolumeBadge::UncleanLog),
+                Ok(LogFileState::Clean | LogFileState::Empty) => {}
+                Err(e) => notes.push(format!("cannot read the NTFS journal's state: {e}")),
+            }
+        }
+        FsType::Exfat => {
+            let mut sector = [0u8; 512];
+            match open().and_then(|mut f| {
+                f.read_exact(&mut sector)
+                    .map_err(|e| format!("reading {}: {e}", device.display()))
+            }) {
+                Ok(()) => match ExfatBoot::parse(&sector) {
+                    Ok(boot) if boot.is_dirty() => badges.push(VolumeBadge::Dirty),
+                    Ok(_) => {}
+                    Err(e) => notes.push(format!(
+                        "cannot read the exFAT dirty flag: {}: {e}",
+                        device.display()
+                    )),
+                },
+                Err(e) => notes.push(format!("cannot read the exFAT dirty flag: {e}")),
+            }
+        }
+        FsType::Other(_) => {}
+    }
+    (badges, notes)
+}
+
+/// The verdicts that need every volume of the machine, recomputed from
+/// the volumes' own badges whenever the set changes:
+/// - if any NTFS volume carries Windows' hibernation file, every other
+///   NTFS and exFAT volume on an internal disk is badged
+///   [`VolumeBadge::HibernatedElsewhere`]: a hibernated (or Fast Startup)
+///   Windows keeps the cached state of every internal volume it had
+///   mounted, not only of its system volume, and ntfs-3g mounts them all
+///   read-only for that reason. Removable disks are not held that way;
+/// - volumes that share a filesystem UUID are each badged
+///   [`VolumeBadge::DuplicateId`].
+pub fn apply_machine_verdicts(volumes: &mut [Volume]) {
+    for v in volumes.iter_mut() {
+        v.badges.retain(|b| {
+            !matches!(
+                b,
+                VolumeBadge::HibernatedElsewhere | VolumeBadge::DuplicateId
+            )
+        });
+    }
+    let hibernated = volumes
+        .iter()
+        .any(|v| v.fstype == FsType::Ntfs && v.badges.contains(&VolumeBadge::Hibernated));
+    let uuids: Vec<Option<String>> = volumes
+        .iter()
+        .map(|v| {
+            v.uuid
+                .as_ref()
+                .filter(|u| !u.is_empty())
+                .map(|u| u.to_ascii_lowercase())
+        })
+        .collect();
+    for (i, v) in volumes.iter_mut().enumerate() {
+        let host_fs = matches!(v.fstype, FsType::Ntfs | FsType::Exfat);
+        if hibernated
+            && host_fs
+            && !v.badges.contains(&VolumeBadge::Hibernated)
+            && !v.badges.contains(&VolumeBadge::Removable)
+        {
+            v.badges.push(VolumeBadge::HibernatedElsewhere);
+        }
+        let shared = uuids[i].as_ref().is_some_and(|u| {
+            uuids
+                .iter()
+                .enumerate()
+                .any(|(j, other)| j != i && other.as_ref() == Some(u))
+        });
+        if shared {
+            v.badges.push(VolumeBadge::DuplicateId);
+        }
+    }
 }
 
 /// The badge for Windows hibernation or Fast Startup, from the first bytes
@@ -168,6 +273,92 @@ mod tests {
             hibernation_badge(t.path()),
             Ok(Some(VolumeBadge::Hibernated))
         );
+    }
+
+    fn volume(device: &str, fstype: FsType, uuid: &str, badges: &[VolumeBadge]) -> Volume {
+        Volume {
+            device: device.into(),
+            fstype,
+            label: None,
+            uuid: Some(uuid.into()),
+            partuuid: None,
+            size: 1 << 30,
+            mount: crate::model::MountState::NotMounted,
+            badges: badges.to_vec(),
+            images: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn hibernation_anywhere_marks_every_internal_host_but_not_removable_ones() {
+        let mut vs = vec![
+            volume("/dev/sda3", FsType::Ntfs, "C", &[VolumeBadge::Hibernated]),
+            volume("/dev/sda4", FsType::Ntfs, "D", &[]),
+            volume("/dev/sdb1", FsType::Exfat, "E", &[]),
+            volume("/dev/sdc1", FsType::Exfat, "F", &[VolumeBadge::Removable]),
+        ];
+        apply_machine_verdicts(&mut vs);
+        assert_eq!(vs[0].badges, [VolumeBadge::Hibernated]);
+        assert_eq!(vs[1].badges, [VolumeBadge::HibernatedElsewhere]);
+        assert_eq!(vs[2].badges, [VolumeBadge::HibernatedElsewhere]);
+        assert_eq!(vs[3].badges, [VolumeBadge::Removable]);
+        // Recomputed, not piled up; and gone once the carrier is clean.
+        apply_machine_verdicts(&mut vs);
+        assert_eq!(vs[1].badges, [VolumeBadge::HibernatedElsewhere]);
+        vs[0].badges.clear();
+        apply_machine_verdicts(&mut vs);
+        assert!(
+            vs.iter()
+                .all(|v| !v.badges.contains(&VolumeBadge::HibernatedElsewhere))
+        );
+    }
+
+    #[test]
+    fn no_hibernation_file_marks_nothing() {
+        let mut vs = vec![
+            volume("/dev/sda3", FsType::Ntfs, "C", &[VolumeBadge::Dirty]),
+            volume("/dev/sda4", FsType::Exfat, "D", &[]),
+        ];
+        apply_machine_verdicts(&mut vs);
+        assert_eq!(vs[0].badges, [VolumeBadge::Dirty]);
+        assert!(vs[1].badges.is_empty());
+    }
+
+    #[test]
+    fn volumes_sharing_a_uuid_are_both_badged() {
+        let mut vs = vec![
+            volume("/dev/sda1", FsType::Ntfs, "1A2B", &[]),
+            volume("/dev/sdb1", FsType::Ntfs, "1a2b", &[]),
+            volume("/dev/sdb2", FsType::Exfat, "77-88", &[]),
+        ];
+        apply_machine_verdicts(&mut vs);
+        assert_eq!(vs[0].badges, [VolumeBadge::DuplicateId]);
+        assert_eq!(vs[1].badges, [VolumeBadge::DuplicateId]);
+        assert!(vs[2].badges.is_empty());
+    }
+
+    #[test]
+    fn device_badges_read_exfat_volume_dirty() {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        let mut s = vec![0u8; 4096];
+        s[3..11].copy_from_slice(b"EXFAT   ");
+        s[0x6c] = 9;
+        std::fs::write(f.path(), &s).unwrap();
+        assert_eq!(device_badges(f.path(), &FsType::Exfat, 4096).0, []);
+        s[0x6a] = 0x02;
+        std::fs::write(f.path(), &s).unwrap();
+        assert_eq!(
+            device_badges(f.path(), &FsType::Exfat, 4096).0,
+            [VolumeBadge::Dirty]
+        );
+    }
+
+    #[test]
+    fn unreadable_devices_earn_notes_not_badges() {
+        let (badges, notes) = device_badges(Path::new("/nonexistent/sdz1"), &FsType::Ntfs, 1);
+        assert!(badges.is_empty());
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(notes[0].contains("/nonexistent/sdz1"), "{notes:?}");
     }
 
     #[test]

@@ -5,6 +5,12 @@
 //! Startup or hibernation: Windows will resume with its own idea of the
 //! volume and overwrite our changes).
 //!
+//! A third state is read the same way: whether `$LogFile`'s restart area
+//! says the journal was closed cleanly. An unclean journal holds changes
+//! Windows has not replayed yet (a crash, or a Windows that hibernated).
+//! And the boot sector's own size is compared with the partition's: ntfs3
+//! mounts a volume larger than its partition read-only on its own.
+//!
 //! `$Volume` is MFT record 3. The first MFT records lie in the first
 //! extent of `$MFT` at the boot sector's MFT cluster number, so reading
 //! it needs no run-list decoding: the boot sector, one record, its
@@ -16,7 +22,10 @@ use std::io::{Read, Seek, SeekFrom};
 
 /// `$Volume`'s MFT record number.
 const VOLUME_RECORD: u64 = 3;
+/// `$LogFile`'s MFT record number.
+const LOGFILE_RECORD: u64 = 2;
 const ATTR_VOLUME_INFORMATION: u32 = 0x70;
+const ATTR_DATA: u32 = 0x80;
 const ATTR_END: u32 = 0xFFFF_FFFF;
 /// The update sequence protects every 512-byte block of a record,
 /// whatever the sector size (NTFS_BLOCK_SIZE).
@@ -40,6 +49,8 @@ pub enum NtfsError {
     Malformed { record: u64, why: &'static str },
     #[error("MFT record {record} has no $VOLUME_INFORMATION attribute")]
     NoVolumeInformation { record: u64 },
+    #[error("a $LogFile restart page is damaged: {why}")]
+    RestartPage { why: &'static str },
     #[error("reading {what} at byte {offset}: {cause}")]
     Io {
         what: &'static str,
@@ -56,6 +67,9 @@ pub struct NtfsBoot {
     pub mft_lcn: u64,
     pub mft_mirror_lcn: u64,
     pub record_size: u32,
+    /// The volume's length in sectors, without the backup boot sector
+    /// that follows it.
+    pub total_sectors: u64,
 }
 
 impl NtfsBoot {
@@ -83,6 +97,7 @@ impl NtfsBoot {
             return Err(bad("sectors per cluster", spc as i64));
         }
         let cluster_size = spc * u64::from(bps);
+        let total_sectors = le_u64(sector, 0x28).ok_or(NtfsError::NotNtfs)?;
         let mft_lcn = le_u64(sector, 0x30).ok_or(NtfsError::NotNtfs)?;
         let mft_mirror_lcn = le_u64(sector, 0x38).ok_or(NtfsError::NotNtfs)?;
         // Signed: negative means 2^(-value) bytes, else that many clusters.
@@ -102,7 +117,25 @@ impl NtfsBoot {
             mft_lcn,
             mft_mirror_lcn,
             record_size: record_size as u32,
+            total_sectors,
         })
+    }
+
+    /// The bytes the partition must hold for this volume: its sectors plus
+    /// the backup boot sector. ntfs3 (fs/ntfs3/super.c) mounts read-only,
+    /// logging "RAW NTFS volume: Filesystem size … > volume size …", when
+    /// the device is smaller than `volume size + sector size`.
+    pub fn required_bytes(&self) -> Option<u64> {
+        self.total_sectors
+            .checked_add(1)?
+            .checked_mul(u64::from(self.bytes_per_sector))
+    }
+
+    /// Whether a partition of `partition_bytes` is too small for the
+    /// volume, as ntfs3 judges it. An overflowing size is too large.
+    pub fn larger_than(&self, partition_bytes: u64) -> bool {
+        self.required_bytes()
+            .is_none_or(|need| need > partition_bytes)
     }
 
     /// The byte offset of MFT record `n` on the volume, within the MFT's
@@ -137,14 +170,19 @@ impl VolumeInfo {
     }
 }
 
-/// Undoes the update-sequence protection of one MFT record in place: the
-/// last two bytes of each 512-byte block must hold the sequence number and
-/// are replaced with the saved originals.
-pub fn apply_fixups(record: &mut [u8], number: u64) -> Result<(), NtfsError> {
-    let malformed = |why| NtfsError::Malformed {
-        record: number,
-        why,
-    };
+/// Why an update sequence could not be undone.
+enum SequenceFault {
+    Malformed(&'static str),
+    /// The block whose last two bytes do not hold the sequence number.
+    Torn(usize),
+}
+
+/// Undoes the update-sequence protection of one multi-sector record (an
+/// MFT record, a `$LogFile` page) in place: the last two bytes of each
+/// 512-byte block must hold the sequence number and are replaced with the
+/// saved originals.
+fn undo_update_sequence(record: &mut [u8]) -> Result<(), SequenceFault> {
+    let malformed = SequenceFault::Malformed;
     let usa_offset = usize::from(le_u16(record, 4).ok_or(malformed("too short"))?);
     let usa_count = usize::from(le_u16(record, 6).ok_or(malformed("too short"))?);
     let blocks = record.len() / FIXUP_STRIDE;
@@ -164,10 +202,7 @@ pub fn apply_fixups(record: &mut [u8], number: u64) -> Result<(), NtfsError> {
         let end = (block + 1) * FIXUP_STRIDE;
         let tail = record.get_mut(end - 2..end).ok_or(malformed("too short"))?;
         if tail != seq {
-            return Err(NtfsError::Fixup {
-                record: number,
-                block,
-            });
+            return Err(SequenceFault::Torn(block));
         }
         let saved = usa
             .get(2 + 2 * block..4 + 2 * block)
@@ -177,8 +212,27 @@ pub fn apply_fixups(record: &mut [u8], number: u64) -> Result<(), NtfsError> {
     Ok(())
 }
 
-/// Finds `$VOLUME_INFORMATION` in a fixed-up `$Volume` record.
-pub fn parse_volume_record(record: &[u8], number: u64) -> Result<VolumeInfo, NtfsError> {
+/// Undoes the update-sequence protection of MFT record `number` in place.
+pub fn apply_fixups(record: &mut [u8], number: u64) -> Result<(), NtfsError> {
+    undo_update_sequence(record).map_err(|fault| match fault {
+        SequenceFault::Malformed(why) => NtfsError::Malformed {
+            record: number,
+            why,
+        },
+        SequenceFault::Torn(block) => NtfsError::Fixup {
+            record: number,
+            block,
+        },
+    })
+}
+
+/// Finds the first attribute of type `kind` in a fixed-up MFT record:
+/// its offset and length, bounds checked.
+fn find_attribute(
+    record: &[u8],
+    number: u64,
+    kind: u32,
+) -> Result<Option<(usize, usize)>, NtfsError> {
     let malformed = |why| NtfsError::Malformed {
         record: number,
         why,
@@ -189,8 +243,8 @@ pub fn parse_volume_record(record: &[u8], number: u64) -> Result<VolumeInfo, Ntf
     let mut at = usize::from(le_u16(record, 0x14).ok_or(malformed("too short"))?);
     // Each attribute is at least 16 bytes, so this bounds the walk.
     for _ in 0..record.len() / 16 {
-        let kind = le_u32(record, at).ok_or(malformed("an attribute runs past its end"))?;
-        if kind == ATTR_END {
+        let found = le_u32(record, at).ok_or(malformed("an attribute runs past its end"))?;
+        if found == ATTR_END {
             break;
         }
         let len =
@@ -198,27 +252,256 @@ pub fn parse_volume_record(record: &[u8], number: u64) -> Result<VolumeInfo, Ntf
         if len < 16 || at.checked_add(len).is_none_or(|e| e > record.len()) {
             return Err(malformed("an attribute has an impossible length"));
         }
-        if kind == ATTR_VOLUME_INFORMATION {
-            if record.get(at + 8) != Some(&0) {
-                return Err(malformed("$VOLUME_INFORMATION is not resident"));
-            }
-            let value_len = le_u32(record, at + 16).ok_or(malformed("too short"))? as usize;
-            let value_off = usize::from(le_u16(record, at + 20).ok_or(malformed("too short"))?);
-            if value_len < 12 || value_off + value_len > len {
-                return Err(malformed("$VOLUME_INFORMATION is too short"));
-            }
-            let v = at + value_off;
-            let flags = le_u16(record, v + 10).ok_or(malformed("too short"))?;
-            return Ok(VolumeInfo {
-                major: *record.get(v + 8).ok_or(malformed("too short"))?,
-                minor: *record.get(v + 9).ok_or(malformed("too short"))?,
-                flags,
-                flags_offset: v + 10,
-            });
+        if found == kind {
+            return Ok(Some((at, len)));
         }
         at += len;
     }
-    Err(NtfsError::NoVolumeInformation { record: number })
+    Ok(None)
+}
+
+/// Finds `$VOLUME_INFORMATION` in a fixed-up `$Volume` record.
+pub fn parse_volume_record(record: &[u8], number: u64) -> Result<VolumeInfo, NtfsError> {
+    let malformed = |why| NtfsError::Malformed {
+        record: number,
+        why,
+    };
+    let Some((at, len)) = find_attribute(record, number, ATTR_VOLUME_INFORMATION)? else {
+        return Err(NtfsError::NoVolumeInformation { record: number });
+    };
+    if record.get(at + 8) != Some(&0) {
+        return Err(malformed("$VOLUME_INFORMATION is not resident"));
+    }
+    let value_len = le_u32(record, at + 16).ok_or(malformed("too short"))? as usize;
+    let value_off = usize::from(le_u16(record, at + 20).ok_or(malformed("too short"))?);
+    if value_len < 12 || value_off + value_len > len {
+        return Err(malformed("$VOLUME_INFORMATION is too short"));
+    }
+    let v = at + value_off;
+    let flags = le_u16(record, v + 10).ok_or(malformed("too short"))?;
+    Ok(VolumeInfo {
+        major: *record.get(v + 8).ok_or(malformed("too short"))?,
+        minor: *record.get(v + 9).ok_or(malformed("too short"))?,
+        flags,
+        flags_offset: v + 10,
+    })
+}
+
+/// The first extent of a non-resident attribute: where it starts on the
+/// volume and how many clusters it spans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataRun {
+    pub lcn: u64,
+    pub clusters: u64,
+}
+
+/// The first run of the unnamed `$DATA` attribute in a fixed-up record
+/// (for `$LogFile`, whose restart pages lie at the start of its data).
+pub fn first_data_run(record: &[u8], number: u64) -> Result<DataRun, NtfsError> {
+    let malformed = |why| NtfsError::Malformed {
+        record: number,
+        why,
+    };
+    let Some((at, len)) = find_attribute(record, number, ATTR_DATA)? else {
+        return Err(malformed("it has no $DATA attribute"));
+    };
+    if record.get(at + 8) != Some(&1) {
+        return Err(malformed("its $DATA is resident, which $LogFile never is"));
+    }
+    let pairs = usize::from(le_u16(record, at + 0x20).ok_or(malformed("too short"))?);
+    if pairs >= len {
+        return Err(malformed("its run list lies outside the attribute"));
+    }
+    let run = record
+        .get(at + pairs..at + len)
+        .ok_or(malformed("its run list lies outside the attribute"))?;
+    let head = *run.first().ok_or(malformed("its run list is empty"))?;
+    let (len_bytes, off_bytes) = (usize::from(head & 0x0f), usize::from(head >> 4));
+    if head == 0 || len_bytes == 0 || len_bytes > 8 || off_bytes > 8 {
+        return Err(malformed("its first run has an impossible header"));
+    }
+    if off_bytes == 0 {
+        return Err(malformed("its first run is sparse"));
+    }
+    let field = |from: usize, n: usize| -> Result<[u8; 8], NtfsError> {
+        let bytes = run
+            .get(from..from + n)
+            .ok_or(malformed("its first run is cut short"))?;
+        // Sign-extend: run offsets are signed (relative to the previous
+        // run), lengths are not, and never have the top bit set in practice.
+        let fill = if bytes.last().is_some_and(|b| b & 0x80 != 0) {
+            0xff
+        } else {
+            0
+        };
+        let mut out = [fill; 8];
+        out[..n].copy_from_slice(bytes);
+        Ok(out)
+    };
+    let clusters = u64::from_le_bytes(field(1, len_bytes)?);
+    let lcn = i64::from_le_bytes(field(1 + len_bytes, off_bytes)?);
+    if lcn <= 0 || clusters == 0 || clusters >> 62 != 0 {
+        return Err(malformed("its first run points outside the volume"));
+    }
+    Ok(DataRun {
+        lcn: lcn as u64,
+        clusters,
+    })
+}
+
+/// What `$LogFile`'s restart area says about the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFileState {
+    /// Closed cleanly: no client has it open, the restart area's
+    /// RESTART_VOLUME_IS_CLEAN flag is set, or chkdsk ran ("CHKD").
+    Clean,
+    /// Open, with changes that were not checkpointed: Windows crashed,
+    /// lost power or hibernated with the volume mounted.
+    Unclean,
+    /// No restart page at all: the log was reset (mkntfs and ntfs-3g fill
+    /// it with 0xFF), so there is nothing to replay.
+    Empty,
+}
+
+/// The largest `$LogFile` system page size read (Windows uses 4 KiB; the
+/// format allows larger powers of two).
+pub const MAX_LOG_PAGE: usize = 65536;
+/// "no client" in the restart area's client lists.
+const LOG_NO_CLIENT: u16 = 0xffff;
+/// RESTART_VOLUME_IS_CLEAN in the restart area's flags.
+const RESTART_VOLUME_IS_CLEAN: u16 = 0x0002;
+
+/// One restart page's verdict: its area's LSN (the newer page wins) and
+/// whether it says the log is clean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartPage {
+    pub current_lsn: u64,
+    pub clean: bool,
+}
+
+/// The system page size a restart page's header claims, bounded, or None
+/// when the page is not a restart page.
+pub fn restart_page_size(header: &[u8]) -> Option<usize> {
+    if !matches!(header.get(0..4), Some(b"RSTR" | b"CHKD")) {
+        return None;
+    }
+    let size = le_u32(header, 0x10)? as usize;
+    (size.is_power_of_two() && (512..=MAX_LOG_PAGE).contains(&size)).then_some(size)
+}
+
+/// Parses one whole restart page (fix-ups still applied, as on disk).
+/// None when it is not a restart page (a reset log holds 0xFF); an error
+/// when it claims to be one and is damaged.
+pub fn parse_restart_page(page: &mut [u8]) -> Result<Option<RestartPage>, NtfsError> {
+    let bad = |why| NtfsError::RestartPage { why };
+    match page.get(0..4) {
+        // ntfs3 (fs/ntfs3/fslog.c) starts afresh after chkdsk.
+        Some(b"CHKD") => {
+            return Ok(Some(RestartPage {
+                current_lsn: le_u64(page, 8).ok_or(bad("too short"))?,
+                clean: true,
+            }));
+        }
+        Some(b"RSTR") => {}
+        _ => return Ok(None),
+    }
+    undo_update_sequence(page).map_err(|fault| match fault {
+        SequenceFault::Malformed(why) => bad(why),
+        SequenceFault::Torn(_) => bad("its update sequence does not match: the page is torn"),
+    })?;
+    let area = usize::from(le_u16(page, 0x18).ok_or(bad("too short"))?);
+    if area < 0x1e || area % 8 != 0 {
+        return Err(bad("its restart area offset is impossible"));
+    }
+    let current_lsn = le_u64(page, area).ok_or(bad("its restart area lies outside it"))?;
+    let in_use = le_u16(page, area + 0x0c).ok_or(bad("its restart area lies outside it"))?;
+    let flags = le_u16(page, area + 0x0e).ok_or(bad("its restart area lies outside it"))?;
+    Ok(Some(RestartPage {
+        current_lsn,
+        clean: in_use == LOG_NO_CLIENT || flags & RESTART_VOLUME_IS_CLEAN != 0,
+    }))
+}
+
+/// The verdict over the two restart pages, as ntfs3 and Windows pick:
+/// the valid page with the newer LSN. `first_bytes` are the log's first
+/// bytes, to tell a reset log (0xFF) from a damaged one.
+pub fn logfile_state(
+    pages: [Option<RestartPage>; 2],
+    first_bytes: &[u8],
+) -> Result<LogFileState, NtfsError> {
+    let newest = match pages {
+        [Some(a), Some(b)] => Some(if b.current_lsn > a.current_lsn { b } else { a }),
+        [Some(a), None] | [None, Some(a)] => Some(a),
+        [None, None] => None,
+    };
+    match newest {
+        Some(p) if p.clean => Ok(LogFileState::Clean),
+        Some(_) => Ok(LogFileState::Unclean),
+        None if first_bytes.len() >= 4 && first_bytes.iter().take(512).all(|&b| b == 0xff) => {
+            Ok(LogFileState::Empty)
+        }
+        None => Err(NtfsError::RestartPage {
+            why: "neither restart page is valid, and the log is not reset",
+        }),
+    }
+}
+
+/// Reads `$LogFile`'s two restart pages from an NTFS volume and says
+/// whether the journal was closed cleanly. Reads at most two pages of
+/// [`MAX_LOG_PAGE`] bytes beyond the boot sector and one MFT record.
+pub fn read_logfile_state<R: Read + Seek>(r: &mut R) -> Result<LogFileState, NtfsError> {
+    let mut sector = [0u8; 512];
+    read_at(r, 0, &mut sector, "the NTFS boot sector")?;
+    let boot = NtfsBoot::parse(&sector)?;
+    let offset = boot
+        .record_offset(LOGFILE_RECORD)
+        .ok_or(NtfsError::BadGeometry {
+            field: "MFT cluster number",
+            value: boot.mft_lcn as i64,
+        })?;
+    let mut record = vec![0u8; boot.record_size as usize];
+    read_at(r, offset, &mut record, "MFT record 2 ($LogFile)")?;
+    if record.get(0..4) != Some(b"FILE") {
+        return Err(NtfsError::NotARecord {
+            record: LOGFILE_RECORD,
+        });
+    }
+    apply_fixups(&mut record, LOGFILE_RECORD)?;
+    let run = first_data_run(&record, LOGFILE_RECORD)?;
+    let outside = NtfsError::BadGeometry {
+        field: "$LogFile cluster number",
+        value: run.lcn as i64,
+    };
+    let start = run.lcn.checked_mul(boot.cluster_size).ok_or(outside)?;
+    let run_bytes = run.clusters.saturating_mul(boot.cluster_size);
+    let mut header = [0u8; 512];
+    read_at(r, start, &mut header, "the first $LogFile restart page")?;
+    let first_size = restart_page_size(&header);
+    let mut pages = [None, None];
+    // The second page follows the first at its page size; a damaged first
+    // page leaves the usual 4 KiB.
+    let second_at = first_size.unwrap_or(4096) as u64;
+    for (slot, at, what) in [
+        (0, 0u64, "the first $LogFile restart page"),
+        (1, second_at, "the second $LogFile restart page"),
+    ] {
+        if at.saturating_add(512) > run_bytes {
+            continue;
+        }
+        let mut head = [0u8; 512];
+        read_at(r, start + at, &mut head, what)?;
+        let Some(size) = restart_page_size(&head) else {
+            continue;
+        };
+        if at.saturating_add(size as u64) > run_bytes {
+            continue;
+        }
+        let mut page = vec![0u8; size];
+        read_at(r, start + at, &mut page, what)?;
+        // A damaged page is skipped, as ntfs3 does, and the other decides.
+        pages[slot] = parse_restart_page(&mut page).ok().flatten();
+    }
+    logfile_state(pages, &header)
 }
 
 /// Reads the boot sector and `$Volume` from an NTFS volume (a partition
@@ -441,6 +724,211 @@ mod tests {
             if let Ok(b) = NtfsBoot::parse(&s) {
                 let _ = b.record_offset(3);
             }
+        }
+    }
+
+    /// A restart page of `size` bytes with its area at 0x30, protected by
+    /// an update sequence as on disk.
+    pub(crate) fn restart_page(size: usize, lsn: u64, in_use: u16, flags: u16) -> Vec<u8> {
+        let mut p = vec![0u8; size];
+        p[0..4].copy_from_slice(b"RSTR");
+        p[4..6].copy_from_slice(&0x1eu16.to_le_bytes());
+        let blocks = size / 512;
+        p[6..8].copy_from_slice(&(blocks as u16 + 1).to_le_bytes());
+        p[0x10..0x14].copy_from_slice(&(size as u32).to_le_bytes());
+        p[0x14..0x18].copy_from_slice(&4096u32.to_le_bytes());
+        p[0x18..0x1a].copy_from_slice(&0x30u16.to_le_bytes());
+        p[0x30..0x38].copy_from_slice(&lsn.to_le_bytes());
+        p[0x3c..0x3e].copy_from_slice(&in_use.to_le_bytes());
+        p[0x3e..0x40].copy_from_slice(&flags.to_le_bytes());
+        p[0x1e..0x20].copy_from_slice(&5u16.to_le_bytes());
+        for i in 0..blocks {
+            let end = (i + 1) * 512;
+            let orig = [p[end - 2], p[end - 1]];
+            p[0x20 + 2 * i..0x22 + 2 * i].copy_from_slice(&orig);
+            p[end - 2..end].copy_from_slice(&5u16.to_le_bytes());
+        }
+        p
+    }
+
+    /// A 1 KiB `$LogFile` record whose `$DATA` starts at `lcn` for
+    /// `clusters` clusters, fixups applied as on disk.
+    fn logfile_record(lcn: u8, clusters: u8) -> Vec<u8> {
+        let mut r = volume_record(0);
+        apply_fixups(&mut r, 3).unwrap();
+        // Replace $VOLUME_INFORMATION with a non-resident $DATA.
+        let v = 0x38 + 0x60;
+        r[v..v + 0x48].fill(0);
+        r[v..v + 4].copy_from_slice(&ATTR_DATA.to_le_bytes());
+        r[v + 4..v + 8].copy_from_slice(&0x48u32.to_le_bytes());
+        r[v + 8] = 1;
+        r[v + 0x20..v + 0x22].copy_from_slice(&0x40u16.to_le_bytes());
+        r[v + 0x40..v + 0x43].copy_from_slice(&[0x11, clusters, lcn]);
+        r[v + 0x48..v + 0x4c].copy_from_slice(&ATTR_END.to_le_bytes());
+        for end in [512usize, 1024] {
+            r[end - 2..end].copy_from_slice(&7u16.to_le_bytes());
+        }
+        r
+    }
+
+    /// A small volume: 4 KiB clusters, MFT at cluster 2, `$LogFile` data at
+    /// cluster 4 (16 clusters) holding `log` at its start.
+    fn volume_with_log(log: &[u8]) -> Vec<u8> {
+        let mut disk = vec![0u8; 160 * 1024];
+        disk[..512].copy_from_slice(&boot_sector(512, 8, 2, -10));
+        let at = 2 * 4096 + 2 * 1024;
+        disk[at..at + 1024].copy_from_slice(&logfile_record(4, 16));
+        disk[4 * 4096..4 * 4096 + log.len()].copy_from_slice(log);
+        disk
+    }
+
+    #[test]
+    fn volume_size_beyond_the_partition_is_seen_as_ntfs3_sees_it() {
+        let mut s = boot_sector(512, 8, 2, -10);
+        s[0x28..0x30].copy_from_slice(&2047u64.to_le_bytes());
+        let b = NtfsBoot::parse(&s).unwrap();
+        // 2047 sectors plus the backup boot sector fill 1 MiB exactly.
+        assert_eq!(b.required_bytes(), Some(1 << 20));
+        assert!(!b.larger_than(1 << 20));
+        assert!(b.larger_than((1 << 20) - 512));
+        s[0x28..0x30].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(NtfsBoot::parse(&s).unwrap().larger_than(u64::MAX));
+    }
+
+    #[test]
+    fn restart_page_clean_states_follow_ntfs3_and_windows() {
+        for (in_use, flags, clean) in [
+            (0xffffu16, 0u16, true),
+            (0, RESTART_VOLUME_IS_CLEAN, true),
+            (0, 0, false),
+            (0, 0x0001, false),
+        ] {
+            let mut p = restart_page(4096, 9, in_use, flags);
+            let got = parse_restart_page(&mut p).unwrap().unwrap();
+            assert_eq!(
+                got,
+                RestartPage {
+                    current_lsn: 9,
+                    clean
+                },
+                "{in_use:#x} {flags:#x}"
+            );
+        }
+        let mut chkd = restart_page(4096, 9, 0, 0);
+        chkd[0..4].copy_from_slice(b"CHKD");
+        assert!(parse_restart_page(&mut chkd).unwrap().unwrap().clean);
+        assert_eq!(parse_restart_page(&mut vec![0xffu8; 4096]), Ok(None));
+    }
+
+    #[test]
+    fn a_torn_restart_page_is_an_error() {
+        let mut p = restart_page(4096, 9, 0, 0);
+        p[2047] = 0x42;
+        assert!(matches!(
+            parse_restart_page(&mut p),
+            Err(NtfsError::RestartPage { .. })
+        ));
+    }
+
+    #[test]
+    fn the_newer_restart_page_decides() {
+        let clean = |lsn| {
+            Some(RestartPage {
+                current_lsn: lsn,
+                clean: true,
+            })
+        };
+        let dirty = |lsn| {
+            Some(RestartPage {
+                current_lsn: lsn,
+                clean: false,
+            })
+        };
+        assert_eq!(
+            logfile_state([clean(1), dirty(2)], &[]),
+            Ok(LogFileState::Unclean)
+        );
+        assert_eq!(
+            logfile_state([clean(3), dirty(2)], &[]),
+            Ok(LogFileState::Clean)
+        );
+        assert_eq!(
+            logfile_state([None, dirty(2)], &[]),
+            Ok(LogFileState::Unclean)
+        );
+        assert_eq!(
+            logfile_state([None, None], &[0xff; 512]),
+            Ok(LogFileState::Empty)
+        );
+        assert!(logfile_state([None, None], &[0; 512]).is_err());
+    }
+
+    #[test]
+    fn read_logfile_state_reads_both_restart_pages() {
+        let reset = volume_with_log(&[0xff; 8192]);
+        assert_eq!(
+            read_logfile_state(&mut std::io::Cursor::new(reset)),
+            Ok(LogFileState::Empty)
+        );
+        let mut log = restart_page(4096, 10, 0xffff, 0);
+        log.extend(restart_page(4096, 11, 0, 0));
+        let unclean = volume_with_log(&log);
+        assert_eq!(
+            read_logfile_state(&mut std::io::Cursor::new(unclean)),
+            Ok(LogFileState::Unclean)
+        );
+        let mut log = restart_page(4096, 12, 0xffff, 0);
+        log.extend(restart_page(4096, 11, 0, 0));
+        assert_eq!(
+            read_logfile_state(&mut std::io::Cursor::new(volume_with_log(&log))),
+            Ok(LogFileState::Clean)
+        );
+    }
+
+    #[test]
+    fn damaged_run_lists_are_errors_not_panics() {
+        let mut r = logfile_record(4, 16);
+        apply_fixups(&mut r, 2).unwrap();
+        assert_eq!(
+            first_data_run(&r, 2),
+            Ok(DataRun {
+                lcn: 4,
+                clusters: 16
+            })
+        );
+        let head = 0x38 + 0x60 + 0x40;
+        for bad in [0x00u8, 0x01, 0x91, 0x19] {
+            let mut b = r.clone();
+            b[head] = bad;
+            assert!(first_data_run(&b, 2).is_err(), "{bad:#x}");
+        }
+        let mut negative = r.clone();
+        negative[head + 2] = 0x80;
+        assert!(first_data_run(&negative, 2).is_err());
+    }
+
+    #[test]
+    fn corrupted_logs_never_panic() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut log = restart_page(4096, 10, 0, 0);
+        log.extend(restart_page(4096, 11, 0, 0));
+        let disk = volume_with_log(&log);
+        for _ in 0..500 {
+            let mut d = disk.clone();
+            for _ in 0..1 + next() % 8 {
+                // Aim at the boot sector, record 2 and the restart pages.
+                let region = [0usize, 2 * 4096 + 2048, 4 * 4096][next() as usize % 3];
+                let span = if region == 0 { 0x48 } else { 1024 };
+                let at = region + (next() as usize) % span;
+                d[at] = next() as u8;
+            }
+            let _ = read_logfile_state(&mut std::io::Cursor::new(d));
         }
     }
 

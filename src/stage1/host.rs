@@ -177,7 +177,7 @@ impl RealHost {
     /// After a reboot or kexec that failed, the volumes unmounted for it
     /// are mounted again read-only and scanned, so the menu's entries point
     /// at mounted files again and another boot can work without a restart.
-    /// The mount points are named by UUID, so they are the same as before.
+    /// The mount points are named by device, so they are the same as before.
     fn mount_again(&mut self, what_failed: &str) {
         self.discovery.note(format!(
             "{what_failed} failed; mounting the volumes read-only again"

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use vhdboot::boot::plan::blocker;
+use vhdboot::boot::plan::{blocker, image_blocker};
 use vhdboot::config::{Config, Timeout};
 use vhdboot::discovery::decisions::{self, Start};
 use vhdboot::model::MountState;
@@ -52,7 +52,7 @@ fn nothing_bootable(snapshot: &Snapshot) -> Option<Vec<String>> {
                 .to_string(),
         );
     }
-    for v in &snapshot.volumes {
+    for (vi, v) in snapshot.volumes.iter().enumerate() {
         let name = format!("{} ({})", v.display_name(), v.device.display());
         if let MountState::Refused { reason } = &v.mount {
             why.push(format!(
@@ -60,17 +60,25 @@ fn nothing_bootable(snapshot: &Snapshot) -> Option<Vec<String>> {
             ));
         }
         if !v.badges.is_empty() {
-            why.push(format!("  {name}: {:?}", v.badges));
+            let badges: Vec<String> = v
+                .badges
+                .iter()
+                .map(|b| format!("[{}]", b.label()))
+                .collect();
+            why.push(format!("  {name}: {}", badges.join(" ")));
         }
         if v.images.is_empty() && !matches!(v.mount, MountState::Refused { .. }) {
             why.push(format!("  {name}: no .vhd images found"));
         }
-        for img in &v.images {
-            if img.entries.is_empty() && img.problems.is_empty() {
-                why.push(format!("  {name}: {}: no boot entries", img.path));
-            }
-            for p in img.problems.iter().filter(|p| p.blocks_boot) {
-                why.push(format!("  {name}: {}: {} ({})", img.path, p.what, p.hint));
+        for (ii, img) in v.images.iter().enumerate() {
+            // The judge's own words: the host's refusal comes before the
+            // image's problems, as when booting it.
+            match image_blocker(snapshot, vi, ii) {
+                Some(refusal) => why.push(format!("  {name}: {}: {refusal}", img.path)),
+                None if img.entries.is_empty() => {
+                    why.push(format!("  {name}: {}: no boot entries", img.path))
+                }
+                None => {}
             }
         }
     }

@@ -26,6 +26,10 @@ pub struct BlockInfo {
     /// Size in bytes.
     pub size: u64,
     pub read_only: bool,
+    /// Whether the whole disk is removable media (sysfs `removable`: USB
+    /// sticks, card readers). A hibernated Windows does not keep such a
+    /// disk's volumes in use the way it keeps the internal ones.
+    pub removable: bool,
     /// Why probing failed, when it did; the device is still listed.
     pub probe_error: Option<String>,
 }
@@ -86,6 +90,7 @@ pub fn probe_block_devices_in(sys_root: &Path, dev_root: &Path) -> Vec<BlockInfo
         if size == 0 {
             continue;
         }
+        let removable = read_u64(&class.join(disk).join("removable")) == Some(1);
         let device = dev_root.join(&name);
         let (superblock, probe_error) = match probe_superblock(&device) {
             Ok(sb) => (sb, None),
@@ -112,6 +117,7 @@ pub fn probe_block_devices_in(sys_root: &Path, dev_root: &Path) -> Vec<BlockInfo
             partuuid,
             size,
             read_only: read_u64(&dir.join("ro")) == Some(1),
+            removable,
             probe_error,
         });
     }

@@ -86,6 +86,8 @@ pub enum MountError {
     BadOptions { device: PathBuf },
     #[error("unmounting {target} failed: {source}")]
     Umount { target: PathBuf, source: Errno },
+    #[error("statvfs on {target} failed: {source}")]
+    Statvfs { target: PathBuf, source: Errno },
     #[error("reading {path} failed: {source}")]
     MountInfo {
         path: PathBuf,
@@ -154,6 +156,25 @@ pub fn mount_fs(
             })
         }
     }
+}
+
+/// Whether the filesystem mounted on `target` is read-only (statvfs'
+/// ST_RDONLY). It covers a superblock the driver made read-only on its
+/// own after a read-write mount succeeded (ntfs3's "RAW NTFS volume").
+pub fn is_read_only(target: &Path) -> Result<bool, MountError> {
+    nix::sys::statvfs::statvfs(target)
+        .map(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+        .map_err(|source| MountError::Statvfs {
+            target: target.to_path_buf(),
+            source,
+        })
+}
+
+/// The kernel's recent lines about `device` or the `fstype` driver, to say
+/// why a mount did not turn out as asked. Empty without /dev/kmsg.
+pub fn recent_kernel_lines(device: &Path, fstype: &str) -> Vec<String> {
+    let records = crate::sys::kmsg::read_recent(256).unwrap_or_default();
+    kernel_reason(&records, device, fstype)
 }
 
 /// The kernel lines that concern this device or this driver. ext4 logs

@@ -45,6 +45,12 @@ Scenarios:
            menu on the serial port; Down + Enter boots the exFAT image
   ovmf-vga the same with the menu on a VGA framebuffer: monitor
            screendumps show it drawn and the selection moving after Down
+  host-safety the safety disk: dirty exFAT, unclean NTFS journal, NTFS
+           larger than its partition refused with their reasons; two
+           volumes with one UUID badged, mounted apart, the second booted
+           by PARTUUID; nothing else written
+  hibernation the safety disk plus a disk with a hibernated hiberfil.sys:
+           every internal host refused naming it; nothing written
 
 Usage: driver.py --kernel K --initrd I --disk D --uki NTFS_UKI
                  --fault-disk F --blank-disk B --workdir W [--scenario NAME ...]
@@ -1626,6 +1632,210 @@ def scenario_preload_pick(args, timings):
     return vm
 
 
+# The host-safety disks (tests/e2e/make-safety-disk, issue 13).
+TWIN_TITLE = "E2E Twin B"
+TWIN_PATH = "/Images/twin-b.vhd"
+# E2E-BIG: mkntfs filled 16 MiB (its boot sector needs every byte of it,
+# the backup boot sector included); the partition lost 8 sectors after.
+BIG_NEEDS, BIG_PARTITION = 16 << 20, (16 << 20) - 8 * 512
+
+
+def squeezed(text: str) -> str:
+    """Text without any whitespace: a sentence the menu wrapped inside its
+    details pane still matches, wherever the lines broke."""
+    return re.sub(r"\s+", "", text)
+
+
+def details(screen: str) -> str:
+    """The details pane's text: the part of each row right of the list's
+    border (the two panes meet as "││")."""
+    return "\n".join(line.split("││", 1)[1].rstrip().removesuffix("│")
+                     for line in screen.split("\n") if "││" in line)
+
+
+def select_row(vm, text: str, limit: int = 16) -> str:
+    """Home, then Down until the selected row ("►") holds text; returns the
+    screen with it selected."""
+    vm.key("home")
+    vm.settle(quiet=0.5)
+    for _ in range(limit):
+        screen = vm.screen()
+        if any("►" in line and text in line.split("││")[0] for line in screen.split("\n")):
+            return screen
+        vm.key("down")
+        vm.settle(quiet=0.5)
+    raise Failure(f"no menu row holding {text!r} could be selected")
+
+
+def partition_hashes(disk: str) -> dict:
+    return {name: sha256_range(disk, off, size) for name, off, size in partitions(disk)}
+
+
+def extra_overlay_to_raw(args, name: str, index: int) -> str:
+    overlay = os.path.join(args.workdir, f"{name}.extra{index}.qcow2")
+    raw = os.path.join(args.workdir, f"{name}.extra{index}.after.raw")
+    subprocess.run(["qemu-img", "convert", "-f", "qcow2", "-O", "raw", overlay, raw], check=True)
+    return raw
+
+
+def compare_hashes(scenario: str, disk: str, raw: str, skip=()):
+    """Each partition of raw (the disk after the run) must hash as in disk,
+    except those named in skip."""
+    before, after = partition_hashes(disk), partition_hashes(raw)
+    for name in before:
+        if name in skip:
+            continue
+        print(f"e2e:   {scenario}: partition {name!r} sha256 before {before[name][:16]} "
+              f"after {after[name][:16]}", flush=True)
+        check(before[name] == after[name], f"partition {name!r} changed: something wrote to it")
+
+
+def scenario_host_safety(args, timings):
+    """The safety disk alone (issue 13): an exFAT volume with VolumeDirty,
+    an NTFS volume with an unclean $LogFile and one larger than its
+    partition are listed and refused, each with its own reason; two volumes
+    with the same UUID are both listed with a [duplicate id] badge and
+    mounted at mount points of their own; the image on the second one
+    boots, told apart by its PARTUUID, and nothing else on the disk is
+    written."""
+    disk = os.path.abspath(args.safety_disk)
+    vm = Vm(args, "host-safety", args.kernel, args.initrd,
+            f"{BASE_CMDLINE} vhdboot.timeout=-1 vhdboot.columns=160 vhdboot.lines=50", disk=disk)
+    try:
+        wait_menu(vm, args, timings, ["E2E-SAFE", TWIN_TITLE])
+        vm.settle()
+        screen = vm.screen()
+        for label, badge in [("E2E-XDIRTY", "[dirty]"), ("E2E-JOURNAL", "[journal not clean]"),
+                             ("E2E-TWIN-A", "[duplicate id]"), ("E2E-TWIN-B", "[duplicate id]"),
+                             ("E2E-BIG", "[larger than partition]")]:
+            check(re.search(re.escape(label) + r" .*" + re.escape(badge), screen) is not None,
+                  f"the volume {label} has no {badge} badge")
+        check(re.search(r"E2E-SAFE .*\[", screen) is None, "the clean volume E2E-SAFE has a badge")
+        for image, summary, sentence in [
+            ("xdirty.vhd", "host volume dirty",
+             "E2E-XDIRTY (/dev/vda2) is marked dirty (not cleanly unmounted)"),
+            ("journal.vhd", "host journal not clean",
+             "E2E-JOURNAL (/dev/vda3) is not cleanly unmounted: its NTFS journal ($LogFile) holds "
+             "changes that were never replayed"),
+            ("big.vhd", "host larger than its partition",
+             f"E2E-BIG (/dev/vda6): its NTFS boot sector needs {BIG_NEEDS} bytes, more than the "
+             f"{BIG_PARTITION}-byte partition holds, so the kernel would mount it read-only"),
+        ]:
+            shown = select_row(vm, image)
+            row = next(line for line in shown.split("\n") if "►" in line)
+            check(summary in row, f"the row of {image} does not say {summary!r}: {row.strip()!r}")
+            check(squeezed(sentence) in squeezed(details(shown)),
+                  f"the details of {image} do not say {sentence!r}")
+            print(f"e2e:   host-safety: {image}: refused: {summary}", flush=True)
+        for image in ["twin-a.vhd", TWIN_TITLE]:
+            row = next(line for line in select_row(vm, image).split("\n") if "►" in line)
+            check("not unique" not in row, f"{image} is refused although its PARTUUID is unique: {row!r}")
+        # Every host mount on a mount point of its own, named by device.
+        vm.send(b"s")
+        vm.wait_for(re.escape(RESCUE_PROMPT), 30, "the rescue shell")
+        vm.send(b"awk '$2 ~ /vhdboot.hosts/ {print \"MNT\", $1, $2}' /proc/mounts; echo MOUNTS-$((1+1))\r")
+        vm.wait_for(r"MOUNTS-2", 20, "the list of host mounts")
+        mounts = re.findall(r"^MNT (\S+) (\S+)$", vm.text(), re.M)
+        devices = [d for d, _ in mounts]
+        points = [p for _, p in mounts]
+        print(f"e2e:   host-safety: host mounts {mounts}", flush=True)
+        check(len(mounts) == 6, f"expected the six host volumes mounted, found {mounts}")
+        check(len(set(devices)) == len(devices) and len(set(points)) == len(points),
+              f"a device or a mount point appears twice (stacked mounts): {mounts}")
+        for dev, point in mounts:
+            check(point == "/run/vhdboot/hosts/" + os.path.basename(dev),
+                  f"{dev} is mounted at {point}, not at a mount point named after the device")
+        vm.send(b"exit\r")
+        vm.wait_for(re.escape(TWIN_TITLE), 60, "the menu after the shell", on_screen=True)
+        vm.settle()
+        select_row(vm, TWIN_TITLE)
+        vm.key("enter")
+        m = marker(vm, args.timeout)
+        timings["to marker"] = vm.elapsed()
+        check_booted_image(m, TWIN_PATH, "e2e.uki=twin")
+        stage2 = re.search(r"vhdboot: (/Images/twin-b\.vhd on /dev/loop\d+.*)", vm.text())
+        check(stage2 is not None, "stage 2 did not report attaching twin-b.vhd")
+        print(f"e2e:   host-safety: stage 2: {stage2[1][:100]}", flush=True)
+        check("PARTUUID=" in m["cmdline"] and "vhdboot.uuid=5AFE5AFE5AFE5AFE" in m["cmdline"],
+              f"the handoff does not find the twin by PARTUUID and check its UUID: {m['cmdline']!r}")
+        vm.wait_exit(60, "the target to power off")
+    finally:
+        vm.close()
+    raw = overlay_to_raw(args, "host-safety")
+    try:
+        # The booted volume is written by stage 2 and the target; no other.
+        compare_hashes("host-safety", disk, raw, skip={"E2E-TWIN-B"})
+    finally:
+        os.unlink(raw)
+    return vm
+
+
+def scenario_hibernation(args, timings):
+    """The safety disk plus a disk whose NTFS volume holds a hibernated
+    hiberfil.sys (issue 13): Windows hibernated, so every internal host is
+    listed and browsable but refused, naming the volume with the file and
+    the fix; booting is refused; nothing is written to either disk."""
+    disk, hiber = os.path.abspath(args.safety_disk), os.path.abspath(args.hiber_disk)
+    vm = Vm(args, "hibernation", args.kernel, args.initrd,
+            f"{BASE_CMDLINE} vhdboot.timeout=-1 vhdboot.columns=160 vhdboot.lines=50",
+            disk=disk, extra_disks=[hiber])
+    try:
+        # Nothing can boot, so stage 1 says why on the console and opens
+        # the rescue shell first; the menu follows when it exits.
+        vm.wait_for(r"vhdboot: nothing bootable was found\.", args.timeout, "the 'nothing bootable' message")
+        vm.wait_for(re.escape(RESCUE_PROMPT), 30, "the rescue shell prompt")
+        said = squeezed(vm.text())
+        for line in ["E2E-SAFE (/dev/vda1): [Windows hibernated]",
+                     "E2E-HIBER (/dev/vdb1): [hibernated]",
+                     "E2E-SAFE (/dev/vda1): /Images/safe.vhd: Windows is hibernated (Fast Startup or "
+                     "hibernation): E2E-HIBER (/dev/vdb1) holds its hibernation file"]:
+            check(squeezed(line) in said, f"the console does not say {line!r}")
+        vm.send(b"exit\r")
+        # A refused host's images show as rows of their own, entries folded.
+        wait_menu(vm, args, timings, ["E2E-HIBER", "twin-b.vhd"])
+        vm.settle()
+        screen = vm.screen()
+        check(re.search(r"E2E-HIBER .*\[hibernated\]", screen) is not None,
+              "E2E-HIBER, which holds hiberfil.sys, has no [hibernated] badge")
+        check(re.search(r"E2E-SAFE .*\[Windows hibernated\]", screen) is not None,
+              "E2E-SAFE has no [Windows hibernated] badge")
+        shown = select_row(vm, "safe.vhd")
+        row = next(line for line in shown.split("\n") if "►" in line)
+        check("Windows hibernated" in row, f"safe.vhd's row does not say Windows hibernated: {row!r}")
+        sentence = ("Windows is hibernated (Fast Startup or hibernation): E2E-HIBER (/dev/vdb1) holds "
+                    "its hibernation file, and a hibernated Windows keeps every internal volume in use, "
+                    "so E2E-SAFE (/dev/vda1) must not be written")
+        fix = "start Windows and choose Restart (a restart ends the hibernated session), or turn Fast Startup off"
+        for words in [sentence, fix]:
+            check(squeezed(words) in squeezed(details(shown)), f"safe.vhd's details do not say {words!r}")
+        # Enter on the image that would boot otherwise shows the refusal.
+        select_row(vm, "twin-b.vhd")
+        vm.key("enter")
+        vm.wait_for(lambda t: "holdsitshibernationfile" in squeezed(t), 30,
+                    "the refusal to boot E2E Twin B", on_screen=True)
+        check("or turn Fast Startup off" in " ".join(vm.screen().split()) or
+              "orturnFastStartupoff" in squeezed(vm.screen()),
+              "the refusal does not give the fix")
+        vm.key("esc")
+        vm.settle()
+        vm.send(b"p")
+        vm.settle()
+        vm.send(b"y")
+        vm.wait_exit(60, "QEMU to exit after p, y (power off)")
+        timings["to power off"] = vm.elapsed()
+    finally:
+        vm.close()
+    check(MARKER.search(vm.text()) is None, "a target booted although Windows is hibernated")
+    raw, hraw = overlay_to_raw(args, "hibernation"), extra_overlay_to_raw(args, "hibernation", 0)
+    try:
+        compare_hashes("hibernation", disk, raw)
+        compare_hashes("hibernation", hiber, hraw)
+    finally:
+        os.unlink(raw)
+        os.unlink(hraw)
+    return vm
+
+
 SCENARIOS = {
     "direct": scenario_direct,
     "default": scenario_default,
@@ -1648,6 +1858,8 @@ SCENARIOS = {
     "ovmf": scenario_ovmf,
     "ovmf-vga": scenario_ovmf_vga,
     "preload-default": scenario_preload_default,
+    "host-safety": scenario_host_safety,
+    "hibernation": scenario_hibernation,
     "preload-pick": scenario_preload_pick,
     "boot-dir": scenario_boot_dir,
     "repair": scenario_repair,
@@ -1658,7 +1870,7 @@ DEFAULT_SCENARIOS = ["direct", "default", "pick", "edit", "readonly", "silent",
                      "shutdown", "faults", "empty", "panic", "late", "4kn", "shell-keys",
                      "kexec-refused", "confirm-cancel", "exec-fails", "default-broken", "hostile",
                      "ovmf", "ovmf-vga", "preload-default", "preload-pick", "boot-dir",
-                     "repair", "repair-write"]
+                     "repair", "repair-write", "host-safety", "hibernation"]
 
 
 def main() -> int:
@@ -1668,6 +1880,8 @@ def main() -> int:
     p.add_argument("--disk", required=True, help="the raw host disk")
     p.add_argument("--uki", required=True, help="the NTFS image's UKI (for 'direct')")
     p.add_argument("--fault-disk", required=True, help="tests/e2e/make-fault-disk's fault disk")
+    p.add_argument("--safety-disk", help="make-safety-disk's safety disk (default: SAFETY_DISK in target/e2e/env)")
+    p.add_argument("--hiber-disk", help="make-safety-disk's hibernated disk (default: HIBER_DISK in target/e2e/env)")
     p.add_argument("--blank-disk", required=True, help="a disk with no filesystem")
     p.add_argument("--disk-4kn", required=True, help="the host disk again, with 4096-byte sectors")
     p.add_argument("--hostile-disk", required=True, help="tests/e2e/make-hostile-disk's disk")
@@ -1678,6 +1892,8 @@ def main() -> int:
     p.add_argument("--scenario", action="append", choices=sorted(SCENARIOS),
                    help="run only these (repeatable); default: all, in order")
     args = p.parse_args()
+    args.safety_disk = args.safety_disk or build_env_value("SAFETY_DISK")
+    args.hiber_disk = args.hiber_disk or build_env_value("HIBER_DISK")
     self_test()
     os.makedirs(args.workdir, exist_ok=True)
     names = args.scenario or DEFAULT_SCENARIOS

@@ -120,10 +120,12 @@ fn volume_text<'a>(v: &'a Volume, theme: &Theme) -> Text<'a> {
         ),
     ];
     for badge in &v.badges {
-        spans.push(Span::styled(
-            format!(" [{}]", badge_text(*badge)),
-            theme.warn(),
-        ));
+        // Removable is a fact, not a warning.
+        let style = match badge {
+            VolumeBadge::Removable => theme.dim(),
+            _ => theme.warn(),
+        };
+        spans.push(Span::styled(format!(" [{}]", badge_text(*badge)), style));
     }
     let mut text = Text::from(Line::from(spans));
     // The reason gets a line of its own: a header cannot be selected, so
@@ -148,11 +150,7 @@ pub fn fs_name(v: &Volume) -> String {
 }
 
 pub fn badge_text(b: VolumeBadge) -> &'static str {
-    match b {
-        VolumeBadge::Dirty => "dirty",
-        VolumeBadge::Hibernated => "hibernated",
-        VolumeBadge::ReadOnly => "read-only",
-    }
+    b.label()
 }
 
 /// Why the row cannot boot, in the judge's few words.
