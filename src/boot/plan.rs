@@ -474,8 +474,8 @@ fn check_host(snapshot: &Snapshot, volume: &Volume) -> Result<Host, PlanError> {
 /// not hibernated, not dirty, not write-protected, NTFS or exFAT). The
 /// read-write repair asks this judge rather than keeping a verdict of its
 /// own.
-pub fn host_write_blocker(volume: &Volume) -> Option<PlanError> {
-    check_host(volume).err()
+pub fn host_write_blocker(snapshot: &Snapshot, volume: &Volume) -> Option<PlanError> {
+    check_host(snapshot, volume).err()
 }
 
 /// The image's part of the verdict, on a host named `volume`: no blocking

@@ -102,7 +102,7 @@ pub fn repair_plan(
         });
     };
     if mode == RepairMode::ReadWrite {
-        if let Some(e) = host_write_blocker(v) {
+        if let Some(e) = host_write_blocker(snapshot, v) {
             return Err(e);
         }
         if let Some(p) = img.problems.iter().find(|p| p.blocks_boot) {

@@ -76,7 +76,7 @@ pub fn save_targets(snapshot: &Snapshot, fat: &[FatDevice]) -> (Vec<SaveTarget>,
     let mut targets: Vec<SaveTarget> = fat.iter().cloned().map(SaveTarget::Fat).collect();
     let mut refused = Vec::new();
     for (i, v) in snapshot.volumes.iter().enumerate() {
-        match host_write_blocker(v) {
+        match host_write_blocker(snapshot, v) {
             None => targets.push(SaveTarget::Host {
                 volume: i,
                 device: v.device.clone(),
