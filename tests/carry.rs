@@ -254,3 +254,97 @@ fn modules_over_the_size_cap_are_refused_before_they_are_read() {
     .unwrap_err();
     assert!(why.contains("more than 16 MiB"), "{why}");
 }
+
+/// A newc archive (made by GNU cpio) holding `files`, as a distro's
+/// initramfs lists its modules.
+fn initramfs(dir: &Path, files: &[(&str, &[u8])]) -> Vec<u8> {
+    let tree = dir.join("initramfs");
+    let mut names = String::new();
+    for (path, bytes) in files {
+        let p = tree.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+        names.push_str(path);
+        names.push('\n');
+    }
+    let mut child = std::process::Command::new(disk::tool("cpio"))
+        .args(["-o", "-H", "newc", "--quiet"])
+        .current_dir(&tree)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(names.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
+/// `vhdboot inspect --raw` on a Debian-style root whose initramfs has
+/// neither loop nor ntfs3 (only modules.builtin), with or without them in
+/// the root's /lib/modules/<version>.
+fn inspect_without_initramfs_modules(with_tree: bool) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let kver = "6.12.1";
+    let initrd = initramfs(
+        dir.path(),
+        &[(
+            "lib/modules/6.12.1/modules.builtin",
+            b"kernel/fs/ext4/ext4.ko\n",
+        )],
+    );
+    let mut files = vec![
+        (
+            "/etc/os-release".to_string(),
+            b"PRETTY_NAME=\"Carry\"\n".to_vec(),
+        ),
+        (
+            format!("/boot/vmlinuz-{kver}"),
+            support::uki::fake_bzimage(8192),
+        ),
+        (format!("/boot/initrd.img-{kver}"), initrd),
+    ];
+    if with_tree {
+        files.extend(under(
+            &format!("/lib/modules/{kver}"),
+            &[
+                (
+                    "modules.dep".into(),
+                    b"kernel/drivers/block/loop.ko.xz:\nkernel/fs/ntfs3/ntfs3.ko.xz:\n".to_vec(),
+                ),
+                ("kernel/drivers/block/loop.ko.xz".into(), b"loop".to_vec()),
+                ("kernel/fs/ntfs3/ntfs3.ko.xz".into(), b"ntfs3".to_vec()),
+            ],
+        ));
+    }
+    let (disk_path, _) = root_disk(dir.path(), &files, &[]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vhdboot"))
+        .args(["inspect", "--raw"])
+        .arg(&disk_path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn inspect_finds_no_fault_when_the_image_can_carry_the_modules() {
+    let text = inspect_without_initramfs_modules(true);
+    assert!(text.contains("Carry"), "{text}");
+    assert!(!text.contains("no loop or ntfs3 modules"), "{text}");
+}
+
+#[test]
+fn inspect_refuses_when_neither_the_initramfs_nor_the_image_has_them() {
+    let text = inspect_without_initramfs_modules(false);
+    assert!(
+        text.contains("has no loop or ntfs3 modules for kernel 6.12.1")
+            && text.contains("could not carry them from the image either"),
+        "{text}"
+    );
+}
