@@ -24,7 +24,7 @@ use vhdboot::config::ChildLimits;
 use vhdboot::discovery::preflight;
 use vhdboot::discovery::scan::describe_image;
 use vhdboot::image::readahead::ReadAhead;
-use vhdboot::image::{initrd, inspect};
+use vhdboot::image::{carry, initrd, inspect};
 use vhdboot::model::{EntrySource, Image, ImageKind, Problem};
 use vhdboot::sys::bounded::{self, BoundedError, Limits};
 use vhdboot::sys::{fileinfo, timeline};
@@ -176,6 +176,9 @@ pub struct LoadRequest {
     pub source: EntrySource,
     /// The host filesystem's driver, which the target's initramfs must have.
     pub fs_driver: String,
+    /// The kernel version the entry names, for carried modules when the
+    /// kernel's header names none.
+    pub version: Option<String>,
 }
 
 /// The boot child's answer.
@@ -202,6 +205,7 @@ const MAX_PROGRESS_LINE: usize = 200;
 /// The boot child's steps, in order, as the status line names them.
 pub const STEP_READING: &str = "reading the kernel";
 pub const STEP_CHECKING: &str = "checking the initramfs";
+pub const STEP_CARRYING: &str = "reading modules from the image";
 pub const STEP_ARCHIVING: &str = "adding the stage-2 archive";
 
 /// Reads and checks `plan`'s kernel and initrd in a bounded child, which
@@ -224,6 +228,7 @@ pub fn prepare_boot(
         data_size: plan.data_size,
         source: plan.source.clone(),
         fs_driver: plan.fstype.driver().to_string(),
+        version: plan.version.clone(),
     };
     let fail = |cause: String| Failure {
         what: format!("reading the kernel and initrd of {}", plan.title),
@@ -372,8 +377,24 @@ fn load_into_fds(r: &LoadRequest) -> Result<LoadAnswer, Failure> {
         payload.kernel_release.as_deref(),
         &r.fs_driver,
     );
+    // What the initramfs lacks is looked for in the image's own
+    // /lib/modules of the very kernel being booted (issue 12, item 3).
+    let wanting = check.wanting();
+    let image_modules = if wanting.is_empty() {
+        None
+    } else {
+        report_step(STEP_CARRYING);
+        let kver = payload.kernel_release.as_deref().or(r.version.as_deref());
+        Some(carry::find_image_modules(
+            &mut ReadAhead::new(&mut file),
+            r.data_size,
+            &r.source,
+            kver,
+            &wanting,
+        ))
+    };
     let mut warning = None;
-    if let Some(problem) = check.problem() {
+    if let Some(problem) = check.problem_with(image_modules.as_ref()) {
         if problem.blocks_boot {
             return Err(Failure::new(r.title.clone(), problem.what, problem.hint));
         }
@@ -381,7 +402,18 @@ fn load_into_fds(r: &LoadRequest) -> Result<LoadAnswer, Failure> {
     }
     let checked_at = timeline::monotonic();
     report_step(STEP_ARCHIVING);
-    write_stage2_initrd(&payload.initrd, &mut initrd_out)?;
+    let origin;
+    let carried = match &image_modules {
+        Some(Ok(found)) if !found.files.is_empty() => {
+            origin = format!("{}, {}", r.place, found.origin());
+            Some(cpio::Carried {
+                origin: &origin,
+                files: &found.files,
+            })
+        }
+        _ => None,
+    };
+    write_stage2_initrd(&payload.initrd, carried.as_ref(), &mut initrd_out)?;
     Ok(LoadAnswer::Ready {
         warning,
         read_at,
@@ -394,7 +426,11 @@ fn load_into_fds(r: &LoadRequest) -> Result<LoadAnswer, Failure> {
 /// binary is copied from /proc/self/exe inside the kernel, so the 3 MB
 /// binary is never held in memory: every extra copy cost tens of
 /// milliseconds under QEMU TCG (bench/kexec-trace).
-fn write_stage2_initrd(target_initrd: &[u8], out: &mut File) -> Result<(), Failure> {
+fn write_stage2_initrd(
+    target_initrd: &[u8],
+    carried: Option<&cpio::Carried<'_>>,
+    out: &mut File,
+) -> Result<(), Failure> {
     let hint = "use the rescue shell and report it";
     let mut me = File::open(SELF_EXE)
         .map_err(|e| Failure::new("opening vhdboot itself for stage 2", e, hint))?;
@@ -402,7 +438,7 @@ fn write_stage2_initrd(target_initrd: &[u8], out: &mut File) -> Result<(), Failu
         .metadata()
         .map_err(|e| Failure::new("reading the size of vhdboot itself for stage 2", e, hint))?
         .len();
-    cpio::write_stage2_initrd(out, target_initrd, &mut me, len)
+    cpio::write_stage2_initrd_carrying(out, target_initrd, &mut me, len, carried)
         .map(drop)
         .map_err(|e| {
             Failure::new(

@@ -6,18 +6,21 @@
 //! why on the console and still execs the next init, so the distro's own
 //! emergency shell appears instead of a kernel panic.
 
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use vhdboot::boot::cpio;
 use vhdboot::boot::handoff::{self, Handoff, HostId};
 use vhdboot::boot::host_match::{self, Candidate, HostMatchError};
 use vhdboot::discovery::preflight;
+use vhdboot::image::modules_index::canonical_name;
 use vhdboot::image::vhd;
 use vhdboot::model::{FsType, VolumeBadge};
 use vhdboot::modprobe;
+use vhdboot::sys::modules::{ModuleError, finit_module};
 use vhdboot::sys::{blkid, kmsg, loopdev, mount, pid1, timeline};
 use vhdboot::terminal_text;
 
@@ -179,6 +182,7 @@ pub fn run() -> ! {
 /// distro's emergency shell must not find the user's volume mounted
 /// read-write.
 fn attach(h: &Handoff) -> Result<String, AttachError> {
+    load_carried_modules();
     load_modules(h.fstype.driver());
     let (device, size) = wait_for_host(h)?;
     check_device(&device, size, h)?;
@@ -361,8 +365,77 @@ fn direct_io_off_reason(host_device: &Path) -> String {
     }
 }
 
+/// Loads the modules stage 1 carried from the image's own /lib/modules
+/// (`boot::cpio::CARRIED_DIR`), in the listed order (dependencies first),
+/// before anything else needs them, and says which and from where.
+/// Nothing is said when none were carried.
+fn load_carried_modules() {
+    let dir = Path::new(cpio::CARRIED_DIR);
+    let list_path = dir.join(cpio::CARRIED_LIST);
+    let mut text = String::new();
+    match std::fs::File::open(&list_path)
+        .and_then(|f| f.take(cpio::MAX_CARRIED_LIST).read_to_string(&mut text))
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+        Err(e) => {
+            say(&format!(
+                "the carried modules were not loaded: {} is unreadable: {e}",
+                list_path.display()
+            ));
+            return;
+        }
+    }
+    let (origin, files) = match cpio::parse_carried_list(&text) {
+        Ok(list) => list,
+        Err(why) => {
+            say(&format!(
+                "the carried modules were not loaded: {} is unusable: {why}",
+                list_path.display()
+            ));
+            return;
+        }
+    };
+    let mut names = Vec::new();
+    let mut present = Vec::new();
+    let mut failed = Vec::new();
+    for file in &files {
+        let name = canonical_name(file);
+        names.push(name.clone());
+        if Path::new("/sys/module").join(&name).exists() {
+            present.push(name);
+            continue;
+        }
+        match finit_module(&name, &dir.join(file)) {
+            Ok(()) => {}
+            Err(ModuleError::Init {
+                errno: nix::errno::Errno::EEXIST,
+                ..
+            }) => present.push(name),
+            Err(e) => failed.push(e.to_string()),
+        }
+    }
+    let mut line = format!("carried modules {} from {origin}", names.join(", "));
+    if !present.is_empty() {
+        line.push_str(&format!(" ({} already present)", present.join(", ")));
+    }
+    if failed.is_empty() {
+        line.push_str(": loaded");
+    } else {
+        line.push_str(&format!(": loading failed: {}", failed.join("; ")));
+    }
+    say(&line);
+    timeline::mark("carried modules loaded");
+}
+
 fn load_modules(fs_driver: &str) {
-    let loaded = modprobe::load_boot_modules(&["loop", fs_driver]);
+    // What the carried modules gave is loaded already; asking the target's
+    // own index for it again would only report it missing there.
+    let wanted: Vec<&str> = ["loop", fs_driver]
+        .into_iter()
+        .filter(|m| !Path::new("/sys/module").join(m).exists())
+        .collect();
+    let loaded = modprobe::load_boot_modules(&wanted);
     if let Some(why) = loaded.unavailable {
         say(&why);
     }

@@ -85,6 +85,7 @@ fn fake_plan(
         image_path: "/vhd/arch.vhd".into(),
         data_size: 1 << 35,
         source: e.source.clone(),
+        version: e.version.clone(),
         cmdline: format!("{cmdline} rdinit=/vhdboot/stage2"),
     })
 }

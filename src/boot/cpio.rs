@@ -9,6 +9,7 @@
 
 use super::handoff::STAGE2_PATH;
 use crate::image::bytes::pad4;
+use crate::image::carry::CarriedFile;
 use cpio::newc::{self, Builder, ModeFileType};
 use std::io::{self, Read, Write};
 
@@ -80,11 +81,79 @@ impl Stage2Frame {
     }
 }
 
+/// Where stage 2 finds the modules stage 1 carried from the image
+/// (`image::carry`), with [`CARRIED_LIST`] naming them in load order.
+pub const CARRIED_DIR: &str = "/vhdboot/modules";
+/// The list of carried modules in [`CARRIED_DIR`]: `from <origin>`, then
+/// one file name per line, dependencies first.
+pub const CARRIED_LIST: &str = "carried";
+/// The longest list stage 2 reads; it holds a few dozen short names.
+pub const MAX_CARRIED_LIST: u64 = 64 * 1024;
+/// The most files the list may name (the carrying side's own cap).
+const MAX_LISTED: usize = crate::image::carry::MAX_CARRIED_MODULES;
+
+/// The modules to carry and where they came from, for the archive.
+#[derive(Debug, Clone, Copy)]
+pub struct Carried<'a> {
+    /// Where they came from, as stage 2's log line names it.
+    pub origin: &'a str,
+    pub files: &'a [CarriedFile],
+}
+
+/// The text of [`CARRIED_LIST`] for `carried`. The origin comes from a
+/// disk (the image's path), so line breaks in it become spaces.
+pub fn carried_list(carried: &Carried<'_>) -> String {
+    let origin: String = carried
+        .origin
+        .chars()
+        .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
+        .collect();
+    let mut text = format!("from {origin}\n");
+    for f in carried.files {
+        text.push_str(&f.file_name);
+        text.push('\n');
+    }
+    text
+}
+
+/// Reads [`CARRIED_LIST`]: the origin and the file names in load order.
+/// A name that is not a plain module file name (a path, `..`) is refused,
+/// as is a list longer than the carrying side ever writes.
+pub fn parse_carried_list(text: &str) -> Result<(String, Vec<String>), String> {
+    let mut lines = text.lines();
+    let origin = lines
+        .next()
+        .and_then(|l| l.strip_prefix("from "))
+        .ok_or("it does not start with a from line")?
+        .to_string();
+    let mut files = Vec::new();
+    for line in lines.filter(|l| !l.is_empty()) {
+        if files.len() == MAX_LISTED {
+            return Err(format!("it names more than {MAX_LISTED} modules"));
+        }
+        if line.contains('/') || !line.contains(".ko") || line.starts_with('.') {
+            return Err(format!("{line:?} is not a module file name"));
+        }
+        files.push(line.to_string());
+    }
+    Ok((origin, files))
+}
+
 /// Frames a binary of `binary_len` bytes as the newc archive holding
 /// `vhdboot/` (0755) and `vhdboot/stage2` (0755), then the trailer.
 ///
 /// Owner root, mtime 0, so the same binary always gives the same bytes.
+#[cfg(test)]
 fn stage2_frame(binary_len: u64) -> Result<Stage2Frame, CpioError> {
+    stage2_frame_carrying(binary_len, None)
+}
+
+/// [`stage2_frame`], with the carried modules after the binary:
+/// `vhdboot/modules/` (0755), each module file and the list (0644).
+fn stage2_frame_carrying(
+    binary_len: u64,
+    carried: Option<&Carried<'_>>,
+) -> Result<Stage2Frame, CpioError> {
     let size = u32::try_from(binary_len).map_err(|_| CpioError::TooLarge {
         size: usize::try_from(binary_len).unwrap_or(usize::MAX),
     })?;
@@ -109,6 +178,34 @@ fn stage2_frame(binary_len: u64) -> Result<Stage2Frame, CpioError> {
     let body_end = head.len() as u64 + binary_len;
     let padding = usize::try_from(pad4(body_end) - body_end).unwrap_or(0);
     let mut tail = vec![0u8; padding];
+    if let Some(carried) = carried {
+        let dir = CARRIED_DIR.trim_start_matches('/');
+        tail = Builder::new(dir)
+            .ino(3)
+            .mode(0o755)
+            .set_mode_file_type(ModeFileType::Directory)
+            .nlink(2)
+            .write(tail, 0)
+            .finish()?;
+        let list = carried_list(carried);
+        let entries = carried
+            .files
+            .iter()
+            .map(|f| (f.file_name.as_str(), f.bytes.as_slice()))
+            .chain([(CARRIED_LIST, list.as_bytes())]);
+        for (ino, (name, body)) in (4u32..).zip(entries) {
+            let size =
+                u32::try_from(body.len()).map_err(|_| CpioError::TooLarge { size: body.len() })?;
+            let mut entry = Builder::new(&format!("{dir}/{name}"))
+                .ino(ino)
+                .mode(0o644)
+                .set_mode_file_type(ModeFileType::Regular)
+                .nlink(1)
+                .write(tail, size);
+            entry.write_all(body)?;
+            tail = entry.finish()?;
+        }
+    }
     tail = newc::trailer(tail)?;
     Ok(Stage2Frame {
         head,
@@ -143,7 +240,19 @@ pub fn write_stage2_initrd<W: Write, R: Read>(
     binary: &mut R,
     binary_len: u64,
 ) -> Result<u64, CpioError> {
-    let frame = stage2_frame(binary_len)?;
+    write_stage2_initrd_carrying(out, target_initrd, binary, binary_len, None)
+}
+
+/// [`write_stage2_initrd`], with modules carried from the image in the
+/// stage-2 archive (see [`CARRIED_DIR`]).
+pub fn write_stage2_initrd_carrying<W: Write, R: Read>(
+    out: &mut W,
+    target_initrd: &[u8],
+    binary: &mut R,
+    binary_len: u64,
+    carried: Option<&Carried<'_>>,
+) -> Result<u64, CpioError> {
+    let frame = stage2_frame_carrying(binary_len, carried)?;
     let padding = target_initrd.len().next_multiple_of(INITRD_ALIGN) - target_initrd.len();
     out.write_all(target_initrd)?;
     out.write_all(&[0u8; INITRD_ALIGN][..padding])?;
@@ -316,6 +425,63 @@ mod tests {
             assert_eq!(&archive[..frame.head.len()], &frame.head[..]);
             assert_eq!(archive.len() % 4, 0);
         }
+    }
+
+    #[test]
+    fn carried_modules_follow_the_binary_and_extract_with_their_list() {
+        let files = vec![
+            CarriedFile {
+                name: "loop".into(),
+                file_name: "loop.ko.xz".into(),
+                bytes: vec![1, 2, 3],
+            },
+            CarriedFile {
+                name: "ntfs3".into(),
+                file_name: "ntfs3.ko".into(),
+                bytes: vec![9; 4097],
+            },
+        ];
+        let carried = Carried {
+            origin: "/Images/a.vhd on /dev/sda1,\npartition 2 /lib/modules/6.12",
+            files: &files,
+        };
+        let binary = fake_binary();
+        let mut joined = Vec::new();
+        let n = write_stage2_initrd_carrying(
+            &mut joined,
+            b"target",
+            &mut &binary[..],
+            binary.len() as u64,
+            Some(&carried),
+        )
+        .unwrap();
+        assert_eq!(n, joined.len() as u64);
+        let tmp = tempfile::tempdir().unwrap();
+        run_with_input(tmp.path(), "cpio", &["-i", "--quiet"], &joined[512..]);
+        assert_extracted(tmp.path(), &binary);
+        let dir = tmp.path().join("vhdboot/modules");
+        assert_eq!(std::fs::read(dir.join("loop.ko.xz")).unwrap(), [1, 2, 3]);
+        assert_eq!(std::fs::read(dir.join("ntfs3.ko")).unwrap(), vec![9; 4097]);
+        let list = std::fs::read_to_string(dir.join(CARRIED_LIST)).unwrap();
+        let (origin, names) = parse_carried_list(&list).unwrap();
+        assert_eq!(
+            origin,
+            "/Images/a.vhd on /dev/sda1, partition 2 /lib/modules/6.12"
+        );
+        assert_eq!(names, ["loop.ko.xz", "ntfs3.ko"]);
+    }
+
+    #[test]
+    fn a_carried_list_naming_paths_or_too_many_files_is_refused() {
+        assert!(parse_carried_list("loop.ko\n").is_err());
+        assert!(parse_carried_list("from x\n../../bin/sh.ko\n").is_err());
+        assert!(parse_carried_list("from x\nREADME\n").is_err());
+        let many: String = (0..=MAX_LISTED).map(|i| format!("m{i}.ko\n")).collect();
+        assert!(parse_carried_list(&format!("from x\n{many}")).is_err());
+        assert_eq!(
+            parse_carried_list("from here\n").unwrap(),
+            ("here".to_string(), vec![])
+        );
     }
 
     #[test]

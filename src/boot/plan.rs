@@ -27,6 +27,10 @@ pub struct BootPlan {
     pub data_size: u64,
     /// Where the kernel and initrd are inside the image.
     pub source: EntrySource,
+    /// The kernel version the entry names (a UKI's `.uname`, a BLS
+    /// `version`, the `/boot` file name): the fallback for carried
+    /// modules when the kernel's own header names none.
+    pub version: Option<String>,
     /// The final kernel command line: the entry's (or the edited) line plus
     /// the handoff parameters.
     pub cmdline: String,
@@ -628,6 +632,7 @@ pub fn plan(
         image_path: image.path.clone(),
         data_size,
         source: boot_entry.source.clone(),
+        version: boot_entry.version.clone(),
         cmdline,
     })
 }

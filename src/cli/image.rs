@@ -16,6 +16,7 @@ use vhdboot::image::inspect::{Inspection, inspect as inspect_image, load_payload
 use vhdboot::image::partitions::PartitionKind;
 use vhdboot::image::vhd::{FileFooter, VhdFooter, format_utc, read_footer};
 use vhdboot::image::window::{CountingReader, ReadCounter};
+use vhdboot::image::{bzimage, carry};
 use vhdboot::model::{EntrySource, Image, ImageKind, Problem};
 use vhdboot::sys::bounded;
 
@@ -201,7 +202,7 @@ fn check_initramfs(
     let mut out = Vec::new();
     let mut refusals = Vec::new();
     for (n, e) in inspection.entries.iter().enumerate() {
-        let (check, error) = match load_payload(&mut file, data_size, &e.source) {
+        let (check, error, kver) = match load_payload(&mut file, data_size, &e.source) {
             Ok(payload) => (
                 Some(initrd::check_payload(
                     &payload,
@@ -209,10 +210,29 @@ fn check_initramfs(
                     driver,
                 )),
                 None,
+                bzimage::release(&payload.kernel).or_else(|| e.version.clone()),
             ),
-            Err(err) => (None, Some(err.to_string())),
+            Err(err) => (None, Some(err.to_string()), None),
         };
-        if let Some(p) = check.as_ref().and_then(ModuleCheck::problem) {
+        // What the initramfs lacks is looked for in the image's own
+        // /lib/modules, as a boot does (`probe::load_into_fds`).
+        let image_modules = check
+            .as_ref()
+            .map(ModuleCheck::wanting)
+            .filter(|w| !w.is_empty())
+            .map(|wanting| {
+                carry::find_image_modules(
+                    &mut file,
+                    data_size,
+                    &e.source,
+                    kver.as_deref(),
+                    &wanting,
+                )
+            });
+        if let Some(p) = check
+            .as_ref()
+            .and_then(|c| c.problem_with(image_modules.as_ref()))
+        {
             refusals.push((n + 1, e.title.clone(), p));
         }
         out.push(EntryInitramfs {

@@ -7,6 +7,7 @@ pub mod bls;
 pub mod boot_dir;
 pub mod bytes;
 pub mod bzimage;
+pub mod carry;
 pub mod esp;
 pub mod exfat;
 pub mod ext4_window;

@@ -4,6 +4,7 @@
 
 use super::{Segment, scan};
 use crate::image::bzimage;
+use crate::image::carry::ImageModulesResult;
 use crate::image::modules_index::canonical_name;
 use crate::image::payload::Payload;
 use crate::model::Problem;
@@ -124,6 +125,21 @@ impl ModuleCheck {
         self.with(|s| *s == Presence::Missing)
     }
 
+    /// The modules the initramfs does not provably give the target
+    /// (missing, or not known): the ones worth carrying from the image.
+    /// Empty when there is no initramfs at all, as nothing can be added to
+    /// an archive stage 2 cannot hand over from.
+    pub fn wanting(&self) -> Vec<String> {
+        if self.no_initramfs() {
+            return Vec::new();
+        }
+        self.modules
+            .iter()
+            .filter(|(_, s)| matches!(s, Presence::Missing | Presence::Unknown))
+            .map(|(m, _)| m.clone())
+            .collect()
+    }
+
     /// A blocking problem when a module is proven missing, a warning when
     /// the check could not be made, None when all is well.
     ///
@@ -131,6 +147,13 @@ impl ModuleCheck {
     /// drivers built in but no modules.builtin in its initramfs), so only
     /// proof refuses; doubt only warns.
     pub fn problem(&self) -> Option<Problem> {
+        self.problem_with(None)
+    }
+
+    /// [`problem`](Self::problem) once the image's own module tree was
+    /// looked at: what it carries or lists as built in is no longer
+    /// wanting, and a refusal says why the image could not help.
+    pub fn problem_with(&self, image: Option<&ImageModulesResult>) -> Option<Problem> {
         if self.no_initramfs() {
             return Some(Problem::blocking(
                 "the entry has no initramfs, so stage 2 would have neither the loop and \
@@ -156,23 +179,52 @@ impl ModuleCheck {
                 .join(" and "),
             mods = all.join(" ")
         );
-        let missing = self.missing();
+        let covered = |m: &&str| match image {
+            Some(Ok(found)) => found.covers(m),
+            _ => false,
+        };
+        let mut missing = self.missing();
+        missing.retain(|m| !covered(m));
         if !missing.is_empty() {
             let noun = if missing.len() == 1 {
                 "module"
             } else {
                 "modules"
             };
+            let (image_says, image_hint) = match image {
+                None => (String::new(), String::new()),
+                Some(found) => {
+                    let version = self.version.as_deref().unwrap_or("<version>");
+                    let why = match found {
+                        Ok(tree) => format!(
+                            "its {} on partition {} has neither",
+                            tree.dir, tree.partition
+                        ),
+                        Err(why) => why.clone(),
+                    };
+                    (
+                        format!(
+                            ", and vhdboot could not carry {} from the image either: {why}",
+                            if missing.len() == 1 { "it" } else { "them" }
+                        ),
+                        format!(
+                            "; or install this kernel's modules in the OS (/lib/modules/{version} \
+                             on its ext4 root), which vhdboot then carries by itself"
+                        ),
+                    )
+                }
+            };
             return Some(Problem::blocking(
                 format!(
                     "the target's initramfs has no {} {noun} for {kernel} (neither as a file \
-                     nor built in), so it could never find its root on the image",
+                     nor built in){image_says}, so it could never find its root on the image",
                     missing.join(" or ")
                 ),
-                hint,
+                format!("{hint}{image_hint}"),
             ));
         }
-        let unknown = self.with(|s| *s == Presence::Unknown);
+        let mut unknown = self.with(|s| *s == Presence::Unknown);
+        unknown.retain(|m| !covered(m));
         if unknown.is_empty() {
             return None;
         }

@@ -306,3 +306,84 @@ fn module_trees_for_too_many_versions_stop_the_scan() {
     assert_eq!(s.trees.len(), newc::MAX_MODULE_TREES);
     assert!(s.unread.unwrap().contains("more than 16 kernel versions"));
 }
+
+fn lacking_loop_and_ntfs3() -> ModuleCheck {
+    let a = archive(&[(
+        "lib/modules/6.12.9-amd64/modules.builtin",
+        b"kernel/fs/ext4/ext4.ko\n",
+    )]);
+    check_modules(&a, Some(K), "ntfs3")
+}
+
+fn image_tree(carried: &[&str], builtin: &[&str]) -> crate::image::carry::ImageModules {
+    crate::image::carry::ImageModules {
+        kver: K.into(),
+        partition: 2,
+        dir: format!("/lib/modules/{K}"),
+        files: carried
+            .iter()
+            .map(|m| crate::image::carry::CarriedFile {
+                name: m.to_string(),
+                file_name: format!("{m}.ko.xz"),
+                bytes: vec![0],
+            })
+            .collect(),
+        builtin: builtin.iter().map(|m| m.to_string()).collect(),
+    }
+}
+
+#[test]
+fn what_the_initramfs_lacks_is_wanted_from_the_image() {
+    let c = lacking_loop_and_ntfs3();
+    assert_eq!(c.wanting(), ["loop", "ntfs3"]);
+    let none = check_modules(&[], Some(K), "ntfs3");
+    assert!(
+        none.wanting().is_empty(),
+        "nothing to carry into no initramfs"
+    );
+}
+
+#[test]
+fn modules_the_image_carries_or_builds_in_clear_the_refusal() {
+    let c = lacking_loop_and_ntfs3();
+    let found = Ok(image_tree(&["ntfs3"], &["loop"]));
+    assert_eq!(c.problem_with(Some(&found)), None);
+}
+
+#[test]
+fn a_module_neither_place_has_is_refused_naming_both() {
+    let c = lacking_loop_and_ntfs3();
+    let found = Ok(image_tree(&["ntfs3"], &[]));
+    let p = c.problem_with(Some(&found)).unwrap();
+    assert!(p.blocks_boot);
+    assert!(
+        p.what
+            .contains("has no loop module for kernel 6.12.9-amd64")
+            && p.what.contains("could not carry it from the image either")
+            && p.what
+                .contains("/lib/modules/6.12.9-amd64 on partition 2 has neither"),
+        "{}",
+        p.what
+    );
+    assert!(
+        p.hint.contains("MODULES=(loop ntfs3)") && p.hint.contains("which vhdboot then carries"),
+        "{}",
+        p.hint
+    );
+}
+
+#[test]
+fn an_image_without_a_tree_for_the_kernel_is_refused_with_its_reason() {
+    let c = lacking_loop_and_ntfs3();
+    let absent = Err("the image's /lib/modules holds 6.1.0 but not 6.12.9-amd64".to_string());
+    let p = c.problem_with(Some(&absent)).unwrap();
+    assert!(p.blocks_boot);
+    assert!(
+        p.what.contains("has no loop or ntfs3 modules")
+            && p.what.contains(
+                "could not carry them from the image either: the image's /lib/modules holds 6.1.0"
+            ),
+        "{}",
+        p.what
+    );
+}
