@@ -71,6 +71,9 @@ pub enum VolumeBadge {
     Hibernated,
     /// The device itself is read-only.
     ReadOnly,
+    /// vhdboot's in-use record is on it: a Linux image ran from it and was
+    /// never detached cleanly (`boot::in_use`).
+    NotDetached,
 }
 
 /// A partition or whole-disk filesystem that may hold images.

@@ -18,17 +18,9 @@ use vhdboot::modprobe;
 use vhdboot::sys::{blkid, kmsg, loopdev, mount, pid1, timeline};
 use vhdboot::terminal_text;
 
+pub mod carry;
+pub mod record;
 pub mod shutdown;
-
-/// Where stage 2 mounts the host volume. It lies under /run because
-/// systemd-based initrds (dracut, mkinitcpio's systemd hook) keep the /run
-/// stage 2 mounted and move it, submounts included, into the real root at
-/// switch-root, and again into `/run/initramfs` at shutdown: the shutdown
-/// hook can only unmount the host cleanly if it can still reach it. A mount
-/// on the initramfs root itself would become unreachable after switch-root.
-/// (initramfs-tools mounts a fresh /run over ours; the host then stays
-/// mounted but hidden, and no clean detach happens at shutdown.)
-const HOST_MOUNT: &str = "/run/vhdboot/host";
 
 /// How long stage 2 waits for the host device to appear.
 const HOST_WAIT: Duration = Duration::from_secs(30);
@@ -147,15 +139,24 @@ pub fn run() -> ! {
 fn attach(h: &Handoff) -> Result<String, AttachError> {
     load_modules(h.fstype.driver());
     let device = wait_for_host(&h.host)?;
+    let generator = carry::Generator::detect(Path::new("/"));
+    if generator == carry::Generator::KeepsRun
+        && let Err(e) = carry::mount_run(Path::new("/"))
+    {
+        say(&format!(
+            "{e}; systemd may hide the host under a /run of its own"
+        ));
+    }
+    let host_mount = Path::new(generator.first_mount());
     mount::mount_fs(
         &device,
-        Path::new(HOST_MOUNT),
+        host_mount,
         h.fstype.driver(),
         mount::MountMode::ReadWrite,
         "",
     )?;
     timeline::mark("host mounted");
-    let file = Path::new(HOST_MOUNT).join(h.image.trim_start_matches('/'));
+    let file = host_mount.join(h.image.trim_start_matches('/'));
     let len = std::fs::metadata(&file)
         .map_err(|source| AttachError::Stat {
             image: h.image.clone(),
@@ -174,7 +175,23 @@ fn attach(h: &Handoff) -> Result<String, AttachError> {
         block_size: vhd::SECTOR_SIZE,
         ..loopdev::LoopConfig::default()
     };
-    let lo = loopdev::attach(&file, &cfg)?;
+    // The record goes first: a crash right after the attach must leave it.
+    let recorded = match record::write(host_mount, &h.image) {
+        Ok(path) => format!("in-use record {} written", path.display()),
+        Err(e) => format!(
+            "the in-use record {} could not be written ({e}); a crash of this boot will go \
+             unnoticed by the next vhdboot start",
+            record::path_on(host_mount).display()
+        ),
+    };
+    let lo = match loopdev::attach(&file, &cfg) {
+        Ok(lo) => lo,
+        Err(e) => {
+            // Nothing ran from the host: the record would only block it.
+            let _ = record::remove(host_mount);
+            return Err(e.into());
+        }
+    };
     let dio = match lo.direct_io_enabled() {
         Ok(true) => "direct I/O on".to_string(),
         Ok(false) => direct_io_off_reason(&device),
@@ -182,16 +199,39 @@ fn attach(h: &Handoff) -> Result<String, AttachError> {
     };
     let parts = loopdev::wait_for_partitions(&lo, Duration::from_secs(5));
     timeline::mark("loop attached");
-    let detach = match shutdown::prepare(Path::new(shutdown::INITRAMFS), &device) {
-        Ok(()) => format!("{}/shutdown ready", shutdown::INITRAMFS),
+    let detach = match prepare_detach(generator, &device) {
+        Ok(how) => how,
         Err(e) => format!("no clean detach at shutdown: {e}"),
     };
     Ok(format!(
-        "{} on {}, {dio}, {} partition(s), {detach}",
+        "{} on {}, {dio}, {} partition(s), host {} at {}, {recorded}, {detach}",
         h.image,
         lo.path.display(),
-        parts.len()
+        parts.len(),
+        device.display(),
+        host_mount.display()
     ))
+}
+
+/// Arranges the clean detach at shutdown for the init that follows (see
+/// `carry`). Returns the words for stage 2's log line.
+fn prepare_detach(generator: carry::Generator, device: &Path) -> Result<String, String> {
+    match generator {
+        carry::Generator::KeepsRun => {
+            let host = shutdown::device_number(device).map_err(|e| e.to_string())?;
+            shutdown::prepare(Path::new(shutdown::INITRAMFS), host).map_err(|e| e.to_string())?;
+            Ok(format!("{}/shutdown ready", shutdown::INITRAMFS))
+        }
+        carry::Generator::InitramfsTools => {
+            carry::register_init_bottom(Path::new("/"))
+                .map_err(|e| format!("registering the initramfs-tools init-bottom hook: {e}"))?;
+            Ok(format!(
+                "initramfs-tools: init-bottom will move the host to {} and prepare {}/shutdown",
+                carry::HOST_MOUNT,
+                shutdown::INITRAMFS
+            ))
+        }
+    }
 }
 
 /// Checks that the image file is still `size` data bytes, with or without

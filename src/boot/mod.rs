@@ -6,4 +6,5 @@
 pub mod cmdline;
 pub mod cpio;
 pub mod handoff;
+pub mod in_use;
 pub mod plan;

@@ -200,6 +200,10 @@ impl PlanError {
                 badge: VolumeBadge::Dirty,
                 ..
             } => "host volume dirty".into(),
+            PlanError::HostUnsafe {
+                badge: VolumeBadge::NotDetached,
+                ..
+            } => "host volume needs a check".into(),
             PlanError::HostUnsafe { .. } => "host volume hibernated".into(),
             PlanError::HostReadOnly { .. } => "host volume read-only".into(),
             PlanError::UnsupportedFs { fstype, .. } => format!("host volume is {fstype}"),
@@ -270,13 +274,22 @@ fn check_host(volume: &Volume) -> Result<Host, PlanError> {
         }
     };
     // Hibernation is checked first: its fix (a full shutdown) also clears
-    // the dirty flag that usually comes with it.
+    // the dirty flag that usually comes with it. vhdboot's own in-use
+    // record comes before the dirty flag: a crashed target often leaves
+    // both, and the record says which image and how to clear it.
     for (badge, state, hint) in [
         (
             VolumeBadge::Hibernated,
             "hibernated (Windows Fast Startup or hibernation)",
             "start Windows and shut it down fully (shutdown /s /t 0, or turn Fast Startup \
              off), then try again",
+        ),
+        (
+            VolumeBadge::NotDetached,
+            "marked in use by vhdboot: a Linux image ran from it and did not shut down with a \
+             clean detach (a crash or power loss), so it may hold half-written data",
+            "start Windows, run chkdsk /f on it, then delete vhdboot-in-use.txt from its root \
+             and try again",
         ),
         (
             VolumeBadge::Dirty,
@@ -547,6 +560,21 @@ mod tests {
             assert!(matches!(err, PlanError::HostUnsafe { .. }), "{err:?}");
             assert!(err.to_string().contains(expect), "{err}");
         }
+    }
+
+    #[test]
+    fn host_left_in_use_by_a_crashed_target_is_refused_with_the_fix() {
+        let mut s = snapshot();
+        // A crash often leaves the dirty flag too; the record's reason wins.
+        s.volumes[0].badges.push(VolumeBadge::Dirty);
+        s.volumes[0].badges.push(VolumeBadge::NotDetached);
+        let err = plan(&s, at(0, 0, 0), Some("")).unwrap_err();
+        assert!(matches!(err, PlanError::HostUnsafe { .. }), "{err:?}");
+        assert_eq!(err.summary(), "host volume needs a check");
+        assert!(err.cause().contains("did not shut down"), "{err}");
+        let hint = err.hint();
+        assert!(hint.contains("chkdsk /f"), "{hint}");
+        assert!(hint.contains(crate::boot::in_use::FILE_NAME), "{hint}");
     }
 
     #[test]

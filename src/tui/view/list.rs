@@ -152,6 +152,7 @@ pub fn badge_text(b: VolumeBadge) -> &'static str {
         VolumeBadge::Dirty => "dirty",
         VolumeBadge::Hibernated => "hibernated",
         VolumeBadge::ReadOnly => "read-only",
+        VolumeBadge::NotDetached => "needs check",
     }
 }
 
