@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use vhdboot::config::Config;
-use vhdboot::discovery::preflight;
 use vhdboot::discovery::scan::find_image_files;
+use vhdboot::discovery::{in_use, preflight};
 use vhdboot::model::{FsType, MountState, Snapshot, Volume, VolumeBadge};
 use vhdboot::sys::{blkid, efi, mount};
 
@@ -176,8 +176,21 @@ impl Discovery {
         }
     }
 
-    /// Windows' hibernation file is read through the read-only mount.
+    /// Windows' hibernation file is read through the read-only mount, and
+    /// so is vhdboot's own in-use record (on NTFS and exFAT alike).
     fn check_hibernation(&mut self, volume: &mut Volume) {
+        let MountState::Mounted { at } = &volume.mount else {
+            return;
+        };
+        let root = at.clone();
+        match in_use::not_detached_badge(&root) {
+            Ok(Some((badge, line))) => {
+                self.note(format!("{}: {line}", volume.display_name()));
+                add_badge(volume, Some(badge));
+            }
+            Ok(None) => {}
+            Err(e) => self.note(format!("cannot check for vhdboot's in-use record: {e}")),
+        }
         let MountState::Mounted { at } = &volume.mount else {
             return;
         };

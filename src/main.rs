@@ -27,6 +27,10 @@ fn main() -> ExitCode {
         // Stage 2 hands over to the target's init and never returns.
         stage2::run();
     }
+    if name == stage2::carry::INIT_BOTTOM_NAME {
+        // initramfs-tools' init-bottom hook, linked there by stage 2.
+        stage2::carry::run_init_bottom();
+    }
     if name == "shutdown" {
         // systemd's initrd shutdown hook (/run/initramfs/shutdown), copied
         // there by stage 2; it powers off and never returns.

@@ -88,6 +88,9 @@ pub enum VolumeBadge {
     /// The NTFS boot sector claims more bytes than the partition holds, so
     /// the kernel would mount it read-only.
     LargerThanPartition { filesystem_bytes: u64 },
+    /// vhdboot's in-use record is on it: a Linux image ran from it and was
+    /// never detached cleanly (`boot::in_use`).
+    NotDetached,
 }
 
 impl VolumeBadge {
@@ -102,6 +105,7 @@ impl VolumeBadge {
             VolumeBadge::Removable => "removable",
             VolumeBadge::DuplicateId => "duplicate id",
             VolumeBadge::LargerThanPartition { .. } => "larger than partition",
+            VolumeBadge::NotDetached => "needs check",
         }
     }
 }

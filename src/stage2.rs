@@ -24,17 +24,9 @@ use vhdboot::sys::modules::{ModuleError, finit_module};
 use vhdboot::sys::{blkid, kmsg, loopdev, mount, pid1, timeline};
 use vhdboot::terminal_text;
 
+pub mod carry;
+pub mod record;
 pub mod shutdown;
-
-/// Where stage 2 mounts the host volume. It lies under /run because
-/// systemd-based initrds (dracut, mkinitcpio's systemd hook) keep the /run
-/// stage 2 mounted and move it, submounts included, into the real root at
-/// switch-root, and again into `/run/initramfs` at shutdown: the shutdown
-/// hook can only unmount the host cleanly if it can still reach it. A mount
-/// on the initramfs root itself would become unreachable after switch-root.
-/// (initramfs-tools mounts a fresh /run over ours; the host then stays
-/// mounted but hidden, and no clean detach happens at shutdown.)
-const HOST_MOUNT: &str = "/run/vhdboot/host";
 
 /// How long stage 2 waits for the host device to appear.
 const HOST_WAIT: Duration = Duration::from_secs(30);
@@ -185,16 +177,25 @@ fn attach(h: &Handoff) -> Result<String, AttachError> {
     load_carried_modules();
     load_modules(h.fstype.driver());
     let (device, size) = wait_for_host(h)?;
-    check_device(&device, size, h)?;
+    let generator = carry::Generator::detect(Path::new("/"));
+    if generator == carry::Generator::KeepsRun
+        && let Err(e) = carry::mount_run(Path::new("/"))
+    {
+        say(&format!(
+            "{e}; systemd may hide the host under a /run of its own"
+        ));
+    }
+    let host_mount = Path::new(generator.first_mount());
+    check_device(&device, size, h, host_mount)?;
     mount::mount_fs(
         &device,
-        Path::new(HOST_MOUNT),
+        host_mount,
         h.fstype.driver(),
         mount::MountMode::ReadWrite,
         "",
     )?;
-    attach_on_mounted_host(h, &device).inspect_err(|_| {
-        match mount::umount_fs(Path::new(HOST_MOUNT)) {
+    attach_on_mounted_host(h, &device, host_mount, generator).inspect_err(|_| {
+        match mount::umount_fs(host_mount) {
             Ok(mount::Unmounted::Clean) => say(&format!("unmounted {}", device.display())),
             Ok(mount::Unmounted::Detached) => say(&format!(
                 "{} was busy and was detached lazily",
@@ -209,7 +210,12 @@ fn attach(h: &Handoff) -> Result<String, AttachError> {
 /// its own bytes (dirty flag, journal, size), then Windows' hibernation
 /// file through a read-only mount that is undone before the read-write
 /// one.
-fn check_device(device: &Path, size: u64, h: &Handoff) -> Result<(), AttachError> {
+fn check_device(
+    device: &Path,
+    size: u64,
+    h: &Handoff,
+    host_mount: &Path,
+) -> Result<(), AttachError> {
     let (badges, notes) = preflight::device_badges(device, &h.fstype, size);
     for note in notes {
         say(&note);
@@ -224,7 +230,7 @@ fn check_device(device: &Path, size: u64, h: &Handoff) -> Result<(), AttachError
     if h.fstype != FsType::Ntfs {
         return Ok(());
     }
-    let at = Path::new(HOST_MOUNT);
+    let at = host_mount;
     mount::mount_fs(
         device,
         at,
@@ -274,15 +280,25 @@ fn stage2_refusal(badge: &VolumeBadge) -> Option<(String, &'static str)> {
             ),
             "Fix the partition or the filesystem size, then boot again.",
         )),
-        VolumeBadge::ReadOnly | VolumeBadge::Removable | VolumeBadge::DuplicateId => None,
+        // The in-use record is a file, read by stage 1 through its mount;
+        // the device's own bytes never carry it.
+        VolumeBadge::ReadOnly
+        | VolumeBadge::Removable
+        | VolumeBadge::DuplicateId
+        | VolumeBadge::NotDetached => None,
     }
 }
 
 /// The steps after the host is mounted read-write.
-fn attach_on_mounted_host(h: &Handoff, device: &Path) -> Result<String, AttachError> {
+fn attach_on_mounted_host(
+    h: &Handoff,
+    device: &Path,
+    host_mount: &Path,
+    generator: carry::Generator,
+) -> Result<String, AttachError> {
     // The kernel may have made the superblock read-only on its own: the
     // mount call succeeded, and only the mount's flags tell.
-    if mount::is_read_only(Path::new(HOST_MOUNT))? {
+    if mount::is_read_only(host_mount)? {
         return Err(AttachError::MountedReadOnly {
             device: device.to_path_buf(),
             kernel: mount::recent_kernel_lines(device, h.fstype.driver())
@@ -293,7 +309,7 @@ fn attach_on_mounted_host(h: &Handoff, device: &Path) -> Result<String, AttachEr
     }
     timeline::mark("host mounted");
     let device = device.to_path_buf();
-    let file = Path::new(HOST_MOUNT).join(h.image.trim_start_matches('/'));
+    let file = host_mount.join(h.image.trim_start_matches('/'));
     let len = std::fs::metadata(&file)
         .map_err(|source| AttachError::Stat {
             image: h.image.clone(),
@@ -312,7 +328,23 @@ fn attach_on_mounted_host(h: &Handoff, device: &Path) -> Result<String, AttachEr
         block_size: vhd::SECTOR_SIZE,
         ..loopdev::LoopConfig::default()
     };
-    let lo = loopdev::attach(&file, &cfg)?;
+    // The record goes first: a crash right after the attach must leave it.
+    let recorded = match record::write(host_mount, &h.image) {
+        Ok(path) => format!("in-use record {} written", path.display()),
+        Err(e) => format!(
+            "the in-use record {} could not be written ({e}); a crash of this boot will go \
+             unnoticed by the next vhdboot start",
+            record::path_on(host_mount).display()
+        ),
+    };
+    let lo = match loopdev::attach(&file, &cfg) {
+        Ok(lo) => lo,
+        Err(e) => {
+            // Nothing ran from the host: the record would only block it.
+            let _ = record::remove(host_mount);
+            return Err(e.into());
+        }
+    };
     let dio = match lo.direct_io_enabled() {
         Ok(true) => "direct I/O on".to_string(),
         Ok(false) => direct_io_off_reason(&device),
@@ -320,16 +352,39 @@ fn attach_on_mounted_host(h: &Handoff, device: &Path) -> Result<String, AttachEr
     };
     let parts = loopdev::wait_for_partitions(&lo, Duration::from_secs(5));
     timeline::mark("loop attached");
-    let detach = match shutdown::prepare(Path::new(shutdown::INITRAMFS), &device) {
-        Ok(()) => format!("{}/shutdown ready", shutdown::INITRAMFS),
+    let detach = match prepare_detach(generator, &device) {
+        Ok(how) => how,
         Err(e) => format!("no clean detach at shutdown: {e}"),
     };
     Ok(format!(
-        "{} on {}, {dio}, {} partition(s), {detach}",
+        "{} on {}, {dio}, {} partition(s), host {} at {}, {recorded}, {detach}",
         h.image,
         lo.path.display(),
-        parts.len()
+        parts.len(),
+        device.display(),
+        host_mount.display()
     ))
+}
+
+/// Arranges the clean detach at shutdown for the init that follows (see
+/// `carry`). Returns the words for stage 2's log line.
+fn prepare_detach(generator: carry::Generator, device: &Path) -> Result<String, String> {
+    match generator {
+        carry::Generator::KeepsRun => {
+            let host = shutdown::device_number(device).map_err(|e| e.to_string())?;
+            shutdown::prepare(Path::new(shutdown::INITRAMFS), host).map_err(|e| e.to_string())?;
+            Ok(format!("{}/shutdown ready", shutdown::INITRAMFS))
+        }
+        carry::Generator::InitramfsTools => {
+            carry::register_init_bottom(Path::new("/"))
+                .map_err(|e| format!("registering the initramfs-tools init-bottom hook: {e}"))?;
+            Ok(format!(
+                "initramfs-tools: init-bottom will move the host to {} and prepare {}/shutdown",
+                carry::HOST_MOUNT,
+                shutdown::INITRAMFS
+            ))
+        }
+    }
 }
 
 /// Checks that the image file is still `size` data bytes, with or without

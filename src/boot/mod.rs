@@ -7,5 +7,6 @@ pub mod cmdline;
 pub mod cpio;
 pub mod handoff;
 pub mod host_match;
+pub mod in_use;
 pub mod plan;
 pub mod repair;

@@ -272,6 +272,10 @@ impl PlanError {
                 badge: VolumeBadge::UncleanLog,
                 ..
             } => "host journal not clean".into(),
+            PlanError::HostUnsafe {
+                badge: VolumeBadge::NotDetached,
+                ..
+            } => "host volume needs a check".into(),
             PlanError::HostUnsafe { .. } => "host volume hibernated".into(),
             PlanError::HibernatedElsewhere { .. } => "Windows hibernated".into(),
             PlanError::LargerThanPartition { .. } => "host larger than its partition".into(),
@@ -355,6 +359,9 @@ fn check_host(snapshot: &Snapshot, volume: &Volume) -> Result<Host, PlanError> {
     };
     // Hibernation is checked first: its fix (a full shutdown) also clears
     // the dirty flag and the unclean journal that usually come with it.
+    // vhdboot's own in-use record comes before the dirty flag: a crashed
+    // target often leaves both, and the record says which image and how to
+    // clear it.
     if volume.badges.contains(&VolumeBadge::Hibernated) {
         return Err(unsafe_host(
             VolumeBadge::Hibernated,
@@ -385,6 +392,13 @@ fn check_host(snapshot: &Snapshot, volume: &Volume) -> Result<Host, PlanError> {
         _ => "start Windows and run chkdsk /f on it, then try again",
     };
     for (badge, state, hint) in [
+        (
+            VolumeBadge::NotDetached,
+            "marked in use by vhdboot: a Linux image ran from it and did not shut down with a \
+             clean detach (a crash or power loss), so it may hold half-written data",
+            "start Windows, run chkdsk /f on it, then delete vhdboot-in-use.txt from its root \
+             and try again",
+        ),
         (
             VolumeBadge::Dirty,
             "marked dirty (not cleanly unmounted)",
@@ -716,6 +730,21 @@ mod tests {
             assert!(matches!(err, PlanError::HostUnsafe { .. }), "{err:?}");
             assert!(err.to_string().contains(expect), "{err}");
         }
+    }
+
+    #[test]
+    fn host_left_in_use_by_a_crashed_target_is_refused_with_the_fix() {
+        let mut s = snapshot();
+        // A crash often leaves the dirty flag too; the record's reason wins.
+        s.volumes[0].badges.push(VolumeBadge::Dirty);
+        s.volumes[0].badges.push(VolumeBadge::NotDetached);
+        let err = plan(&s, at(0, 0, 0), Some("")).unwrap_err();
+        assert!(matches!(err, PlanError::HostUnsafe { .. }), "{err:?}");
+        assert_eq!(err.summary(), "host volume needs a check");
+        assert!(err.cause().contains("did not shut down"), "{err}");
+        let hint = err.hint();
+        assert!(hint.contains("chkdsk /f"), "{hint}");
+        assert!(hint.contains(crate::boot::in_use::FILE_NAME), "{hint}");
     }
 
     #[test]

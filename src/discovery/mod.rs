@@ -5,5 +5,6 @@
 #![forbid(unsafe_code)]
 
 pub mod decisions;
+pub mod in_use;
 pub mod preflight;
 pub mod scan;

@@ -83,25 +83,26 @@ pub enum PrepareError {
     },
 }
 
+/// The device number (major, minor) of the block device `device`.
+pub fn device_number(device: &Path) -> Result<(u64, u64), PrepareError> {
+    let rdev = fs::metadata(device)
+        .map_err(|source| PrepareError::ReadDevice {
+            device: device.to_path_buf(),
+            source,
+        })?
+        .rdev();
+    Ok((nix::sys::stat::major(rdev), nix::sys::stat::minor(rdev)))
+}
+
 /// Makes `initramfs` a shutdown root in systemd's sense: the directories
 /// switch-root needs, this binary as `shutdown` and the host volume's
-/// device number. `host_device` is the block device of the host volume.
-pub fn prepare(initramfs: &Path, host_device: &Path) -> Result<(), PrepareError> {
+/// device number (`host`, as [`device_number`] gives it).
+pub fn prepare(initramfs: &Path, host: (u64, u64)) -> Result<(), PrepareError> {
     for d in DIRS {
         let dir = initramfs.join(d);
         fs::create_dir_all(&dir).map_err(|source| PrepareError::CreateDir { dir, source })?;
     }
-    let rdev = fs::metadata(host_device)
-        .map_err(|source| PrepareError::ReadDevice {
-            device: host_device.to_path_buf(),
-            source,
-        })?
-        .rdev();
-    let note = format!(
-        "{}:{}\n",
-        nix::sys::stat::major(rdev),
-        nix::sys::stat::minor(rdev)
-    );
+    let note = format!("{}:{}\n", host.0, host.1);
     let note_path = initramfs.join(HOST_NOTE);
     fs::write(&note_path, note).map_err(|source| PrepareError::WriteNote {
         path: note_path,
@@ -226,12 +227,14 @@ fn unmount_target(host: Option<(u64, u64)>) -> Vec<MountEntry> {
     stayed
 }
 
-/// Detaches every loop device that has a backing file and waits briefly
-/// for the kernel to drop it (the detach completes on the last close).
-fn detach_loops() {
+/// The loop devices that have a backing file now, with that file's
+/// sysfs path, read before anything is unmounted: systemd-shutdown marks
+/// a busy loop device autoclear, and the kernel then detaches it by itself
+/// when its last partition is unmounted, before we get to it.
+fn attached_loops() -> Vec<(loopdev::LoopDevice, PathBuf)> {
     let Ok(dir) = fs::read_dir("/sys/block") else {
         say("shutdown: /sys/block is not readable; cannot detach loop devices");
-        return;
+        return Vec::new();
     };
     let mut attached = Vec::new();
     for entry in dir.flatten() {
@@ -247,7 +250,22 @@ fn detach_loops() {
             attached.push((loopdev::LoopDevice::from_number(number), backing));
         }
     }
+    attached
+}
+
+/// Detaches each loop device and waits briefly for the kernel to drop it
+/// (the detach completes on the last close). Returns true when all are
+/// gone.
+fn detach_loops(attached: Vec<(loopdev::LoopDevice, PathBuf)>) -> bool {
+    let mut all_gone = true;
     for (dev, backing) in attached {
+        if fs::metadata(&backing).is_err() {
+            say(&format!(
+                "shutdown: detached {} (autoclear: the kernel let it go with its last user)",
+                dev.path.display()
+            ));
+            continue;
+        }
         match dev.detach() {
             Ok(()) => {
                 let deadline = Instant::now() + Duration::from_secs(3);
@@ -255,6 +273,7 @@ fn detach_loops() {
                     std::thread::sleep(Duration::from_millis(50));
                 }
                 if fs::metadata(&backing).is_ok() {
+                    all_gone = false;
                     say(&format!(
                         "shutdown: {} is still attached (something holds it open)",
                         dev.path.display()
@@ -263,7 +282,37 @@ fn detach_loops() {
                     say(&format!("shutdown: detached {}", dev.path.display()));
                 }
             }
-            Err(e) => say(&format!("shutdown: {e}")),
+            Err(e) => {
+                if fs::metadata(&backing).is_err() {
+                    say(&format!("shutdown: detached {}", dev.path.display()));
+                } else {
+                    all_gone = false;
+                    say(&format!("shutdown: {e}"));
+                }
+            }
+        }
+    }
+    all_gone
+}
+
+/// Removes the in-use record from each host volume, which says that
+/// the image was detached cleanly. Called only when it was.
+fn remove_records(host: Option<(u64, u64)>) {
+    for m in read_mounts()
+        .into_iter()
+        .filter(|m| role(m, host) == Role::Host)
+    {
+        match super::record::remove(&m.mount_point) {
+            Ok(path) => say(&format!(
+                "shutdown: in-use record {} removed from {}",
+                path.display(),
+                m.source
+            )),
+            Err(e) => say(&format!(
+                "shutdown: removing the in-use record on {}: {e}; the next vhdboot start will \
+                 ask for a check of the volume",
+                m.source
+            )),
         }
     }
 }
@@ -277,8 +326,10 @@ fn unmount_hosts(host: Option<(u64, u64)>) -> bool {
     {
         match teardown::umount_strict(&m.mount_point) {
             Ok(()) => say(&format!(
-                "shutdown: host volume {} ({}) unmounted cleanly",
-                m.source, m.fstype
+                "shutdown: host volume {} ({}) unmounted cleanly from {}",
+                m.source,
+                m.fstype,
+                m.mount_point.display()
             )),
             Err(e) => {
                 clean = false;
@@ -313,11 +364,27 @@ pub fn run() -> ! {
     if host.is_none() {
         say("shutdown: no recorded host device; treating NTFS and exFAT mounts as host volumes");
     }
+    let hosts_seen = read_mounts()
+        .iter()
+        .filter(|m| role(m, host) == Role::Host)
+        .count();
+    if hosts_seen == 0 {
+        say("shutdown: the host volume is not mounted here; it cannot be unmounted cleanly");
+    }
+    let loops = attached_loops();
     let stayed = unmount_target(host);
     nix::unistd::sync();
-    detach_loops();
+    let detached = detach_loops(loops);
     nix::unistd::sync();
-    let clean = unmount_hosts(host) && stayed.is_empty();
+    if detached && stayed.is_empty() {
+        remove_records(host);
+    } else {
+        say(
+            "shutdown: the image is still in use; the in-use record stays, so the next vhdboot \
+             start asks for a check of the host volume",
+        );
+    }
+    let clean = unmount_hosts(host) && stayed.is_empty() && detached && hosts_seen > 0;
     say(&format!(
         "shutdown: {}; {verb} now",
         if clean {
@@ -395,6 +462,17 @@ mod tests {
     }
 
     #[test]
+    fn the_host_under_run_initramfs_is_the_host_not_a_kept_mount() {
+        // Where stage 2 (carry::HOST_MOUNT) leaves it after switch-root,
+        // as seen after systemd-shutdown's pivot into /run/initramfs.
+        let m =
+            &parse_mountinfo("40 24 253:1 / /run/initramfs/vhdboot/host rw - ntfs3 /dev/vda1 rw\n")
+                [0];
+        assert_eq!(role(m, Some((253, 1))), Role::Host);
+        assert_eq!(role(m, None), Role::Host);
+    }
+
+    #[test]
     fn systemd_verbs_map_to_reboot_modes() {
         assert_eq!(mode_for("reboot"), pid1::RebootMode::Restart);
         assert_eq!(mode_for("poweroff"), pid1::RebootMode::PowerOff);
@@ -405,7 +483,7 @@ mod tests {
     #[test]
     fn prepare_lays_out_a_shutdown_root_with_the_host_device() {
         let dir = tempfile::tempdir().unwrap();
-        prepare(dir.path(), Path::new("/dev/null")).unwrap();
+        prepare(dir.path(), device_number(Path::new("/dev/null")).unwrap()).unwrap();
         for d in DIRS {
             assert!(dir.path().join(d).is_dir(), "{d}");
         }

@@ -24,6 +24,9 @@ Scenarios:
            /run/initramfs/shutdown poweroff (systemd's initrd interface):
            root unmounted, loop detached, host unmounted; from the host,
            ntfs-3g's tools find the NTFS volume clean and the file there
+  crash    the target crashes (sysrq c) with its image attached; the next
+           start badges the NTFS host "needs check" and refuses it with
+           the fix (chkdsk, delete vhdboot-in-use.txt); exFAT still boots
   faults   the fault disk: kexec refused, corrupt footer, dynamic VHD, no
            ESP, UKI without .linux, dirty NTFS and missing loop module
            (the last two need the preflight branch: XFAIL until then)
@@ -882,7 +885,10 @@ def scenario_shutdown(args, timings):
     text = vm.text()
     for needed in [r"shutdown: unmounted /sysroot \(/dev/loop\d+p2, vfat\)",
                    r"shutdown: detached /dev/loop\d+",
-                   r"shutdown: host volume /dev/vda1 \(ntfs3\) unmounted cleanly",
+                   r"shutdown: in-use record /run/initramfs/vhdboot/host/vhdboot-in-use\.txt "
+                   r"removed from /dev/vda1",
+                   r"shutdown: host volume /dev/vda1 \(ntfs3\) unmounted cleanly "
+                   r"from /run/initramfs/vhdboot/host",
                    r"shutdown: everything detached cleanly; poweroff now"]:
         check(re.search(needed, text) is not None, f"the serial console lacks {needed!r}")
     flags, opens, host_file = ntfs_after(args, "shutdown")
@@ -896,6 +902,45 @@ def scenario_shutdown(args, timings):
     dirty_flags, dirty_opens, _ = ntfs_state(os.path.abspath(args.fault_disk), offset, size)
     check(dirty_flags & 1 == 1 and not dirty_opens,
           f"the check does not see E2E-DIRTY as dirty (flags 0x{dirty_flags:04x}, opens {dirty_opens})")
+    return vm
+
+
+def scenario_crash(args, timings):
+    """The target dies without any shutdown (sysrq c) while its image is
+    attached. vhdboot's in-use record stays on the host, and the next start
+    of vhdboot, on the disk as the crash left it, badges the NTFS host as
+    needing a check and refuses to boot from it, with the fix in words; the
+    exFAT host, untouched, still boots."""
+    vm = boot_with_shutdown_mode(args, timings, "crash", "crash")
+    check("sysrq: Trigger a crash" in vm.text(), "the target did not crash through sysrq")
+    raw = overlay_to_raw(args, "crash")
+    try:
+        # ntfs-3g's tools cannot check for the record: after the crash they
+        # refuse the volume ("$MFTMirr does not match $MFT"). The next stage
+        # 1 reads it through ntfs3, read-only.
+        nxt = Vm(args, "crash-next", args.kernel, args.initrd,
+                 f"{BASE_CMDLINE} vhdboot.default={NTFS_PATH} vhdboot.timeout=-1 "
+                 "vhdboot.columns=160 vhdboot.lines=50", disk=raw)
+        try:
+            wait_menu(nxt, args, timings, [NTFS_TITLE, EXFAT_TITLE])
+            nxt.wait_for(r"needs check", 30, "the NTFS host's 'needs check' badge", on_screen=True)
+            nxt.settle()
+            nxt.key("enter")
+            flat = lambda t: re.sub(r"\s+", " ", t)
+            nxt.wait_for(lambda t: re.search(r"did not shut down with a clean detach", flat(t)),
+                         60, "the refusal of the NTFS host with its reason", on_screen=True)
+            nxt.settle()
+            screen = flat(nxt.screen())
+            check("chkdsk /f" in screen and "vhdboot-in-use.txt" in screen,
+                  f"the refusal does not give the fix (chkdsk /f, delete vhdboot-in-use.txt): {screen[-600:]!r}")
+            check("VHDBOOT-TARGET-OK" not in nxt.text(), "the refused image booted anyway")
+            nxt.key("esc")
+            down_enter_boots_exfat(nxt, args)
+            timings["refused, exFAT booted"] = nxt.elapsed()
+        finally:
+            nxt.close()
+    finally:
+        os.unlink(raw)
     return vm
 
 
@@ -1877,6 +1922,7 @@ SCENARIOS = {
     "readonly": scenario_readonly,
     "silent": scenario_silent,
     "shutdown": scenario_shutdown,
+    "crash": scenario_crash,
     "faults": scenario_faults,
     "empty": scenario_empty,
     "panic": scenario_panic,
@@ -1904,7 +1950,7 @@ DEFAULT_SCENARIOS = ["direct", "default", "pick", "edit", "readonly", "silent", 
                      "faults", "empty", "panic", "late", "4kn", "shell-keys", "kexec-refused",
                      "confirm-cancel", "exec-fails", "default-broken", "hostile", "ovmf",
                      "ovmf-vga", "preload-default", "preload-pick", "boot-dir", "repair",
-                     "repair-write", "host-safety", "hibernation", "carry"]
+                     "repair-write", "host-safety", "hibernation", "carry", "crash"]
 
 
 def main() -> int:
