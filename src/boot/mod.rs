@@ -5,5 +5,7 @@
 
 pub mod cmdline;
 pub mod cpio;
+pub mod entry_id;
 pub mod handoff;
+pub mod loader_interface;
 pub mod plan;

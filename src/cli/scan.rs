@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::live_scan::Discovery;
+use vhdboot::boot::entry_id::all_entry_ids;
 use vhdboot::boot::plan::{PlanError, image_blocker, image_problem};
 use vhdboot::config::Config;
 use vhdboot::discovery::scan::find_image_files;
@@ -47,11 +48,33 @@ pub fn run(a: ScanArgs) -> anyhow::Result<ExitCode> {
     };
     if a.json {
         // JSON escapes control characters itself; its newlines are layout.
-        println!("{}", serde_json::to_string_pretty(&snapshot)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&with_entry_ids(&snapshot)?)?
+        );
     } else {
         print_snapshot(&snapshot, !a.roots.is_empty());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The snapshot as JSON, each entry with its stable `id` (the name
+/// `bootctl set-oneshot` and `default = @saved` use) added beside the
+/// fields the model has.
+fn with_entry_ids(snapshot: &Snapshot) -> anyhow::Result<serde_json::Value> {
+    let mut json = serde_json::to_value(snapshot)?;
+    for (r, id) in all_entry_ids(snapshot) {
+        if let Some(entry) = json
+            .pointer_mut(&format!(
+                "/volumes/{}/images/{}/entries/{}",
+                r.volume, r.image, r.entry
+            ))
+            .and_then(|e| e.as_object_mut())
+        {
+            entry.insert("id".into(), serde_json::Value::String(id));
+        }
+    }
+    Ok(json)
 }
 
 fn scan_devices(config: Config) -> anyhow::Result<Snapshot> {

@@ -6,6 +6,7 @@
 //! reachable.
 
 mod host;
+mod loader_vars;
 
 use std::path::Path;
 use std::sync::mpsc;
@@ -17,7 +18,7 @@ use vhdboot::discovery::decisions::{self, Start};
 use vhdboot::model::MountState;
 use vhdboot::model::Snapshot;
 use vhdboot::modprobe;
-use vhdboot::sys::{console, kmsg, pid1, timeline};
+use vhdboot::sys::{console, efivars, kmsg, pid1, timeline};
 use vhdboot::terminal_text;
 use vhdboot::tui::app::{self, AppOptions};
 use vhdboot::tui::executor::execute;
@@ -28,6 +29,7 @@ use vhdboot::tui::update::update;
 
 use crate::live_scan::{self, Discovery};
 use host::RealHost;
+use loader_vars::LoaderVars;
 
 /// The modules stage 1 needs beyond what coldplug finds for the hardware.
 const FS_MODULES: [&str; 3] = ["loop", "ntfs3", "exfat"];
@@ -116,10 +118,16 @@ pub fn run() -> ! {
         point.arm();
         discovery.note(format!("{point}: {} (test only)", point.effect()));
     }
+    let loader = LoaderVars::new(Path::new(efivars::EFIVARS), started, config.default_saved);
+    let (remembered, notes) = loader.read_remembered();
+    for line in notes {
+        discovery.note(line);
+    }
     // The menu's inbox is given to the preloads when the menu starts.
     let mut host = RealHost {
         discovery,
         preloads: host::Preloads::new(mpsc::channel().0),
+        loader,
     };
     // Nothing to choose from: say why, then go straight to the shell
     // (ZFSBootMenu does the same when it finds no pool). The menu follows
@@ -136,7 +144,11 @@ pub fn run() -> ! {
     }
 
     let mut pending = Vec::new();
-    let (default, countdown) = match decisions::decide_start(&snapshot, &config) {
+    let decision = decisions::decide_start_remembered(&snapshot, &config, &remembered);
+    for note in decision.notes {
+        host.discovery.note(note);
+    }
+    let (default, countdown) = match decision.start {
         Start::Boot(entry) => {
             // Boot at once, with the entry's own line; if that fails, the
             // menu shows why.
@@ -159,7 +171,7 @@ pub fn run() -> ! {
                     hint: "Pick another entry, fix the image, or press l for the scan log.".into(),
                 }));
             }
-            (decisions::find_default(&snapshot, &config), None)
+            (decision.default, None)
         }
     };
     let countdown = match config.timeout {
@@ -168,6 +180,7 @@ pub fn run() -> ! {
     };
     let snapshot = host.discovery.snapshot();
     let mut model = Model::new(snapshot, &config, default, countdown).with_preload();
+    model.efi_variables = Some(host.loader.available());
     if default.is_none()
         && let Some((volume, image)) = decisions::default_image(&model.snapshot, &config)
     {

@@ -97,14 +97,16 @@ pub fn mount_pseudo_filesystems_in(root: &Path) -> Vec<MountError> {
         }
     }
     // efivarfs exists only when the kernel was booted through EFI; its
-    // directory is part of sysfs, so it is never created here.
+    // directory is part of sysfs, so it is never created here. It is
+    // mounted read-only: `sys::efivars` opens it for writing only around
+    // an intended write.
     let efivars = root.join("sys/firmware/efi/efivars");
     if efivars.is_dir()
         && let Err(e) = mount_once(
             "efivarfs",
             &efivars,
             "efivarfs",
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            super::efivars::mount_flags(true),
             "",
         )
     {

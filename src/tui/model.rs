@@ -177,6 +177,9 @@ pub struct Model {
     /// The selection moved since the last tick; a preload starts only once
     /// it rests, so holding Down does not start one per row.
     pub moved_since_tick: bool,
+    /// Whether the machine has EFI variables (one-shot and @saved entries,
+    /// the Boot Loader Interface); None where nobody asked (the CLI).
+    pub efi_variables: Option<bool>,
 }
 
 impl Model {
@@ -220,6 +223,7 @@ impl Model {
             next_preload_id: 1,
             boot_waits: false,
             moved_since_tick: false,
+            efi_variables: None,
         };
         model.selected = default
             .and_then(|d| model.row_of_entry(d))
