@@ -23,6 +23,7 @@ mod image;
 mod menu;
 mod probe;
 mod scan;
+mod snap;
 mod uki;
 mod vhd;
 
@@ -57,6 +58,9 @@ enum Command {
     Scan(scan::ScanArgs),
     /// Run the boot menu on this terminal without booting anything.
     Menu(menu::MenuArgs),
+    /// On a target: boot a firmware entry (e.g. Windows) once, at a given
+    /// time, through BootNext.
+    Snap(snap::SnapArgs),
     /// Read disk content for vhdboot itself, under limits (internal).
     #[command(subcommand, hide = true)]
     Probe(probe::ProbeCommand),
@@ -71,6 +75,7 @@ pub fn run() -> ExitCode {
         Command::Uki(c) => uki::run(c),
         Command::Scan(a) => scan::run(a),
         Command::Menu(a) => menu::run(a),
+        Command::Snap(a) => snap::run(a),
         Command::Probe(c) => probe::run(c),
     };
     match result {

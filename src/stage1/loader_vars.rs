@@ -129,3 +129,107 @@ impl LoaderVars {
 fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vhdboot::boot::loader_interface::{NV_BS_RT, encode_string, with_attributes};
+    use vhdboot::model::{
+        BootEntry, ByteRange, EntrySource, FsType, Image, ImageKind, MountState, Volume,
+    };
+
+    fn snapshot() -> Snapshot {
+        let entry = BootEntry {
+            title: "Debian".into(),
+            version: Some("6.12.1".into()),
+            cmdline: "root=x".into(),
+            source: EntrySource::Uki {
+                esp: ByteRange { offset: 0, len: 1 },
+                path: "/EFI/Linux/debian-6.12.1.efi".into(),
+            },
+            kernel_size: 1,
+            initrd_size: 1,
+        };
+        Snapshot {
+            volumes: vec![Volume {
+                device: "/dev/vda1".into(),
+                fstype: FsType::Ntfs,
+                label: None,
+                uuid: Some("1234".into()),
+                partuuid: None,
+                size: 1,
+                mount: MountState::NotMounted,
+                badges: vec![],
+                images: vec![Image {
+                    path: "/debian.vhd".into(),
+                    file_size: 1024,
+                    kind: ImageKind::FixedVhd { data_size: 512 },
+                    entries: vec![entry],
+                    problems: vec![],
+                }],
+            }],
+            ..Snapshot::default()
+        }
+    }
+
+    fn var(dir: &Path, name: &str) -> Option<Vec<u8>> {
+        std::fs::read(dir.join(file_name(name, LOADER_GUID))).ok()
+    }
+
+    #[test]
+    fn one_shot_is_read_once_and_deleted() {
+        let t = tempfile::tempdir().unwrap();
+        let file = t.path().join(file_name(names::ENTRY_ONE_SHOT, LOADER_GUID));
+        std::fs::write(&file, with_attributes(NV_BS_RT, &encode_string("a-b-1"))).unwrap();
+        let vars = LoaderVars::new(t.path(), Duration::ZERO, false);
+        let (remembered, _) = vars.read_remembered();
+        assert_eq!(remembered.one_shot.as_deref(), Some("a-b-1"));
+        assert!(!file.exists());
+        assert_eq!(vars.read_remembered().0.one_shot, None);
+    }
+
+    #[test]
+    fn boot_writes_the_interface_once_and_rewrites_only_what_changed() {
+        let t = tempfile::tempdir().unwrap();
+        let mut vars = LoaderVars::new(t.path(), Duration::from_millis(1500), true);
+        let snap = snapshot();
+        vars.wanted_entry = vhdboot::boot::entry_id::entry_id(
+            &snap,
+            vhdboot::model::EntryRef {
+                volume: 0,
+                image: 0,
+                entry: 0,
+            },
+        );
+        let first = vars.record_boot(&snap, Duration::from_secs(3)).unwrap();
+        assert!(first.contains("7 written"), "{first}");
+        let info = var(t.path(), names::INFO).unwrap();
+        assert_eq!(
+            decode_string(&info[4..]).unwrap(),
+            format!("vhdboot {}", env!("CARGO_PKG_VERSION"))
+        );
+        let init = var(t.path(), names::TIME_INIT).unwrap();
+        assert_eq!(decode_string(&init[4..]).as_deref(), Some("1500000"));
+        assert_eq!(
+            var(t.path(), names::ENTRY_LAST_BOOTED),
+            var(t.path(), names::ENTRY_SELECTED)
+        );
+        // The same boot again: only the exec time differs.
+        let second = vars.record_boot(&snap, Duration::from_secs(4)).unwrap();
+        assert!(
+            second.contains("1 written") && second.contains("LoaderTimeExecUSec"),
+            "{second}"
+        );
+    }
+
+    #[test]
+    fn without_efi_nothing_is_written_and_the_log_says_so() {
+        let t = tempfile::tempdir().unwrap();
+        let mut vars = LoaderVars::new(&t.path().join("missing"), Duration::ZERO, true);
+        vars.wanted_entry = Some("x".into());
+        assert_eq!(vars.record_boot(&snapshot(), Duration::ZERO), None);
+        let (remembered, notes) = vars.read_remembered();
+        assert_eq!(remembered, Remembered::default());
+        assert!(notes[0].contains("not available here"), "{notes:?}");
+    }
+}
