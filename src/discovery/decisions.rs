@@ -66,7 +66,8 @@ pub struct Remembered {
     pub one_shot: Option<String>,
     /// `LoaderEntryDefault` (`bootctl set-default`).
     pub entry_default: Option<String>,
-    /// `LoaderEntryLastBooted`, which `default = @saved` follows.
+    /// `LoaderEntryLastBooted`, which `default = @saved` follows. A
+    /// one-shot boot does not change it.
     pub last_booted: Option<String>,
 }
 

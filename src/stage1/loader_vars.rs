@@ -26,6 +26,9 @@ pub struct LoaderVars {
     save_last_booted: bool,
     /// The entry whose kernel was loaded last (the one exec would start).
     pub wanted_entry: Option<String>,
+    /// The one-shot entry of this start: booting it does not change the
+    /// saved entry (systemd-boot's rule), so @saved comes back after it.
+    one_shot: Option<String>,
 }
 
 impl LoaderVars {
@@ -35,6 +38,7 @@ impl LoaderVars {
             init,
             save_last_booted,
             wanted_entry: None,
+            one_shot: None,
         }
     }
 
@@ -52,7 +56,7 @@ impl LoaderVars {
     /// Reads what the variables remember and deletes the one-shot at once,
     /// as systemd-boot does: it counts for this start, whatever happens
     /// next. Returns the log lines to show.
-    pub fn read_remembered(&self) -> (Remembered, Vec<String>) {
+    pub fn read_remembered(&mut self) -> (Remembered, Vec<String>) {
         let mut notes = Vec::new();
         if !self.available() {
             notes.push(
@@ -67,6 +71,7 @@ impl LoaderVars {
             entry_default: self.read_string(names::ENTRY_DEFAULT),
             last_booted: self.read_string(names::ENTRY_LAST_BOOTED),
         };
+        self.one_shot = remembered.one_shot.clone();
         if let Some(id) = &remembered.one_shot {
             notes.push(format!("EFI variables: one-shot entry {id}"));
             let clear = VarChange {
@@ -102,7 +107,7 @@ impl LoaderVars {
             selected,
             init_usec: micros(self.init),
             exec_usec: micros(exec),
-            save_last_booted: self.save_last_booted,
+            save_last_booted: self.save_last_booted && self.one_shot.as_deref() != Some(selected),
         };
         let wanted: Vec<VarChange> = boot_variables(&record)
             .into_iter()
@@ -181,7 +186,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let file = t.path().join(file_name(names::ENTRY_ONE_SHOT, LOADER_GUID));
         std::fs::write(&file, with_attributes(NV_BS_RT, &encode_string("a-b-1"))).unwrap();
-        let vars = LoaderVars::new(t.path(), Duration::ZERO, false);
+        let mut vars = LoaderVars::new(t.path(), Duration::ZERO, false);
         let (remembered, _) = vars.read_remembered();
         assert_eq!(remembered.one_shot.as_deref(), Some("a-b-1"));
         assert!(!file.exists());
@@ -231,5 +236,30 @@ mod tests {
         let (remembered, notes) = vars.read_remembered();
         assert_eq!(remembered, Remembered::default());
         assert!(notes[0].contains("not available here"), "{notes:?}");
+    }
+
+    #[test]
+    fn booting_the_one_shot_entry_keeps_the_saved_one() {
+        let t = tempfile::tempdir().unwrap();
+        let snap = snapshot();
+        let id = vhdboot::boot::entry_id::all_entry_ids(&snap)[0].1.clone();
+        let last = t
+            .path()
+            .join(file_name(names::ENTRY_LAST_BOOTED, LOADER_GUID));
+        std::fs::write(&last, with_attributes(NV_BS_RT, &encode_string("other"))).unwrap();
+        let one_shot = t.path().join(file_name(names::ENTRY_ONE_SHOT, LOADER_GUID));
+        std::fs::write(&one_shot, with_attributes(NV_BS_RT, &encode_string(&id))).unwrap();
+        let mut vars = LoaderVars::new(t.path(), Duration::ZERO, true);
+        vars.read_remembered();
+        vars.wanted_entry = Some(id.clone());
+        vars.record_boot(&snap, Duration::ZERO).unwrap();
+        assert_eq!(
+            decode_string(&std::fs::read(&last).unwrap()[4..]).as_deref(),
+            Some("other")
+        );
+        assert_eq!(
+            decode_string(&var(t.path(), names::ENTRY_SELECTED).unwrap()[4..]),
+            Some(id)
+        );
     }
 }

@@ -109,6 +109,9 @@ pub fn run() -> ! {
         discovery.note(line);
     }
     load_modules(&mut discovery);
+    if let Some(Err(e)) = pid1::mount_efivarfs() {
+        discovery.note(format!("EFI variables: {e}"));
+    }
     timeline::mark("modules loaded");
     let snapshot = discovery.settle(|| {
         pid1::reap_zombies();
@@ -118,7 +121,7 @@ pub fn run() -> ! {
         point.arm();
         discovery.note(format!("{point}: {} (test only)", point.effect()));
     }
-    let loader = LoaderVars::new(Path::new(efivars::EFIVARS), started, config.default_saved);
+    let mut loader = LoaderVars::new(Path::new(efivars::EFIVARS), started, config.default_saved);
     let (remembered, notes) = loader.read_remembered();
     for line in notes {
         discovery.note(line);
@@ -226,7 +229,13 @@ pub fn run() -> ! {
 /// Coldplugs the hardware, then loads the filesystem drivers. A missing
 /// module is logged; the menu still comes up and says what it found.
 fn load_modules(discovery: &mut Discovery) {
-    let loaded = modprobe::load_boot_modules(&FS_MODULES);
+    let mut modules = FS_MODULES.to_vec();
+    // efivarfs is a module in Debian's kernels; it only loads (and is only
+    // wanted) where the firmware is EFI.
+    if Path::new("/sys/firmware/efi").is_dir() {
+        modules.push("efivarfs");
+    }
+    let loaded = modprobe::load_boot_modules(&modules);
     if let Some(why) = loaded.unavailable {
         discovery.note(why);
     }
