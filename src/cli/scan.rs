@@ -179,3 +179,54 @@ fn print_snapshot(s: &Snapshot, folders: bool) {
         say_err!("{line}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vhdboot::model::{BootEntry, ByteRange, EntrySource, Image, ImageKind};
+
+    #[test]
+    fn json_entries_carry_their_stable_ids() {
+        let entry = BootEntry {
+            title: "Debian".into(),
+            version: Some("6.12.1".into()),
+            cmdline: "root=x".into(),
+            source: EntrySource::Uki {
+                esp: ByteRange { offset: 0, len: 1 },
+                path: "/EFI/Linux/debian-6.12.1.efi".into(),
+            },
+            kernel_size: 1,
+            initrd_size: 1,
+        };
+        let snapshot = Snapshot {
+            volumes: vec![Volume {
+                device: "/dev/vda1".into(),
+                fstype: FsType::Ntfs,
+                label: None,
+                uuid: Some("1234".into()),
+                partuuid: None,
+                size: 1,
+                mount: MountState::NotMounted,
+                badges: vec![],
+                images: vec![Image {
+                    path: "/debian.vhd".into(),
+                    file_size: 1024,
+                    kind: ImageKind::FixedVhd { data_size: 512 },
+                    entries: vec![entry],
+                    problems: vec![],
+                }],
+            }],
+            ..Snapshot::default()
+        };
+        let json = with_entry_ids(&snapshot).unwrap();
+        let id = json
+            .pointer("/volumes/0/images/0/entries/0/id")
+            .and_then(|v| v.as_str())
+            .unwrap();
+        assert!(id.starts_with("debian-debian-"), "{id}");
+        assert_eq!(
+            json.pointer("/volumes/0/images/0/entries/0/title").unwrap(),
+            "Debian"
+        );
+    }
+}

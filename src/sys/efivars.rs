@@ -154,8 +154,11 @@ pub fn pending(dir: &Path, wanted: &[VarChange]) -> Result<Vec<VarChange>, EfiVa
 
 /// Applies the changes among `wanted` that change something, in one
 /// read-write window of efivarfs; returns the files written or deleted.
-/// Nothing is remounted when nothing changes. The first failure stops the
-/// batch; efivarfs goes back to read-only either way.
+/// Nothing is remounted when nothing changes. A failed variable does not
+/// stop the others (the firmware refuses, say, to turn a volatile
+/// variable another loader left into a non-volatile one); the first
+/// failure is returned once all were tried, and efivarfs goes back to
+/// read-only either way.
 pub fn apply(dir: &Path, wanted: &[VarChange]) -> Result<Vec<String>, EfiVarError> {
     let changes = pending(dir, wanted)?;
     if changes.is_empty() {
@@ -163,16 +166,19 @@ pub fn apply(dir: &Path, wanted: &[VarChange]) -> Result<Vec<String>, EfiVarErro
     }
     let window = WriteWindow::open(dir)?;
     let mut done = Vec::new();
-    let mut result = Ok(());
+    let mut first_error = None;
     for change in &changes {
-        result = apply_one(dir, change);
-        if result.is_err() {
-            break;
+        match apply_one(dir, change) {
+            Ok(()) => done.push(change.file.clone()),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
         }
-        done.push(change.file.clone());
     }
     let closed = window.close();
-    result?;
+    if let Some(e) = first_error {
+        return Err(e);
+    }
     closed?;
     Ok(done)
 }
