@@ -10,7 +10,7 @@
 /// The vendor GUID of every Boot Loader Interface variable.
 pub const LOADER_GUID: &str = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f";
 /// EFI_GLOBAL_VARIABLE: `Boot####`, `BootOrder`, `BootNext`, `BootCurrent`.
-pub const GLOBAL_GUID: &str = "8be4dfc9-93ca-11d2-aa0d-00e098032b8c";
+pub const GLOBAL_GUID: &str = "8be4df61-93ca-11d2-aa0d-00e098032b8c";
 
 /// NON_VOLATILE | BOOTSERVICE_ACCESS | RUNTIME_ACCESS. systemd-boot makes
 /// its informational variables volatile, but it runs before

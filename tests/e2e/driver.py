@@ -39,13 +39,14 @@ Scenarios:
            menu on the serial port; Down + Enter boots the exFAT image
   ovmf-vga the same with the menu on a VGA framebuffer: monitor
            screendumps show it drawn and the selection moving after Down
-  ovmf-efivars  one OVMF variable store across four boots (default=@saved):
+  ovmf-efivars  one OVMF variable store across five boots (default=@saved):
            1 Down + Enter boots exFAT, and the target sees LoaderInfo,
            LoaderEntrySelected and LoaderFeatures; 2 exFAT is preselected
            and boots when the countdown ends, and its target sets a
            one-shot for the NTFS entry (LoaderEntryOneShot, as bootctl
            set-oneshot does); 3 NTFS boots at once, with no menu; 4 exFAT
-           again, from @saved
+           again, from @saved, and its target runs `vhdboot snap` for the
+           EFI shell; 5 OVMF starts the shell (BootNext)
 
 Usage: driver.py --kernel K --initrd I --disk D --uki NTFS_UKI
                  --fault-disk F --blank-disk B --workdir W [--scenario NAME ...]
@@ -1316,7 +1317,8 @@ def scenario_ovmf_efivars(args, timings):
     timings["boot 3"] = time.monotonic() - t
 
     # Boot 4: the one-shot is gone, and booting it did not change the saved
-    # entry (systemd-boot's rule): exFAT again, after the countdown.
+    # entry (systemd-boot's rule): exFAT again, after the countdown. Its
+    # target runs `vhdboot snap` to boot the firmware's shell once.
     t = time.monotonic()
     vm = Vm(args, "ovmf-efivars", None, None, None, disk=args.disk, firmware=fw)
     try:
@@ -1324,9 +1326,27 @@ def scenario_ovmf_efivars(args, timings):
                     "the countdown to the saved exFAT entry", on_screen=True)
         m = marker(vm, args.timeout)
         check_booted_image(m, EXFAT_PATH, "e2e.uki=exfat")
+        vm.wait_for(r"VHDBOOT-TARGET-ASK", 30, "the target's question")
+        vm.send(b"snap EFI Internal Shell\r")
+        snap = vm.wait_for(r"BootNext = (Boot[0-9A-F]{4}) \"EFI Internal Shell\"", 30,
+                           "vhdboot snap to set BootNext in the target")
+        check(re.search(r"\* Boot[0-9A-F]{4} UEFI Misc Device\s", vm.text()) is not None,
+              "vhdboot snap's list does not mark the ESP disk's entry as BootCurrent")
+        vm.wait_for(r"VHDBOOT-TARGET-SNAP rc=0", 30, "vhdboot snap to succeed")
+        vm.wait_exit(30, "the target to power off after boot 4")
     finally:
         vm.close()
     timings["boot 4"] = time.monotonic() - t
+
+    # Boot 5: the firmware starts the entry BootNext names, once.
+    t = time.monotonic()
+    vm = Vm(args, "ovmf-efivars", None, None, None, disk=args.disk, firmware=fw)
+    try:
+        vm.wait_for(rf'BdsDxe: starting {snap.group(1)} "EFI Internal Shell"', args.timeout,
+                    "OVMF to start the BootNext entry (the EFI shell)")
+    finally:
+        vm.close()
+    timings["boot 5 (to the shell)"] = time.monotonic() - t
     return vm
 
 
