@@ -109,8 +109,10 @@ pub fn run() -> ! {
         discovery.note(line);
     }
     load_modules(&mut discovery);
-    if let Some(Err(e)) = pid1::mount_efivarfs() {
-        discovery.note(format!("EFI variables: {e}"));
+    match pid1::mount_efivarfs() {
+        Some(Err(e)) => discovery.note(format!("EFI variables: {e}")),
+        Some(Ok(())) => discovery.reread_secure_boot(),
+        None => {}
     }
     timeline::mark("modules loaded");
     let snapshot = discovery.settle(|| {
