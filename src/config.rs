@@ -14,6 +14,10 @@ use std::time::Duration;
 /// Where the bootstrapper's initramfs keeps the configuration file.
 pub const CONF_PATH: &str = "/etc/vhdboot.conf";
 
+/// The `default` value that means "the entry booted last" (systemd-boot's
+/// word for it).
+pub const SAVED_DEFAULT: &str = "@saved";
+
 /// The prefix of our parameters on the bootstrapper's kernel command line.
 pub const CMDLINE_PREFIX: &str = "vhdboot.";
 
@@ -70,6 +74,11 @@ pub enum Timeout {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub default: Option<DefaultSpec>,
+    /// `default = @saved`: the entry booted last (the EFI variable
+    /// `LoaderEntryLastBooted`, as systemd-boot keeps it) is the default;
+    /// `default` above, if an earlier source set one, is the fallback when
+    /// nothing was saved or there are no EFI variables.
+    pub default_saved: bool,
     pub timeout: Timeout,
     /// Folders searched on each host filesystem.
     pub search: Vec<String>,
@@ -97,6 +106,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             default: None,
+            default_saved: false,
             timeout: Timeout::Seconds(5),
             search: ["/", "/vhd", "/Images", "/images", "/VHD"]
                 .iter()
@@ -230,7 +240,14 @@ impl Config {
             (None, _) => "",
         };
         let result = match key {
-            "default" => parse_default(text).map(|d| self.default = d),
+            "default" if text.trim().eq_ignore_ascii_case(SAVED_DEFAULT) => {
+                self.default_saved = true;
+                Ok(())
+            }
+            "default" => parse_default(text).map(|d| {
+                self.default = d;
+                self.default_saved = false;
+            }),
             "timeout" => parse_timeout(text).map(|t| self.timeout = t),
             "search" => parse_search(text).map(|s| self.search = s),
             "depth" => text
@@ -261,6 +278,7 @@ impl Config {
     fn current(&self, key: &str) -> String {
         let or_auto = |v: Option<u16>| v.map_or("auto".to_string(), |v| v.to_string());
         match key {
+            "default" if self.default_saved => SAVED_DEFAULT.to_string(),
             "default" => self
                 .default
                 .as_ref()
@@ -414,7 +432,8 @@ fn is_handoff_param(key: &str) -> bool {
 type Accepted = String;
 
 const DEFAULT_FORMS: &str = "a path such as /Images/ubuntu.vhd, optionally after LABEL=<label>: or \
-     UUID=<uuid>: (spaces quoted or written as %20), or nothing for no default";
+     UUID=<uuid>: (spaces quoted or written as %20), @saved for the entry booted last, or nothing \
+     for no default";
 
 /// `[LABEL=<label>:|UUID=<uuid>:]<path>`; empty means no default.
 fn parse_default(text: &str) -> Result<Option<DefaultSpec>, Accepted> {
@@ -680,6 +699,22 @@ ascii = true
         let (c, w) = from("default = /a.vhd", "vhdboot.default=");
         assert!(w.is_empty(), "{w:?}");
         assert_eq!(c.default, None);
+    }
+
+    #[test]
+    fn saved_default_keeps_an_earlier_path_as_its_fallback() {
+        let (c, w) = from("default = /a.vhd", "vhdboot.default=@saved");
+        assert!(w.is_empty(), "{w:?}");
+        assert!(c.default_saved);
+        assert_eq!(c.default, spec(None, "/a.vhd"));
+    }
+
+    #[test]
+    fn a_path_default_after_saved_turns_saved_off() {
+        let (c, w) = from("default = @SAVED", "vhdboot.default=/b.vhd");
+        assert!(w.is_empty(), "{w:?}");
+        assert!(!c.default_saved);
+        assert_eq!(c.default, spec(None, "/b.vhd"));
     }
 
     #[test]

@@ -53,6 +53,18 @@ impl Discovery {
         d
     }
 
+    /// Reads the Secure Boot state again: stage 1 mounts efivarfs only
+    /// after loading its module, after this discovery was made.
+    pub fn reread_secure_boot(&mut self) {
+        let before = self.secure_boot;
+        self.secure_boot = efi::secure_boot(Path::new(efi::EFIVARS));
+        if self.secure_boot != before
+            && let Some(n) = preflight::secure_boot_notice(self.secure_boot)
+        {
+            self.note(format!("{}; {}", n.what, n.hint));
+        }
+    }
+
     /// The configuration this discovery scans with.
     pub fn config(&self) -> &Config {
         &self.config

@@ -78,6 +78,7 @@ fn fake_plan(
     let cmdline = cmdline.unwrap_or(&e.cmdline);
     Ok(BootPlan {
         title: e.title.clone(),
+        entry_id: "arch-arch-0000abcd".into(),
         host_device: PathBuf::from("/dev/nvme0n1p3"),
         host_id: HostId::Uuid("4A1C5E2F1C5E16B9".into()),
         fstype: FsType::Ntfs,

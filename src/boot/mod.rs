@@ -5,8 +5,10 @@
 
 pub mod cmdline;
 pub mod cpio;
+pub mod entry_id;
 pub mod handoff;
 pub mod host_match;
 pub mod in_use;
+pub mod loader_interface;
 pub mod plan;
 pub mod repair;

@@ -2,6 +2,7 @@
 //! without touching the system.
 
 use super::cmdline::Cmdline;
+use super::entry_id::entry_id;
 use super::handoff::{DEFAULT_NEXT, Handoff, HandoffError, HostId, HostIdentity};
 use crate::model::{
     BootEntry, EntryRef, EntrySource, FsType, Image, ImageKind, MountState, Snapshot, Volume,
@@ -15,6 +16,8 @@ use std::path::PathBuf;
 pub struct BootPlan {
     /// What the user picked, for messages.
     pub title: String,
+    /// The entry's stable id (`boot::entry_id`), for `LoaderEntrySelected`.
+    pub entry_id: String,
     /// The host device, e.g. `/dev/sda2`.
     pub host_device: PathBuf,
     pub host_id: HostId,
@@ -639,6 +642,7 @@ pub fn plan(
 
     Ok(BootPlan {
         title: boot_entry.title.clone(),
+        entry_id: entry_id(snapshot, entry).unwrap_or_default(),
         host_device: volume.device.clone(),
         host_id: host.id,
         fstype: volume.fstype.clone(),

@@ -24,6 +24,7 @@ mod menu;
 mod probe;
 mod report;
 mod scan;
+mod snap;
 mod uki;
 mod vhd;
 
@@ -61,6 +62,9 @@ enum Command {
     Report(report::ReportArgs),
     /// Run the boot menu on this terminal without booting anything.
     Menu(menu::MenuArgs),
+    /// On a target: boot a firmware entry (e.g. Windows) once, at a given
+    /// time, through BootNext.
+    Snap(snap::SnapArgs),
     /// Read disk content for vhdboot itself, under limits (internal).
     #[command(subcommand, hide = true)]
     Probe(probe::ProbeCommand),
@@ -76,6 +80,7 @@ pub fn run() -> ExitCode {
         Command::Scan(a) => scan::run(a),
         Command::Menu(a) => menu::run(a),
         Command::Report(a) => report::run(a),
+        Command::Snap(a) => snap::run(a),
         Command::Probe(c) => probe::run(c),
     };
     match result {

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::live_scan::Discovery;
+use vhdboot::boot::entry_id::all_entry_ids;
 use vhdboot::boot::plan::{PlanError, image_blocker, image_problem};
 use vhdboot::config::Config;
 use vhdboot::discovery::scan::find_image_files;
@@ -47,11 +48,33 @@ pub fn run(a: ScanArgs) -> anyhow::Result<ExitCode> {
     };
     if a.json {
         // JSON escapes control characters itself; its newlines are layout.
-        println!("{}", serde_json::to_string_pretty(&snapshot)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&with_entry_ids(&snapshot)?)?
+        );
     } else {
         print_snapshot(&snapshot, !a.roots.is_empty());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The snapshot as JSON, each entry with its stable `id` (the name
+/// `bootctl set-oneshot` and `default = @saved` use) added beside the
+/// fields the model has.
+fn with_entry_ids(snapshot: &Snapshot) -> anyhow::Result<serde_json::Value> {
+    let mut json = serde_json::to_value(snapshot)?;
+    for (r, id) in all_entry_ids(snapshot) {
+        if let Some(entry) = json
+            .pointer_mut(&format!(
+                "/volumes/{}/images/{}/entries/{}",
+                r.volume, r.image, r.entry
+            ))
+            .and_then(|e| e.as_object_mut())
+        {
+            entry.insert("id".into(), serde_json::Value::String(id));
+        }
+    }
+    Ok(json)
 }
 
 pub(super) fn scan_devices(config: Config) -> anyhow::Result<Snapshot> {
@@ -154,5 +177,56 @@ fn print_snapshot(s: &Snapshot, folders: bool) {
     }
     for line in &s.log {
         say_err!("{line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vhdboot::model::{BootEntry, ByteRange, EntrySource, Image, ImageKind};
+
+    #[test]
+    fn json_entries_carry_their_stable_ids() {
+        let entry = BootEntry {
+            title: "Debian".into(),
+            version: Some("6.12.1".into()),
+            cmdline: "root=x".into(),
+            source: EntrySource::Uki {
+                esp: ByteRange { offset: 0, len: 1 },
+                path: "/EFI/Linux/debian-6.12.1.efi".into(),
+            },
+            kernel_size: 1,
+            initrd_size: 1,
+        };
+        let snapshot = Snapshot {
+            volumes: vec![Volume {
+                device: "/dev/vda1".into(),
+                fstype: FsType::Ntfs,
+                label: None,
+                uuid: Some("1234".into()),
+                partuuid: None,
+                size: 1,
+                mount: MountState::NotMounted,
+                badges: vec![],
+                images: vec![Image {
+                    path: "/debian.vhd".into(),
+                    file_size: 1024,
+                    kind: ImageKind::FixedVhd { data_size: 512 },
+                    entries: vec![entry],
+                    problems: vec![],
+                }],
+            }],
+            ..Snapshot::default()
+        };
+        let json = with_entry_ids(&snapshot).unwrap();
+        let id = json
+            .pointer("/volumes/0/images/0/entries/0/id")
+            .and_then(|v| v.as_str())
+            .unwrap();
+        assert!(id.starts_with("debian-debian-"), "{id}");
+        assert_eq!(
+            json.pointer("/volumes/0/images/0/entries/0/title").unwrap(),
+            "Debian"
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! configured default, whether to boot it at once, count down or wait, and
 //! which entry the cursor starts on.
 
+use crate::boot::entry_id::find_entry;
 use crate::boot::plan::{blocker, image_blocker};
 use crate::config::{Config, DefaultSpec, HostSelector, Timeout};
 use crate::model::{EntryRef, Snapshot, Volume};
@@ -51,6 +52,102 @@ pub fn decide_start(snapshot: &Snapshot, config: &Config) -> Start {
         Timeout::Never => Start::Menu { reason: None },
         Timeout::Immediate | Timeout::Seconds(0) => Start::Boot(entry),
         Timeout::Seconds(seconds) => Start::Countdown { entry, seconds },
+    }
+}
+
+/// What the EFI variables say about this start (the Boot Loader
+/// Interface), as stage 1 read them before the menu. All None where there
+/// are no EFI variables.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Remembered {
+    /// `LoaderEntryOneShot`, set from the target (`bootctl set-oneshot`,
+    /// `systemctl reboot --boot-loader-entry=`); stage 1 deletes it as soon
+    /// as it is read, so it counts for this start only.
+    pub one_shot: Option<String>,
+    /// `LoaderEntryDefault` (`bootctl set-default`).
+    pub entry_default: Option<String>,
+    /// `LoaderEntryLastBooted`, which `default = @saved` follows. A
+    /// one-shot boot does not change it.
+    pub last_booted: Option<String>,
+}
+
+/// How stage 1 starts, which entry the menu calls the default, and what
+/// the log should say about the remembered entries that were passed over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub start: Start,
+    pub default: Option<EntryRef>,
+    pub notes: Vec<String>,
+}
+
+/// Decides the start as systemd-boot does: a one-shot entry boots at once
+/// (it was asked for from the running system, for exactly this start),
+/// then `LoaderEntryDefault`, then under `default = @saved` the entry
+/// booted last, each with the configured timeout; then the configured
+/// path default. A remembered id that names no bootable entry is passed
+/// over with a note, never a failure.
+pub fn decide_start_remembered(
+    snapshot: &Snapshot,
+    config: &Config,
+    remembered: &Remembered,
+) -> Decision {
+    let mut notes = Vec::new();
+    let mut usable = |id: &Option<String>, what: &str| -> Option<EntryRef> {
+        let id = id.as_deref()?;
+        let Some(entry) = find_entry(snapshot, id) else {
+            notes.push(format!(
+                "{what} names {id}, which is not among the entries found; using the next default"
+            ));
+            return None;
+        };
+        if let Some(err) = blocker(snapshot, entry) {
+            notes.push(format!("{what} names {id}, which cannot boot: {err}"));
+            return None;
+        }
+        Some(entry)
+    };
+    if let Some(entry) = usable(
+        &remembered.one_shot,
+        "the one-shot entry (LoaderEntryOneShot)",
+    ) {
+        return Decision {
+            start: Start::Boot(entry),
+            default: Some(entry),
+            notes,
+        };
+    }
+    let remembered_default =
+        usable(&remembered.entry_default, "LoaderEntryDefault").or_else(|| {
+            if config.default_saved {
+                usable(
+                    &remembered.last_booted,
+                    "default = @saved (LoaderEntryLastBooted)",
+                )
+            } else {
+                None
+            }
+        });
+    if let Some(entry) = remembered_default {
+        let start = match config.timeout {
+            Timeout::Never => Start::Menu { reason: None },
+            Timeout::Immediate | Timeout::Seconds(0) => Start::Boot(entry),
+            Timeout::Seconds(seconds) => Start::Countdown { entry, seconds },
+        };
+        return Decision {
+            start,
+            default: Some(entry),
+            notes,
+        };
+    }
+    let start = decide_start(snapshot, config);
+    let default = match &start {
+        Start::Boot(entry) | Start::Countdown { entry, .. } => Some(*entry),
+        Start::Menu { .. } => find_default(snapshot, config),
+    };
+    Decision {
+        start,
+        default,
+        notes,
     }
 }
 
@@ -478,5 +575,107 @@ mod tests {
             all,
             vec![at(0, 0, 0), at(0, 0, 1), at(0, 1, 0), at(1, 0, 0)]
         );
+    }
+
+    fn id(r: EntryRef) -> Option<String> {
+        crate::boot::entry_id::entry_id(&snapshot(), r)
+    }
+
+    #[test]
+    fn one_shot_boots_at_once_even_when_the_menu_would_wait() {
+        let c = config(Some((&None, "/Images/fedora.vhd")), Timeout::Never);
+        let remembered = Remembered {
+            one_shot: id(at(1, 0, 0)),
+            last_booted: id(at(0, 0, 1)),
+            ..Remembered::default()
+        };
+        let d = decide_start_remembered(&snapshot(), &c, &remembered);
+        assert_eq!(d.start, Start::Boot(at(1, 0, 0)));
+        assert!(d.notes.is_empty(), "{:?}", d.notes);
+    }
+
+    #[test]
+    fn saved_default_is_preselected_with_the_countdown() {
+        let c = Config {
+            default_saved: true,
+            ..config(None, Timeout::Seconds(5))
+        };
+        let remembered = Remembered {
+            last_booted: id(at(0, 0, 1)),
+            ..Remembered::default()
+        };
+        let d = decide_start_remembered(&snapshot(), &c, &remembered);
+        assert_eq!(
+            d.start,
+            Start::Countdown {
+                entry: at(0, 0, 1),
+                seconds: 5
+            }
+        );
+        assert_eq!(d.default, Some(at(0, 0, 1)));
+    }
+
+    #[test]
+    fn last_booted_is_ignored_without_saved() {
+        let c = config(Some((&None, "/Images/fedora.vhd")), Timeout::Seconds(5));
+        let remembered = Remembered {
+            last_booted: id(at(0, 0, 1)),
+            ..Remembered::default()
+        };
+        let d = decide_start_remembered(&snapshot(), &c, &remembered);
+        assert_eq!(d.default, Some(at(0, 1, 0)));
+    }
+
+    #[test]
+    fn saved_without_a_saved_entry_falls_back_to_the_path_default() {
+        let c = Config {
+            default_saved: true,
+            ..config(Some((&None, "/Images/fedora.vhd")), Timeout::Seconds(5))
+        };
+        let d = decide_start_remembered(&snapshot(), &c, &Remembered::default());
+        assert_eq!(
+            d.start,
+            Start::Countdown {
+                entry: at(0, 1, 0),
+                seconds: 5
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_one_shot_is_noted_and_the_next_default_used() {
+        let c = Config {
+            default_saved: true,
+            ..config(None, Timeout::Seconds(3))
+        };
+        let remembered = Remembered {
+            one_shot: Some("gone-entry-00000000".into()),
+            last_booted: id(at(0, 1, 0)),
+            ..Remembered::default()
+        };
+        let d = decide_start_remembered(&snapshot(), &c, &remembered);
+        assert_eq!(
+            d.start,
+            Start::Countdown {
+                entry: at(0, 1, 0),
+                seconds: 3
+            }
+        );
+        assert!(d.notes[0].contains("gone-entry-00000000"), "{:?}", d.notes);
+    }
+
+    #[test]
+    fn loader_entry_default_wins_over_saved() {
+        let c = Config {
+            default_saved: true,
+            ..config(None, Timeout::Seconds(0))
+        };
+        let remembered = Remembered {
+            entry_default: id(at(0, 1, 0)),
+            last_booted: id(at(0, 0, 0)),
+            ..Remembered::default()
+        };
+        let d = decide_start_remembered(&snapshot(), &c, &remembered);
+        assert_eq!(d.start, Start::Boot(at(0, 1, 0)));
     }
 }

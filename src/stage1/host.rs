@@ -19,11 +19,14 @@ use crate::bundle;
 use vhdboot::tui::host::{Failure, Host};
 use vhdboot::tui::msg::Msg;
 
+use super::loader_vars::LoaderVars;
 use crate::live_scan::Discovery;
 
 pub struct RealHost {
     pub discovery: Discovery,
     pub preloads: Preloads,
+    /// The Boot Loader Interface variables, written just before kexec.
+    pub loader: LoaderVars,
 }
 
 /// No preload is wanted.
@@ -225,12 +228,16 @@ impl Host for RealHost {
         let mut slot = lock(&self.preloads.slot);
         load_files(plan, &kernel, &initrd)?;
         *slot = Some(FOREGROUND);
+        self.loader.wanted_entry = Some(plan.entry_id.clone());
         Ok(())
     }
 
     fn preload(&mut self, id: u64, plan: &BootPlan) -> Option<Result<(), Failure>> {
         Failpoint::PanicOnBoot.hit();
         self.take_preload_notes();
+        // exec starts the wanted preload only, so the last one asked for
+        // is the entry a boot would select.
+        self.loader.wanted_entry = Some(plan.entry_id.clone());
         let p = &self.preloads;
         p.wanted.store(id, Ordering::SeqCst);
         let (plan, limits) = (plan.clone(), self.discovery.config().load);
@@ -281,6 +288,14 @@ impl Host for RealHost {
                 "it is no longer loaded",
                 "press Enter again to prepare it afresh",
             );
+        }
+        // Written before the kexec, from the firmware's NVRAM they reach
+        // the target: its `bootctl status` names vhdboot and this entry.
+        let snapshot = self.discovery.snapshot();
+        if let Some(line) = self.loader.record_boot(&snapshot, timeline::monotonic()) {
+            timeline::mark("EFI variables written");
+            eprint!("\r\nvhdboot: {line}\r\n");
+            self.discovery.note(line);
         }
         self.discovery.unmount_all();
         timeline::mark("reboot");

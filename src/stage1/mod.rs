@@ -7,6 +7,7 @@
 
 mod host;
 mod repair;
+mod loader_vars;
 
 use std::path::Path;
 use std::sync::mpsc;
@@ -18,7 +19,7 @@ use vhdboot::discovery::decisions::{self, Start};
 use vhdboot::model::MountState;
 use vhdboot::model::Snapshot;
 use vhdboot::modprobe;
-use vhdboot::sys::{console, kmsg, pid1, timeline};
+use vhdboot::sys::{console, efivars, kmsg, pid1, timeline};
 use vhdboot::terminal_text;
 use vhdboot::tui::app::{self, AppOptions};
 use vhdboot::tui::executor::execute;
@@ -29,6 +30,7 @@ use vhdboot::tui::update::update;
 
 use crate::live_scan::{self, Discovery};
 use host::RealHost;
+use loader_vars::LoaderVars;
 
 /// The modules stage 1 needs beyond what coldplug finds for the hardware.
 const FS_MODULES: [&str; 3] = ["loop", "ntfs3", "exfat"];
@@ -116,6 +118,11 @@ pub fn run() -> ! {
         discovery.note(line);
     }
     load_modules(&mut discovery);
+    match pid1::mount_efivarfs() {
+        Some(Err(e)) => discovery.note(format!("EFI variables: {e}")),
+        Some(Ok(())) => discovery.reread_secure_boot(),
+        None => {}
+    }
     timeline::mark("modules loaded");
     let snapshot = discovery.settle(|| {
         pid1::reap_zombies();
@@ -125,10 +132,16 @@ pub fn run() -> ! {
         point.arm();
         discovery.note(format!("{point}: {} (test only)", point.effect()));
     }
+    let mut loader = LoaderVars::new(Path::new(efivars::EFIVARS), started, config.default_saved);
+    let (remembered, notes) = loader.read_remembered();
+    for line in notes {
+        discovery.note(line);
+    }
     // The menu's inbox is given to the preloads when the menu starts.
     let mut host = RealHost {
         discovery,
         preloads: host::Preloads::new(mpsc::channel().0),
+        loader,
     };
     // Nothing to choose from: say why, then go straight to the shell
     // (ZFSBootMenu does the same when it finds no pool). The menu follows
@@ -145,7 +158,11 @@ pub fn run() -> ! {
     }
 
     let mut pending = Vec::new();
-    let (default, countdown) = match decisions::decide_start(&snapshot, &config) {
+    let decision = decisions::decide_start_remembered(&snapshot, &config, &remembered);
+    for note in decision.notes {
+        host.discovery.note(note);
+    }
+    let (default, countdown) = match decision.start {
         Start::Boot(entry) => {
             // Boot at once, with the entry's own line; if that fails, the
             // menu shows why.
@@ -168,7 +185,7 @@ pub fn run() -> ! {
                     hint: "Pick another entry, fix the image, or press l for the scan log.".into(),
                 }));
             }
-            (decisions::find_default(&snapshot, &config), None)
+            (decision.default, None)
         }
     };
     let countdown = match config.timeout {
@@ -177,6 +194,7 @@ pub fn run() -> ! {
     };
     let snapshot = host.discovery.snapshot();
     let mut model = Model::new(snapshot, &config, default, countdown).with_preload();
+    model.efi_variables = Some(host.loader.available());
     if default.is_none()
         && let Some((volume, image)) = decisions::default_image(&model.snapshot, &config)
     {
@@ -222,7 +240,13 @@ pub fn run() -> ! {
 /// Coldplugs the hardware, then loads the filesystem drivers. A missing
 /// module is logged; the menu still comes up and says what it found.
 fn load_modules(discovery: &mut Discovery) {
-    let loaded = modprobe::load_boot_modules(&FS_MODULES);
+    let mut modules = FS_MODULES.to_vec();
+    // efivarfs is a module in Debian's kernels; it only loads (and is only
+    // wanted) where the firmware is EFI.
+    if Path::new("/sys/firmware/efi").is_dir() {
+        modules.push("efivarfs");
+    }
+    let loaded = modprobe::load_boot_modules(&modules);
     if let Some(why) = loaded.unavailable {
         discovery.note(why);
     }

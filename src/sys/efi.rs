@@ -6,7 +6,7 @@ use std::path::Path;
 /// Where efivarfs is mounted.
 pub const EFIVARS: &str = "/sys/firmware/efi/efivars";
 /// The `SecureBoot` variable in the EFI global-variable namespace.
-pub const SECURE_BOOT_VAR: &str = "SecureBoot-8be4dfc9-93ca-11d2-aa0d-00e098032b8c";
+pub const SECURE_BOOT_VAR: &str = "SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c";
 
 /// Decodes an efivarfs file of a one-byte boolean variable: four bytes of
 /// attributes, then the value (1 = on, 0 = off). Anything else is unknown.

@@ -6,6 +6,7 @@ pub mod blkid;
 pub mod bounded;
 pub mod console;
 pub mod efi;
+pub mod efivars;
 pub mod fileinfo;
 pub mod kexec;
 pub mod kmsg;

@@ -79,8 +79,8 @@ fn pseudo_mounts() -> [PseudoMount; 6] {
     ]
 }
 
-/// Mounts proc, sysfs, devtmpfs (+ devpts, /dev/shm), /run and, on EFI
-/// machines, efivarfs. Mount points are created when missing and mounts
+/// Mounts proc, sysfs, devtmpfs (+ devpts, /dev/shm) and /run
+/// ([`mount_efivarfs`] follows once modules are loaded). Mount points are created when missing and mounts
 /// already in place are left alone. Nothing here is fatal: each failure is
 /// returned so that PID 1 can show it and carry on.
 pub fn mount_pseudo_filesystems() -> Vec<MountError> {
@@ -96,21 +96,32 @@ pub fn mount_pseudo_filesystems_in(root: &Path) -> Vec<MountError> {
             warnings.push(e);
         }
     }
+    warnings
+}
+
+/// Mounts efivarfs read-only on EFI machines; None on others. It runs after
+/// the kernel modules are loaded: Debian's kernels build efivarfs as a
+/// module, so an earlier mount fails with ENODEV. `sys::efivars` opens it
+/// for writing only around an intended write.
+pub fn mount_efivarfs() -> Option<Result<(), MountError>> {
+    mount_efivarfs_in(Path::new("/"))
+}
+
+/// As [`mount_efivarfs`], under `root`.
+pub fn mount_efivarfs_in(root: &Path) -> Option<Result<(), MountError>> {
     // efivarfs exists only when the kernel was booted through EFI; its
     // directory is part of sysfs, so it is never created here.
     let efivars = root.join("sys/firmware/efi/efivars");
-    if efivars.is_dir()
-        && let Err(e) = mount_once(
-            "efivarfs",
-            &efivars,
-            "efivarfs",
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-            "",
-        )
-    {
-        warnings.push(e);
+    if !efivars.is_dir() {
+        return None;
     }
-    warnings
+    Some(mount_once(
+        "efivarfs",
+        &efivars,
+        "efivarfs",
+        super::efivars::mount_flags(true),
+        "",
+    ))
 }
 
 fn mount_once(

@@ -199,6 +199,9 @@ pub struct Model {
     pub moved_since_tick: bool,
     /// The support report while it is on screen.
     pub report: Option<crate::tui::repair::ReportShown>,
+    /// Whether the machine has EFI variables (one-shot and @saved entries,
+    /// the Boot Loader Interface); None where nobody asked (the CLI).
+    pub efi_variables: Option<bool>,
 }
 
 impl Model {
@@ -243,6 +246,7 @@ impl Model {
             boot_waits: false,
             moved_since_tick: false,
             report: None,
+            efi_variables: None,
         };
         model.selected = default
             .and_then(|d| model.row_of_entry(d))

@@ -54,6 +54,14 @@ Scenarios:
            by PARTUUID; nothing else written
   hibernation the safety disk plus a disk with a hibernated hiberfil.sys:
            every internal host refused naming it; nothing written
+  ovmf-efivars  one OVMF variable store across five boots (default=@saved):
+           1 Down + Enter boots exFAT, and the target sees LoaderInfo,
+           LoaderEntrySelected and LoaderFeatures; 2 exFAT is preselected
+           and boots when the countdown ends, and its target sets a
+           one-shot for the NTFS entry (LoaderEntryOneShot, as bootctl
+           set-oneshot does); 3 NTFS boots at once, with no menu; 4 exFAT
+           again, from @saved, and its target runs `vhdboot snap` for the
+           EFI shell; 5 OVMF starts the shell (BootNext)
 
 Usage: driver.py --kernel K --initrd I --disk D --uki NTFS_UKI
                  --fault-disk F --blank-disk B --workdir W [--scenario NAME ...]
@@ -1529,6 +1537,115 @@ def check_started_by_firmware(vm):
           "OVMF's log does not show it starting the ESP disk (BdsDxe: starting ... Pci(0x3,0x0))")
 
 
+EFI_LINE = re.compile(r"VHDBOOT-TARGET-EFI info=(?P<info>\S*) selected=(?P<selected>\S*) "
+                      r"features=(?P<features>\S*) entries=(?P<entries>\S*)")
+# LoaderFeatures as efivarfs shows it: attributes NV|BS|RT (07 00 00 00),
+# then the u64 with bits 2 (LoaderEntryDefault), 3 (LoaderEntryOneShot)
+# and 9 (@saved).
+LOADER_FEATURES = "070000000c02000000000000"
+
+
+def check_efi_line(vm, selected_prefix: str):
+    m = vm.wait_for(EFI_LINE, 30, "the target's VHDBOOT-TARGET-EFI line")
+    check(re.fullmatch(r"vhdboot_\d+\.\d+\.\d+\S*", m["info"]) is not None,
+          f"LoaderInfo in the target is {m['info']!r}, not 'vhdboot <version>'")
+    check(m["selected"].startswith(selected_prefix),
+          f"LoaderEntrySelected is {m['selected']!r}, not the {selected_prefix}* entry")
+    check(m["features"] == LOADER_FEATURES,
+          f"LoaderFeatures is {m['features']!r}, expected {LOADER_FEATURES}")
+    entries = m["entries"].split(",")
+    check(m["selected"] in entries, f"LoaderEntries {entries} lacks the selected {m['selected']!r}")
+    return entries
+
+
+def scenario_ovmf_efivars(args, timings):
+    """Four boots over one private OVMF variable store, as a PC's NVRAM
+    keeps it (ESP_SAVED: default=@saved, timeout=3)."""
+    fw = Ovmf(args, "ovmf-efivars", args.esp_saved or build_env_value("ESP_SAVED"))
+    started = time.monotonic()
+
+    # Boot 1: nothing saved yet, so the menu waits; Down + Enter boots exFAT.
+    vm = Vm(args, "ovmf-efivars", None, None, None, disk=args.disk, firmware=fw)
+    try:
+        wait_menu(vm, args, timings, [NTFS_TITLE, EXFAT_TITLE])
+        check(not re.search(r"Booting .* in \d+ s", vm.screen()),
+              "boot 1 counts down, but nothing was saved yet")
+        down_enter_boots_exfat(vm, args)
+        entries = check_efi_line(vm, "exfat-linux-")
+        vm.wait_exit(30, "the target to power off after boot 1")
+    finally:
+        vm.close()
+    ntfs_ids = [e for e in entries if e.startswith("ntfs-linux-")]
+    check(len(ntfs_ids) == 1, f"no single NTFS entry id in LoaderEntries {entries}")
+    timings["boot 1"] = time.monotonic() - started
+
+    # Boot 2: @saved preselects exFAT and boots it when the countdown ends,
+    # with no key pressed. Its target asks for a one-shot of the NTFS entry.
+    t = time.monotonic()
+    vm = Vm(args, "ovmf-efivars", None, None, None, disk=args.disk, firmware=fw)
+    try:
+        vm.wait_for(r"Booting E2E exFAT Linux.* in \d+ s", args.timeout,
+                    "the countdown to the saved exFAT entry", on_screen=True)
+        m = marker(vm, args.timeout)
+        check_booted_image(m, EXFAT_PATH, "e2e.uki=exfat")
+        check_efi_line(vm, "exfat-linux-")
+        vm.wait_for(r"VHDBOOT-TARGET-ASK", 30, "the target's one-shot question")
+        vm.send(f"oneshot {ntfs_ids[0]}\r".encode())
+        vm.wait_for(r"VHDBOOT-TARGET-ONESHOT " + re.escape(ntfs_ids[0]), 30,
+                    "the target to set LoaderEntryOneShot")
+        vm.wait_exit(30, "the target to power off after boot 2")
+    finally:
+        vm.close()
+    timings["boot 2"] = time.monotonic() - t
+
+    # Boot 3: the one-shot boots NTFS at once: no menu, no countdown.
+    t = time.monotonic()
+    vm = Vm(args, "ovmf-efivars", None, None, None, disk=args.disk, firmware=fw)
+    try:
+        m = marker(vm, args.timeout)
+        check_booted_image(m, NTFS_PATH, "e2e.uki=ntfs")
+        check(EXFAT_TITLE not in vm.text() and not re.search(r"in \d+ s, press any key", vm.text()),
+              "boot 3 drew the menu or a countdown before the one-shot entry")
+        check_efi_line(vm, "ntfs-linux-")
+        vm.wait_exit(30, "the target to power off after boot 3")
+    finally:
+        vm.close()
+    timings["boot 3"] = time.monotonic() - t
+
+    # Boot 4: the one-shot is gone, and booting it did not change the saved
+    # entry (systemd-boot's rule): exFAT again, after the countdown. Its
+    # target runs `vhdboot snap` to boot the firmware's shell once.
+    t = time.monotonic()
+    vm = Vm(args, "ovmf-efivars", None, None, None, disk=args.disk, firmware=fw)
+    try:
+        vm.wait_for(r"Booting E2E exFAT Linux.* in \d+ s", args.timeout,
+                    "the countdown to the saved exFAT entry", on_screen=True)
+        m = marker(vm, args.timeout)
+        check_booted_image(m, EXFAT_PATH, "e2e.uki=exfat")
+        vm.wait_for(r"VHDBOOT-TARGET-ASK", 30, "the target's question")
+        vm.send(b"snap EFI Internal Shell\r")
+        snap = vm.wait_for(r"BootNext = (Boot[0-9A-F]{4}) \"EFI Internal Shell\"", 30,
+                           "vhdboot snap to set BootNext in the target")
+        check(re.search(r"\* Boot[0-9A-F]{4} UEFI Misc Device\s", vm.text()) is not None,
+              "vhdboot snap's list does not mark the ESP disk's entry as BootCurrent")
+        vm.wait_for(r"VHDBOOT-TARGET-SNAP rc=0", 30, "vhdboot snap to succeed")
+        vm.wait_exit(30, "the target to power off after boot 4")
+    finally:
+        vm.close()
+    timings["boot 4"] = time.monotonic() - t
+
+    # Boot 5: the firmware starts the entry BootNext names, once.
+    t = time.monotonic()
+    vm = Vm(args, "ovmf-efivars", None, None, None, disk=args.disk, firmware=fw)
+    try:
+        vm.wait_for(rf'BdsDxe: starting {snap.group(1)} "EFI Internal Shell"', args.timeout,
+                    "OVMF to start the BootNext entry (the EFI shell)")
+    finally:
+        vm.close()
+    timings["boot 5 (to the shell)"] = time.monotonic() - t
+    return vm
+
+
 class Screendump:
     """One QEMU monitor screendump (binary PPM, P6): what the framebuffer
     shows. fbcon draws with the VGA palette: the menu's title bar is white
@@ -1936,6 +2053,7 @@ SCENARIOS = {
     "exec-fails": scenario_exec_fails,
     "ovmf": scenario_ovmf,
     "ovmf-vga": scenario_ovmf_vga,
+    "ovmf-efivars": scenario_ovmf_efivars,
     "preload-default": scenario_preload_default,
     "host-safety": scenario_host_safety,
     "hibernation": scenario_hibernation,
@@ -1950,7 +2068,8 @@ DEFAULT_SCENARIOS = ["direct", "default", "pick", "edit", "readonly", "silent", 
                      "faults", "empty", "panic", "late", "4kn", "shell-keys", "kexec-refused",
                      "confirm-cancel", "exec-fails", "default-broken", "hostile", "ovmf",
                      "ovmf-vga", "preload-default", "preload-pick", "boot-dir", "repair",
-                     "repair-write", "host-safety", "hibernation", "carry", "crash"]
+                     "repair-write", "host-safety", "hibernation", "carry", "crash",
+                     "ovmf-efivars"]
 
 
 def main() -> int:
@@ -1968,6 +2087,7 @@ def main() -> int:
     p.add_argument("--esp-serial", help="the ESP disk for 'ovmf' (default: ESP_SERIAL in target/e2e/env)")
     p.add_argument("--carry-disk", help="the host disk for 'carry' (default: CARRY_DISK in target/e2e/env)")
     p.add_argument("--esp-vga", help="the ESP disk for 'ovmf-vga' (default: ESP_VGA in target/e2e/env)")
+    p.add_argument("--esp-saved", help="the ESP disk for 'ovmf-efivars' (default: ESP_SAVED in target/e2e/env)")
     p.add_argument("--workdir", required=True, help="overlays and serial logs go here")
     p.add_argument("--timeout", type=float, default=180.0, help="per-scenario limit in seconds")
     p.add_argument("--scenario", action="append", choices=sorted(SCENARIOS),

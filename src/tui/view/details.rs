@@ -2,6 +2,7 @@
 
 use super::list::{badge_text, fs_name};
 use super::{Theme, human_size};
+use crate::boot::entry_id::entry_id;
 use crate::boot::plan::PlanError;
 use crate::model::{EntrySource, ImageKind, MountState};
 use crate::tui::model::Model;
@@ -99,6 +100,14 @@ fn lines<'a>(model: &'a Model, theme: &Theme) -> Vec<Line<'a>> {
                 EntrySource::Ext4 { linux, .. } => format!("ext4 {linux}"),
             },
         ));
+        // The name `bootctl set-oneshot` and `default = @saved` use.
+        if let Some(id) = entry.and_then(|(r, _)| entry_id(&model.snapshot, r)) {
+            let id = match model.efi_variables {
+                Some(false) => format!("{id} (EFI variables: not available here)"),
+                _ => id,
+            };
+            out.push(field(theme, "Entry id", id));
+        }
         out.push(Line::styled("Command line:", theme.label()));
         out.push(Line::raw(e.cmdline.clone()));
     } else if image.entries.len() > 1 {
