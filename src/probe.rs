@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use vhdboot::boot::cpio;
+use vhdboot::boot::handoff::Overlay;
 use vhdboot::boot::plan::BootPlan;
 use vhdboot::config::ChildLimits;
 use vhdboot::discovery::preflight;
@@ -176,6 +177,10 @@ pub struct LoadRequest {
     pub source: EntrySource,
     /// The host filesystem's driver, which the target's initramfs must have.
     pub fs_driver: String,
+    /// An immutable boot, whose device-mapper modules the target's
+    /// initramfs must have as well.
+    #[serde(default)]
+    pub immutable: bool,
 }
 
 /// The boot child's answer.
@@ -224,6 +229,7 @@ pub fn prepare_boot(
         data_size: plan.data_size,
         source: plan.source.clone(),
         fs_driver: plan.fstype.driver().to_string(),
+        immutable: plan.overlay.is_some(),
     };
     let fail = |cause: String| Failure {
         what: format!("reading the kernel and initrd of {}", plan.title),
@@ -367,15 +373,28 @@ fn load_into_fds(r: &LoadRequest) -> Result<LoadAnswer, Failure> {
     report_step(STEP_CHECKING);
     // The pre-flight module check: only now are the initrd's bytes in
     // memory, and decompressing them is too slow for discovery.
-    let check = initrd::check_modules(
+    let extra: &[&str] = if r.immutable { &Overlay::MODULES } else { &[] };
+    let check = initrd::check_modules_with(
         &payload.initrd,
         payload.kernel_release.as_deref(),
         &r.fs_driver,
+        extra,
     );
     let mut warning = None;
     if let Some(problem) = check.problem() {
         if problem.blocks_boot {
-            return Err(Failure::new(r.title.clone(), problem.what, problem.hint));
+            // Until stage 1 carries the image's own modules, an immutable
+            // boot of such a target is refused; a normal one may work.
+            let dm_missing = check.missing().iter().any(|m| extra.contains(m));
+            let hint = if dm_missing {
+                format!(
+                    "{}; or boot it normally (press i to switch immutable off)",
+                    problem.hint
+                )
+            } else {
+                problem.hint
+            };
+            return Err(Failure::new(r.title.clone(), problem.what, hint));
         }
         warning = Some(problem.what);
     }

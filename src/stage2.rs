@@ -12,12 +12,13 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use vhdboot::boot::handoff::{self, Handoff, HostId};
+use vhdboot::boot::handoff::{self, Handoff, HostId, Overlay};
 use vhdboot::image::vhd;
 use vhdboot::modprobe;
 use vhdboot::sys::{blkid, kmsg, loopdev, mount, pid1, timeline};
 use vhdboot::terminal_text;
 
+pub mod immutable;
 pub mod shutdown;
 
 /// Where stage 2 mounts the host volume. It lies under /run because
@@ -67,6 +68,11 @@ pub enum AttachError {
     SizeOverflow { size: u64 },
     #[error(transparent)]
     Loop(#[from] loopdev::LoopError),
+    #[error(
+        "immutable boot: {0}; the image was not attached read-write either, so that nothing \
+         reaches it; boot it normally from the vhdboot menu (i switches immutable off)"
+    )]
+    Immutable(#[from] immutable::ImmutableError),
 }
 
 fn say(line: &str) {
@@ -145,15 +151,28 @@ pub fn run() -> ! {
 /// Loads the modules, mounts the host and attaches the loop device.
 /// Returns the line logged on success.
 fn attach(h: &Handoff) -> Result<String, AttachError> {
-    load_modules(h.fstype.driver());
+    let ram_limit = h.overlay.map(|Overlay::Ram { limit }| {
+        limit.unwrap_or_else(|| {
+            immutable::auto_limit(&std::fs::read_to_string("/proc/meminfo").unwrap_or_default())
+        })
+    });
+    if let Some(limit) = ram_limit {
+        say(&immutable::limit_notice(limit));
+    }
+    let mut modules = vec!["loop", h.fstype.driver()];
+    if ram_limit.is_some() {
+        modules.extend_from_slice(&Overlay::MODULES);
+    }
+    load_modules(&modules);
     let device = wait_for_host(&h.host)?;
-    mount::mount_fs(
-        &device,
-        Path::new(HOST_MOUNT),
-        h.fstype.driver(),
-        mount::MountMode::ReadWrite,
-        "",
-    )?;
+    // An immutable boot never writes the host: nothing can reach the
+    // user's disk, and no clean detach is needed at power-off.
+    let mode = if ram_limit.is_some() {
+        mount::MountMode::ReadOnly
+    } else {
+        mount::MountMode::ReadWrite
+    };
+    mount::mount_fs(&device, Path::new(HOST_MOUNT), h.fstype.driver(), mode, "")?;
     timeline::mark("host mounted");
     let file = Path::new(HOST_MOUNT).join(h.image.trim_start_matches('/'));
     let len = std::fs::metadata(&file)
@@ -164,6 +183,11 @@ fn attach(h: &Handoff) -> Result<String, AttachError> {
         })?
         .len();
     check_size(&h.image, len, h.size)?;
+    if let Some(limit) = ram_limit {
+        let stack = immutable::attach(&file, h.size, limit)?;
+        timeline::mark("immutable stack attached");
+        return Ok(format!("{}: {stack}", h.image));
+    }
     let cfg = loopdev::LoopConfig {
         direct_io: true,
         partscan: true,
@@ -227,8 +251,8 @@ fn direct_io_off_reason(host_device: &Path) -> String {
     }
 }
 
-fn load_modules(fs_driver: &str) {
-    let loaded = modprobe::load_boot_modules(&["loop", fs_driver]);
+fn load_modules(modules: &[&str]) {
+    let loaded = modprobe::load_boot_modules(modules);
     if let Some(why) = loaded.unavailable {
         say(&why);
     }

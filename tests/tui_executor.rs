@@ -86,6 +86,7 @@ fn fake_plan(
         data_size: 1 << 35,
         source: e.source.clone(),
         cmdline: format!("{cmdline} rdinit=/vhdboot/stage2"),
+        overlay: None,
     })
 }
 
