@@ -1529,7 +1529,8 @@ SCENARIOS = {
 DEFAULT_SCENARIOS = ["direct", "default", "pick", "edit", "readonly", "silent",
                      "shutdown", "faults", "empty", "panic", "late", "4kn", "shell-keys",
                      "kexec-refused", "confirm-cancel", "exec-fails", "default-broken", "hostile",
-                     "ovmf", "ovmf-vga", "preload-default", "preload-pick", "boot-dir"]
+                     "ovmf", "ovmf-vga", "preload-default", "preload-pick", "boot-dir",
+                     "immutable"]
 
 
 def main() -> int:

@@ -306,3 +306,25 @@ fn module_trees_for_too_many_versions_stop_the_scan() {
     assert_eq!(s.trees.len(), newc::MAX_MODULE_TREES);
     assert!(s.unread.unwrap().contains("more than 16 kernel versions"));
 }
+
+#[test]
+fn immutable_boot_also_wants_the_device_mapper_modules() {
+    let a = archive(&[
+        (
+            "lib/modules/6.12.9-amd64/modules.builtin",
+            b"kernel/drivers/block/loop.ko\n",
+        ),
+        ("lib/modules/6.12.9-amd64/kernel/fs/ntfs3/ntfs3.ko.xz", b"y"),
+        (
+            "lib/modules/6.12.9-amd64/kernel/drivers/md/dm-mod.ko.xz",
+            b"y",
+        ),
+    ]);
+    let dm = ["dm_mod", "dm_snapshot"];
+    assert_eq!(check_modules(&a, Some(K), "ntfs3").problem(), None);
+    let c = check_modules_with(&a, Some(K), "ntfs3", &dm);
+    assert_eq!(c.missing(), vec!["dm_snapshot"]);
+    let p = c.problem().unwrap();
+    assert!(p.blocks_boot);
+    assert!(p.what.contains("no dm_snapshot module"), "{}", p.what);
+}
