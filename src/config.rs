@@ -22,7 +22,7 @@ pub const SAVED_DEFAULT: &str = "@saved";
 pub const CMDLINE_PREFIX: &str = "vhdboot.";
 
 /// Every key, in the order the documentation lists them.
-pub const KEYS: [&str; 13] = [
+pub const KEYS: [&str; 15] = [
     "default",
     "timeout",
     "search",
@@ -36,6 +36,8 @@ pub const KEYS: [&str; 13] = [
     "probe_memory",
     "load_time",
     "load_memory",
+    "immutable",
+    "immutable_ram",
 ];
 
 /// What one child that reads disk content may use (`sys::bounded`).
@@ -100,6 +102,12 @@ pub struct Config {
     pub probe: ChildLimits,
     /// Limits of the child that reads and checks a kernel and initrd at boot.
     pub load: ChildLimits,
+    /// Images that always boot immutable (their changes kept in RAM and
+    /// lost at reboot), by their path on the host filesystem.
+    pub immutable: Vec<String>,
+    /// The most bytes an immutable boot's RAM layer may hold; None lets
+    /// stage 2 take a quarter of the machine's RAM.
+    pub immutable_ram: Option<u64>,
 }
 
 impl Default for Config {
@@ -134,6 +142,8 @@ impl Default for Config {
                 time: Duration::from_secs(60),
                 memory_mib: 2048,
             },
+            immutable: Vec::new(),
+            immutable_ram: None,
         }
     }
 }
@@ -263,6 +273,8 @@ impl Config {
             "probe_memory" => parse_mib(text).map(|m| self.probe.memory_mib = m),
             "load_time" => parse_duration(text).map(|d| self.load.time = d),
             "load_memory" => parse_mib(text).map(|m| self.load.memory_mib = m),
+            "immutable" => parse_image_list(text).map(|l| self.immutable = l),
+            "immutable_ram" => parse_ram_limit(text).map(|r| self.immutable_ram = r),
             _ => Ok(()),
         };
         if let Err(accepted) = result {
@@ -299,6 +311,10 @@ impl Config {
             "probe_memory" => self.probe.memory_mib.to_string(),
             "load_time" => format!("{}ms", self.load.time.as_millis()),
             "load_memory" => self.load.memory_mib.to_string(),
+            "immutable" => self.immutable.join(","),
+            "immutable_ram" => self
+                .immutable_ram
+                .map_or("auto".to_string(), |b| format!("{}M", b >> 20)),
             _ => String::new(),
         }
     }
@@ -557,6 +573,49 @@ fn parse_mib(text: &str) -> Result<u64, Accepted> {
         Ok(n) if (16..=1 << 20).contains(&n) => Ok(n),
         _ => Err("a number of MiB from 16 to 1048576, such as 256".into()),
     }
+}
+
+/// Image paths separated by commas or spaces, like `search`; empty means
+/// none.
+fn parse_image_list(text: &str) -> Result<Vec<String>, Accepted> {
+    let mut images = Vec::new();
+    for word in Cmdline::parse(text).params() {
+        for item in word
+            .unquoted()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            images.push(parse_path(item).map_err(|_| {
+                "image paths starting with /, separated by commas or spaces, such as \
+                 /Images/a.vhd,/vhd/b.vhd (a space in a name quoted or written as %20)"
+                    .to_string()
+            })?);
+        }
+    }
+    Ok(images)
+}
+
+/// A size in MiB (`512`, `512M`) or GiB (`2G`), at least 1 MiB, or
+/// `auto` for a quarter of the machine's RAM.
+fn parse_ram_limit(text: &str) -> Result<Option<u64>, Accepted> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("auto") {
+        return Ok(None);
+    }
+    let (number, shift) = match text.char_indices().last() {
+        Some((at, 'G' | 'g')) => (text.get(..at).unwrap_or(""), 30),
+        Some((at, 'M' | 'm')) => (text.get(..at).unwrap_or(""), 20),
+        _ => (text, 20),
+    };
+    number
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|&n| n > 0 && n <= 1 << 20)
+        .and_then(|n| n.checked_shl(shift))
+        .map(Some)
+        .ok_or_else(|| "a size in MiB such as 1024 or 1024M, in GiB such as 2G, or auto".into())
 }
 
 fn parse_bool(text: &str) -> Result<bool, Accepted> {
@@ -896,6 +955,25 @@ ascii = true
                 .any(|w| w.contains("probe_memory") && w.contains("from 16")),
             "{w:?}"
         );
+    }
+
+    #[test]
+    fn immutable_images_and_ram_limit_are_read() {
+        let (c, w) = from(
+            "immutable = /Images/a.vhd, \"/My Images/b.vhd\"\nimmutable_ram = 1024M",
+            "vhdboot.immutable_ram=2G",
+        );
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c.immutable, ["/Images/a.vhd", "/My Images/b.vhd"]);
+        assert_eq!(c.immutable_ram, Some(2 << 30));
+        assert_eq!(parse_ram_limit("512"), Ok(Some(512 << 20)));
+        assert_eq!(parse_ram_limit("auto"), Ok(None));
+        for bad in ["0", "1T", "lots", "-5M"] {
+            assert!(parse_ram_limit(bad).is_err(), "{bad}");
+        }
+        let (c, w) = from("immutable = a.vhd", "");
+        assert!(c.immutable.is_empty());
+        assert!(w[0].contains("starting with /"), "{w:?}");
     }
 
     #[test]

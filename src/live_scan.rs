@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use vhdboot::config::Config;
 use vhdboot::discovery::scan::find_image_files;
 use vhdboot::discovery::{in_use, preflight};
-use vhdboot::model::{FsType, MountState, Snapshot, Volume, VolumeBadge};
+use vhdboot::model::{FsType, ImmutablePolicy, MountState, Snapshot, Volume, VolumeBadge};
 use vhdboot::sys::{blkid, efi, mount};
 
 /// Where host volumes are mounted, one folder per device (`vda2`): two
@@ -269,6 +269,10 @@ impl Discovery {
             volumes,
             log: self.log.clone(),
             secure_boot: self.secure_boot,
+            immutable: ImmutablePolicy {
+                images: self.config.immutable.clone(),
+                ram_limit: self.config.immutable_ram,
+            },
         }
     }
 

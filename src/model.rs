@@ -18,6 +18,43 @@ pub struct Snapshot {
     /// when it could not be read (no EFI, no efivarfs, the CLI). When on,
     /// kexec accepts only kernels signed by a trusted key.
     pub secure_boot: Option<bool>,
+    /// Which images boot immutable (issue 15).
+    #[serde(default, skip_serializing_if = "ImmutablePolicy::is_empty")]
+    pub immutable: ImmutablePolicy,
+}
+
+/// Which images boot immutable: every change the target makes stays in a
+/// copy-on-write layer in RAM and is lost at reboot. The configuration's
+/// `immutable` list, plus the images the user switched with a key in this
+/// menu session (a rescan starts again from the configuration).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImmutablePolicy {
+    /// Image paths on their host filesystem, compared case-insensitively
+    /// as NTFS and exFAT compare names.
+    pub images: Vec<String>,
+    /// The most bytes the RAM layer may hold; None lets stage 2 take a
+    /// share of the machine's RAM.
+    pub ram_limit: Option<u64>,
+}
+
+impl ImmutablePolicy {
+    pub fn is_empty(&self) -> bool {
+        self.images.is_empty() && self.ram_limit.is_none()
+    }
+
+    /// Whether the image at `path` boots immutable.
+    pub fn covers(&self, path: &str) -> bool {
+        self.images.iter().any(|i| i.eq_ignore_ascii_case(path))
+    }
+
+    /// Switches the image at `path` between immutable and normal.
+    pub fn toggle(&mut self, path: &str) {
+        if self.covers(path) {
+            self.images.retain(|i| !i.eq_ignore_ascii_case(path));
+        } else {
+            self.images.push(path.to_string());
+        }
+    }
 }
 
 /// The filesystem on a host volume.

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use vhdboot::boot::cpio;
+use vhdboot::boot::handoff::Overlay;
 use vhdboot::boot::plan::BootPlan;
 use vhdboot::config::ChildLimits;
 use vhdboot::discovery::preflight;
@@ -179,6 +180,10 @@ pub struct LoadRequest {
     /// The kernel version the entry names, for carried modules when the
     /// kernel's header names none.
     pub version: Option<String>,
+    /// An immutable boot, whose device-mapper modules the target's
+    /// initramfs must have as well.
+    #[serde(default)]
+    pub immutable: bool,
 }
 
 /// The boot child's answer.
@@ -229,6 +234,7 @@ pub fn prepare_boot(
         source: plan.source.clone(),
         fs_driver: plan.fstype.driver().to_string(),
         version: plan.version.clone(),
+        immutable: plan.overlay.is_some(),
     };
     let fail = |cause: String| Failure {
         what: format!("reading the kernel and initrd of {}", plan.title),
@@ -372,10 +378,12 @@ fn load_into_fds(r: &LoadRequest) -> Result<LoadAnswer, Failure> {
     report_step(STEP_CHECKING);
     // The pre-flight module check: only now are the initrd's bytes in
     // memory, and decompressing them is too slow for discovery.
-    let check = initrd::check_modules(
+    let extra: &[&str] = if r.immutable { &Overlay::MODULES } else { &[] };
+    let check = initrd::check_modules_with(
         &payload.initrd,
         payload.kernel_release.as_deref(),
         &r.fs_driver,
+        extra,
     );
     // What the initramfs lacks is looked for in the image's own
     // /lib/modules of the very kernel being booted (issue 12, item 3).
@@ -396,7 +404,18 @@ fn load_into_fds(r: &LoadRequest) -> Result<LoadAnswer, Failure> {
     let mut warning = None;
     if let Some(problem) = check.problem_with(image_modules.as_ref()) {
         if problem.blocks_boot {
-            return Err(Failure::new(r.title.clone(), problem.what, problem.hint));
+            // Neither the initramfs nor the image has the device-mapper
+            // modules: the immutable boot is refused, a normal one may work.
+            let dm_missing = check.missing().iter().any(|m| extra.contains(m));
+            let hint = if dm_missing {
+                format!(
+                    "{}; or boot it normally (press i to switch immutable off)",
+                    problem.hint
+                )
+            } else {
+                problem.hint
+            };
+            return Err(Failure::new(r.title.clone(), problem.what, hint));
         }
         warning = Some(problem.what);
     }

@@ -177,6 +177,7 @@ mod tests {
             }],
             log: vec!["[  0.100] mounted /dev/vda2".into()],
             secure_boot: None,
+            immutable: Default::default(),
         }
     }
 

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use vhdboot::boot::cpio;
-use vhdboot::boot::handoff::{self, Handoff, HostId};
+use vhdboot::boot::handoff::{self, Handoff, HostId, Overlay};
 use vhdboot::boot::host_match::{self, Candidate, HostMatchError};
 use vhdboot::discovery::preflight;
 use vhdboot::image::modules_index::canonical_name;
@@ -26,6 +26,7 @@ use vhdboot::terminal_text;
 
 pub mod carry;
 pub mod record;
+pub mod immutable;
 pub mod shutdown;
 
 /// How long stage 2 waits for the host device to appear.
@@ -93,6 +94,11 @@ pub enum AttachError {
     SizeOverflow { size: u64 },
     #[error(transparent)]
     Loop(#[from] loopdev::LoopError),
+    #[error(
+        "immutable boot: {0}; the image was not attached read-write either, so that nothing \
+         reaches it; boot it normally from the vhdboot menu (i switches immutable off)"
+    )]
+    Immutable(#[from] immutable::ImmutableError),
 }
 
 fn say(line: &str) {
@@ -174,8 +180,20 @@ pub fn run() -> ! {
 /// distro's emergency shell must not find the user's volume mounted
 /// read-write.
 fn attach(h: &Handoff) -> Result<String, AttachError> {
+    let ram_limit = h.overlay.map(|Overlay::Ram { limit }| {
+        limit.unwrap_or_else(|| {
+            immutable::auto_limit(&std::fs::read_to_string("/proc/meminfo").unwrap_or_default())
+        })
+    });
+    if let Some(limit) = ram_limit {
+        say(&immutable::limit_notice(limit));
+    }
     load_carried_modules();
-    load_modules(h.fstype.driver());
+    let mut modules = vec!["loop", h.fstype.driver()];
+    if ram_limit.is_some() {
+        modules.extend_from_slice(&Overlay::MODULES);
+    }
+    load_modules(&modules);
     let (device, size) = wait_for_host(h)?;
     let generator = carry::Generator::detect(Path::new("/"));
     if generator == carry::Generator::KeepsRun
@@ -187,14 +205,15 @@ fn attach(h: &Handoff) -> Result<String, AttachError> {
     }
     let host_mount = Path::new(generator.first_mount());
     check_device(&device, size, h, host_mount)?;
-    mount::mount_fs(
-        &device,
-        host_mount,
-        h.fstype.driver(),
-        mount::MountMode::ReadWrite,
-        "",
-    )?;
-    attach_on_mounted_host(h, &device, host_mount, generator).inspect_err(|_| {
+    // An immutable boot never writes the host: nothing can reach the
+    // user's disk, and no clean detach is needed at power-off.
+    let mode = if ram_limit.is_some() {
+        mount::MountMode::ReadOnly
+    } else {
+        mount::MountMode::ReadWrite
+    };
+    mount::mount_fs(&device, host_mount, h.fstype.driver(), mode, "")?;
+    attach_on_mounted_host(h, &device, host_mount, generator, ram_limit).inspect_err(|_| {
         match mount::umount_fs(host_mount) {
             Ok(mount::Unmounted::Clean) => say(&format!("unmounted {}", device.display())),
             Ok(mount::Unmounted::Detached) => say(&format!(
@@ -289,16 +308,18 @@ fn stage2_refusal(badge: &VolumeBadge) -> Option<(String, &'static str)> {
     }
 }
 
-/// The steps after the host is mounted read-write.
+/// The steps after the host is mounted (read-write, or read-only for an
+/// immutable boot).
 fn attach_on_mounted_host(
     h: &Handoff,
     device: &Path,
     host_mount: &Path,
     generator: carry::Generator,
+    ram_limit: Option<u64>,
 ) -> Result<String, AttachError> {
     // The kernel may have made the superblock read-only on its own: the
     // mount call succeeded, and only the mount's flags tell.
-    if mount::is_read_only(host_mount)? {
+    if ram_limit.is_none() && mount::is_read_only(host_mount)? {
         return Err(AttachError::MountedReadOnly {
             device: device.to_path_buf(),
             kernel: mount::recent_kernel_lines(device, h.fstype.driver())
@@ -318,6 +339,11 @@ fn attach_on_mounted_host(
         })?
         .len();
     check_size(&h.image, len, h.size)?;
+    if let Some(limit) = ram_limit {
+        let stack = immutable::attach(&file, h.size, limit)?;
+        timeline::mark("immutable stack attached");
+        return Ok(format!("{}: {stack}", h.image));
+    }
     let cfg = loopdev::LoopConfig {
         direct_io: true,
         partscan: true,
@@ -483,11 +509,12 @@ fn load_carried_modules() {
     timeline::mark("carried modules loaded");
 }
 
-fn load_modules(fs_driver: &str) {
+fn load_modules(modules: &[&str]) {
     // What the carried modules gave is loaded already; asking the target's
     // own index for it again would only report it missing there.
-    let wanted: Vec<&str> = ["loop", fs_driver]
-        .into_iter()
+    let wanted: Vec<&str> = modules
+        .iter()
+        .copied()
         .filter(|m| !Path::new("/sys/module").join(m).exists())
         .collect();
     let loaded = modprobe::load_boot_modules(&wanted);

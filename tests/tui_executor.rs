@@ -88,6 +88,7 @@ fn fake_plan(
         source: e.source.clone(),
         version: e.version.clone(),
         cmdline: format!("{cmdline} rdinit=/vhdboot/stage2"),
+        overlay: None,
     })
 }
 

@@ -17,6 +17,8 @@ use vhdboot::tui::{Effect, Failure, Host, Key, Model, Msg, update};
 #[derive(Default)]
 struct RecordingHost {
     calls: Vec<String>,
+    /// Whether each preloaded plan was an immutable boot, in order.
+    immutable: Vec<bool>,
 }
 
 impl Host for RecordingHost {
@@ -26,6 +28,7 @@ impl Host for RecordingHost {
     }
     fn preload(&mut self, id: u64, plan: &BootPlan) -> Option<Result<(), Failure>> {
         self.calls.push(format!("preload {id} {}", plan.title));
+        self.immutable.push(plan.overlay.is_some());
         None
     }
     fn cancel_preload(&mut self) {
@@ -388,4 +391,25 @@ fn a_failed_reboot_drops_the_preload() {
     assert!(menu.model.modal.is_some());
     assert!(menu.model.preload.is_none());
     assert_eq!(menu.calls().last(), Some(&"cancel"));
+}
+
+#[test]
+fn switching_immutable_prepares_the_boot_again_in_the_new_mode() {
+    let mut menu = Menu::new(None);
+    menu.send(Msg::Shown);
+    assert!(menu.finish(1, Ok(())).is_empty());
+    let effects = menu.key(Key::Char('i'));
+    assert_eq!(
+        effects,
+        vec![
+            Effect::CancelPreload,
+            Effect::Preload {
+                id: 2,
+                entry: DEFAULT_ENTRY,
+                cmdline: None,
+            }
+        ]
+    );
+    menu.key(Key::Char('i'));
+    assert_eq!(menu.host.immutable, vec![false, true, false]);
 }

@@ -694,3 +694,31 @@ fn ctrl_c_quits_the_demo_only() {
     let mut pid1 = menu();
     assert!(press(&mut pid1, Key::Ctrl('c')).is_empty());
 }
+
+#[test]
+fn i_switches_the_selected_image_to_immutable_and_back_for_the_boot() {
+    use vhdboot::boot::handoff::{Handoff, Overlay};
+    use vhdboot::boot::plan::plan;
+    let mut m = menu();
+    let entry = selected_entry(&m).unwrap();
+    assert!(
+        press(&mut m, Key::Char('i')).is_empty(),
+        "no preload to restart"
+    );
+    let p = plan(&m.snapshot, entry, None).unwrap();
+    assert_eq!(p.overlay, Some(Overlay::Ram { limit: None }));
+    assert_eq!(
+        Handoff::parse(&p.cmdline).unwrap().overlay,
+        Some(Overlay::Ram { limit: None })
+    );
+    assert_eq!(
+        press(&mut m, Key::Enter),
+        vec![Effect::Boot {
+            entry,
+            cmdline: None
+        }]
+    );
+    let mut m = menu();
+    press_all(&mut m, &[Key::Char('i'), Key::Char('i')]);
+    assert_eq!(plan(&m.snapshot, entry, None).unwrap().overlay, None);
+}

@@ -148,6 +148,7 @@ fn empty_snapshot() -> Snapshot {
         }],
         log: vec![],
         secure_boot: None,
+        immutable: Default::default(),
     }
 }
 
@@ -285,4 +286,19 @@ fn entry_on_a_hibernated_volume_is_drawn_with_the_judges_reason() {
     let text = draw(&mut m, 80, 24);
     assert!(text.contains("ubuntu.vhd host volume hibernated"), "{text}");
     insta::assert_snapshot!("hibernated_host_80x24", text);
+}
+
+#[test]
+fn immutable_boot_of_the_selected_image_shows_on_the_status_line() {
+    let mut m = model(false);
+    assert!(!draw(&mut m, 80, 24).contains("Immutable"));
+    m.snapshot.immutable.ram_limit = Some(512 << 20);
+    keys(&mut m, &[Key::Char('i')]);
+    let screen = draw(&mut m, 100, 24);
+    assert!(
+        screen.contains("Immutable: changes kept in RAM (up to 512 MiB), lost at reboot"),
+        "{screen}"
+    );
+    keys(&mut m, &[Key::Char('i')]);
+    assert!(!draw(&mut m, 100, 24).contains("Immutable"));
 }

@@ -23,6 +23,7 @@ fn big_snapshot() -> Snapshot {
         volumes: Vec::new(),
         log: fixture.log.clone(),
         secure_boot: None,
+        immutable: Default::default(),
     };
     let templates: Vec<_> = fixture.volumes[0].images.clone();
     for v in 0..4 {

@@ -31,11 +31,14 @@ pub const NEXT: &str = "vhdboot.next";
 pub const HOST_UUID: &str = "vhdboot.uuid";
 pub const HOST_PARTUUID: &str = "vhdboot.partuuid";
 pub const HOST_SIZE: &str = "vhdboot.hostsize";
+/// How the image is attached: absent for a normal (read-write) boot,
+/// `ram:<bytes>` or `ram:auto` for an immutable one.
+pub const OVERLAY: &str = "vhdboot.overlay";
 pub const RDINIT: &str = "rdinit";
 
 /// Every parameter this module writes under the `vhdboot.` prefix; the
 /// bootstrapper's configuration skips them.
-pub const HANDOFF_KEYS: [&str; 8] = [
+pub const HANDOFF_KEYS: [&str; 9] = [
     HOST,
     FSTYPE,
     IMAGE,
@@ -44,7 +47,51 @@ pub const HANDOFF_KEYS: [&str; 8] = [
     HOST_UUID,
     HOST_PARTUUID,
     HOST_SIZE,
+    OVERLAY,
 ];
+
+/// A layer stage 2 puts between the image and the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Overlay {
+    /// Immutable boot: the image is attached read-only and every write
+    /// goes to a copy-on-write layer in RAM, thrown away at reboot. The
+    /// layer holds at most `limit` bytes; None lets stage 2 take a share
+    /// of the target machine's RAM.
+    Ram { limit: Option<u64> },
+}
+
+impl Overlay {
+    /// The kernel modules stage 2 loads for an overlay (besides `loop` and
+    /// the host's driver), which the target's initramfs must have: the
+    /// device-mapper core and its snapshot target. The RAM layer itself is
+    /// a file on tmpfs behind a second loop device, which needs nothing more.
+    pub const MODULES: [&str; 2] = ["dm_mod", "dm_snapshot"];
+
+    /// The value `vhdboot.overlay=` carries.
+    fn encode(self) -> String {
+        match self {
+            Overlay::Ram { limit: Some(bytes) } => format!("ram:{bytes}"),
+            Overlay::Ram { limit: None } => "ram:auto".to_string(),
+        }
+    }
+
+    fn decode(text: &str) -> Result<Overlay, HandoffError> {
+        let bad = || HandoffError::Bad {
+            param: OVERLAY,
+            value: text.to_string(),
+            expected: "ram:auto or ram:<bytes> with a positive whole number of bytes",
+        };
+        match text.strip_prefix("ram:").ok_or_else(bad)? {
+            "auto" => Ok(Overlay::Ram { limit: None }),
+            n => n
+                .parse::<u64>()
+                .ok()
+                .filter(|&b| b > 0)
+                .map(|b| Overlay::Ram { limit: Some(b) })
+                .ok_or_else(bad),
+        }
+    }
+}
 
 /// Bytes escaped in `vhdboot.image`: controls and whitespace would split
 /// the word, a double quote would start quoting, `%` is the escape itself,
@@ -98,6 +145,8 @@ pub struct Handoff {
     pub size: u64,
     /// The init that stage 2 execs: the entry's own `rdinit=`, or `/init`.
     pub next: String,
+    /// None: the image is attached read-write, as it is.
+    pub overlay: Option<Overlay>,
 }
 
 /// Why the handoff could not be read from, or written to, a command line.
@@ -152,6 +201,9 @@ impl Handoff {
         if let Some(size) = self.identity.size {
             cmdline.append(HOST_SIZE, Some(&size.to_string()))?;
         }
+        if let Some(overlay) = self.overlay {
+            cmdline.append(OVERLAY, Some(&overlay.encode()))?;
+        }
         cmdline.append(RDINIT, Some(STAGE2_PATH))?;
         Ok(())
     }
@@ -205,6 +257,7 @@ impl Handoff {
             }
         };
         let identity = parse_identity(&line, &host)?;
+        let overlay = line.get(OVERLAY).map(Overlay::decode).transpose()?;
         Ok(Handoff {
             host,
             identity,
@@ -212,6 +265,7 @@ impl Handoff {
             image,
             size,
             next,
+            overlay,
         })
     }
 }
@@ -351,6 +405,7 @@ mod tests {
             image: "/Images/ubuntu.vhd".into(),
             size: 8 * 1024 * 1024 * 1024,
             next: DEFAULT_NEXT.into(),
+            overlay: None,
         }
     }
 
@@ -549,6 +604,43 @@ mod tests {
         let line = applied(&h, "quiet");
         assert!(line.contains("vhdboot.uuid=1A2B"), "{line}");
         assert_eq!(Handoff::parse(&line).unwrap(), h);
+    }
+
+    #[test]
+    fn immutable_overlay_survives_write_then_parse() {
+        for (overlay, text) in [
+            (Overlay::Ram { limit: None }, "vhdboot.overlay=ram:auto "),
+            (
+                Overlay::Ram {
+                    limit: Some(1 << 30),
+                },
+                "vhdboot.overlay=ram:1073741824 ",
+            ),
+        ] {
+            let h = Handoff {
+                overlay: Some(overlay),
+                ..sample()
+            };
+            let line = applied(&h, "quiet");
+            assert!(line.contains(text), "{line}");
+            assert_eq!(Handoff::parse(&line).unwrap(), h);
+            // Booting the same entry normally drops the overlay again.
+            let normal = applied(&sample(), &line);
+            assert!(!normal.contains("vhdboot.overlay"), "{normal}");
+        }
+    }
+
+    #[test]
+    fn bad_overlay_is_named_with_the_accepted_forms() {
+        let good = applied(&sample(), "");
+        for value in ["disk", "ram:", "ram:0", "ram:1G"] {
+            let err = Handoff::parse(&format!("{good} {OVERLAY}={value}")).unwrap_err();
+            assert!(
+                matches!(err, HandoffError::Bad { param: OVERLAY, .. }),
+                "{value}: {err:?}"
+            );
+            assert!(err.to_string().contains("ram:auto"), "{err}");
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use super::cmdline::Cmdline;
 use super::entry_id::entry_id;
-use super::handoff::{DEFAULT_NEXT, Handoff, HandoffError, HostId, HostIdentity};
+use super::handoff::{DEFAULT_NEXT, Handoff, HandoffError, HostId, HostIdentity, Overlay};
 use crate::model::{
     BootEntry, EntryRef, EntrySource, FsType, Image, ImageKind, MountState, Snapshot, Volume,
     VolumeBadge,
@@ -37,6 +37,9 @@ pub struct BootPlan {
     /// The final kernel command line: the entry's (or the edited) line plus
     /// the handoff parameters.
     pub cmdline: String,
+    /// Some for an immutable boot: stage 2 then needs device-mapper's
+    /// snapshot target from the target's initramfs, which the load checks.
+    pub overlay: Option<Overlay>,
 }
 
 impl BootPlan {
@@ -623,6 +626,12 @@ pub fn plan(
         image: image.path.clone(),
         size: data_size,
         next: DEFAULT_NEXT.to_string(),
+        overlay: snapshot
+            .immutable
+            .covers(&image.path)
+            .then_some(Overlay::Ram {
+                limit: snapshot.immutable.ram_limit,
+            }),
     };
     handoff
         .apply(&mut line)
@@ -652,6 +661,7 @@ pub fn plan(
         source: boot_entry.source.clone(),
         version: boot_entry.version.clone(),
         cmdline,
+        overlay: handoff.overlay,
     })
 }
 
@@ -1035,6 +1045,23 @@ mod tests {
                 size: Some(s.volumes[0].size),
             }
         );
+    }
+
+    #[test]
+    fn immutable_image_hands_over_a_ram_overlay_with_the_limit() {
+        let mut s = snapshot();
+        assert_eq!(plan(&s, at(0, 0, 0), None).unwrap().overlay, None);
+        s.immutable.images.push("/images/ubuntu 24.04.VHD".into());
+        s.immutable.ram_limit = Some(64 << 20);
+        let p = plan(&s, at(0, 0, 0), None).unwrap();
+        let ram = Overlay::Ram {
+            limit: Some(64 << 20),
+        };
+        assert_eq!(p.overlay, Some(ram));
+        assert_eq!(Handoff::parse(&p.cmdline).unwrap().overlay, Some(ram));
+        // Only the listed image: Fedora on the same volume boots normally.
+        let other = plan(&s, at(0, 1, 0), None).unwrap();
+        assert_eq!(Handoff::parse(&other.cmdline).unwrap().overlay, None);
     }
 
     #[test]

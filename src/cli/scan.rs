@@ -44,6 +44,7 @@ pub fn run(a: ScanArgs) -> anyhow::Result<ExitCode> {
             volumes: a.roots.iter().map(|r| folder_volume(r, &config)).collect(),
             log: Vec::new(),
             secure_boot: None,
+            immutable: Default::default(),
         }
     };
     if a.json {

@@ -354,6 +354,7 @@ pub(crate) mod fixtures {
             ],
             log: vec![],
             secure_boot: None,
+            immutable: Default::default(),
         }
     }
 

@@ -5,6 +5,7 @@
 pub mod blkid;
 pub mod bounded;
 pub mod console;
+pub mod devmapper;
 pub mod efi;
 pub mod efivars;
 pub mod fileinfo;

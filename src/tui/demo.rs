@@ -174,5 +174,6 @@ pub fn fixture_snapshot() -> Snapshot {
             "image: /images/ubuntu.vhd fixed VHD, 1 UKI".into(),
         ],
         secure_boot: None,
+        immutable: Default::default(),
     }
 }

@@ -20,6 +20,8 @@ pub enum Action {
     First,
     Last,
     Boot,
+    /// Switches the selected image between an immutable and a normal boot.
+    Immutable,
     Edit,
     Shell,
     Rescan,
@@ -179,6 +181,12 @@ pub const MENU: KeyTable = KeyTable {
             &[K::Enter],
             text("Enter", "boot"),
             Some(("Enter", "boot the selected entry")),
+        ),
+        bind(
+            A::Immutable,
+            &[K::Char('i')],
+            None,
+            Some(("i", "immutable on/off: changes kept in RAM, lost at reboot")),
         ),
         bind(
             A::Edit,

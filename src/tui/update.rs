@@ -340,6 +340,7 @@ fn on_menu_key(model: &mut Model, key: Key) -> Vec<Effect> {
             model.selected = model.last_selectable().unwrap_or(0);
         }
         Action::Boot => return boot_selected(model),
+        Action::Immutable => return toggle_immutable(model),
         Action::Edit => match selected_entry(model) {
             Ok(entry) => {
                 let cmdline = model
@@ -376,6 +377,31 @@ fn on_menu_key(model: &mut Model, key: Key) -> Vec<Effect> {
         _ => {}
     }
     Vec::new()
+}
+
+/// Switches the selected image between an immutable and a normal boot,
+/// for this menu session. A preload of it carried the other mode's
+/// command line, so it starts again.
+fn toggle_immutable(model: &mut Model) -> Vec<Effect> {
+    let Some(row) = model.selected_row() else {
+        return Vec::new();
+    };
+    let Some(image) = row
+        .image()
+        .and_then(|(v, i)| model.snapshot.volumes.get(v)?.images.get(i))
+    else {
+        return Vec::new();
+    };
+    let path = image.path.clone();
+    model.snapshot.immutable.toggle(&path);
+    match row {
+        Row::Entry {
+            entry,
+            blocker: None,
+            ..
+        } if model.settings.preload => start_preload(model, entry, None),
+        _ => Vec::new(),
+    }
 }
 
 fn on_editor_key(model: &mut Model, key: Key, entry: EntryRef, mut edit: LineEdit) -> Vec<Effect> {

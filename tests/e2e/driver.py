@@ -248,7 +248,7 @@ class Vm:
 
     def __init__(self, args, name, kernel, initrd, append, disk=None, answer_dsr=True,
                  monitor=False, overlay=True, sector_size=512, extra_disks=(),
-                 firmware=None, vga=False):
+                 firmware=None, vga=False, overlay_of=None):
         self.name = name
         self.monitor_path = os.path.join(args.workdir, f"{name}.monitor") if monitor else None
         self.answer_dsr = answer_dsr
@@ -275,15 +275,18 @@ class Vm:
             # would add cluster allocation to every first write.
             cmd += ["-drive", f"file={os.path.abspath(disk)},if=virtio,format=raw"]
         elif disk:
-            overlay = os.path.join(args.workdir, f"{name}.overlay.qcow2")
-            if os.path.exists(overlay):
-                os.unlink(overlay)
-            # The overlay keeps the generated host disk pristine across runs.
-            subprocess.run(
-                ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw",
-                 "-b", os.path.abspath(disk), overlay],
-                check=True,
-            )
+            # overlay_of names an earlier run whose disk state this run
+            # continues (a boot after a boot).
+            overlay = os.path.join(args.workdir, f"{overlay_of or name}.overlay.qcow2")
+            if not overlay_of:
+                if os.path.exists(overlay):
+                    os.unlink(overlay)
+                # The overlay keeps the generated host disk pristine across runs.
+                subprocess.run(
+                    ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw",
+                     "-b", os.path.abspath(disk), overlay],
+                    check=True,
+                )
             if sector_size == 512:
                 cmd += ["-drive", f"file={overlay},if=virtio,format=qcow2"]
             else:
@@ -2028,6 +2031,85 @@ def scenario_hibernation(args, timings):
     finally:
         os.unlink(raw)
         os.unlink(hraw)
+def boot_edited(vm, args, words: str, keys=()):
+    """Presses `keys` in the menu, then adds `words` to the selected
+    entry's command line in the editor and boots it."""
+    for k in keys:
+        vm.send(k)
+        vm.settle()
+    vm.send(b"e")
+    vm.settle()
+    vm.key("end")
+    vm.send(f" {words}".encode())
+    vm.settle()
+    vm.key("enter")
+    return marker(vm, args.timeout)
+
+
+IMMUTABLE_RAM_MIB = 4
+
+
+def scenario_immutable(args, timings):
+    """Issue 15: `i` boots the NTFS image immutable with a 4 MiB RAM layer.
+    The target writes a token into its root partition and reads it back,
+    then writes 16 MiB, more than the layer holds, and must get an I/O
+    error (not a hang), with stage 2's console line naming the limit. After
+    QEMU exits the host disk is bit-for-bit unchanged, and a normal boot of
+    the same disk does not see the token."""
+    settings = (f"vhdboot.default={NTFS_PATH} vhdboot.timeout=-1 "
+                f"vhdboot.immutable_ram={IMMUTABLE_RAM_MIB}M")
+    vm = boot_menu(args, "immutable", settings)
+    try:
+        wait_menu(vm, args, timings, [NTFS_TITLE])
+        vm.settle()
+        vm.send(b"i")
+        vm.wait_for(rf"Immutable: changes kept in RAM \(up to {IMMUTABLE_RAM_MIB} MiB\)", 20,
+                    "the status line naming the immutable boot", on_screen=True)
+        t_enter = vm.elapsed()
+        m = boot_edited(vm, args, "e2e.immutable=write")
+        timings["enter to marker"] = vm.elapsed() - t_enter
+        check(re.fullmatch(r"/dev/loop\d+p2", m["root"]) is not None,
+              f"root {m['root']!r} is not partition 2 of a loop device")
+        check(re.fullmatch(r"/dev/dm-\d+", m["backing"]) is not None,
+              f"the partitioned loop device's backing {m['backing']!r} is not the snapshot")
+        text = vm.text()
+        notice = (rf"immutable: changes kept in RAM, up to {IMMUTABLE_RAM_MIB} MiB, lost at "
+                  r"reboot.*Invalidating snapshot: Unable to allocate exception")
+        check(re.search(notice, text) is not None,
+              "stage 2 did not name the RAM limit and the kernel's line on the console")
+        stack = re.search(r"immutable: \S+ read-only on .*", text)
+        print(f"e2e:   immutable: {stack.group(0).strip() if stack else 'no stack line'}", flush=True)
+        r = vm.wait_for(r"VHDBOOT-TARGET-IMMUTABLE token=(\w+) flood=(\w+) invalidated=(\d+)",
+                        60, "the target's immutable report")
+        line = re.search(r"VHDBOOT-TARGET-IMMUTABLE .*", vm.text()).group(0).strip()
+        print(f"e2e:   immutable: {line}", flush=True)
+        check(r.group(1) == "ok", f"the token did not read back from the snapshot: {line}")
+        check(r.group(2) == "failed", f"writing past the RAM limit did not fail: {line}")
+        check(int(r.group(3)) > 0, f"the kernel did not invalidate the full snapshot: {line}")
+        vm.wait_exit(90, "the target to power off")
+        timings["to power off"] = vm.elapsed()
+    finally:
+        vm.close()
+    overlay = os.path.join(args.workdir, "immutable.overlay.qcow2")
+    cmp = subprocess.run(
+        ["qemu-img", "compare", "-f", "qcow2", "-F", "raw", overlay, os.path.abspath(args.disk)],
+        capture_output=True, text=True,
+    )
+    check(cmp.returncode == 0,
+          f"the immutable boot changed the host disk (qemu-img compare: {cmp.stdout.strip()})")
+    vm = Vm(args, "immutable-after", args.kernel, args.initrd, f"{BASE_CMDLINE} {settings}",
+            disk=args.disk, overlay_of="immutable")
+    try:
+        wait_menu(vm, args, {}, [NTFS_TITLE])
+        vm.settle()
+        m = boot_edited(vm, args, "e2e.immutable=check")
+        check(re.search(r"/dev/dm-", m["backing"]) is None,
+              f"the normal boot is stacked on a snapshot: {m['backing']!r}")
+        r = vm.wait_for(r"VHDBOOT-TARGET-TOKEN (\w+)", 30, "the target's token check")
+        check(r.group(1) == "absent", "the normal boot after the immutable one sees the token")
+        vm.wait_exit(90, "the target to power off")
+    finally:
+        vm.close()
     return vm
 
 
@@ -2069,7 +2151,7 @@ DEFAULT_SCENARIOS = ["direct", "default", "pick", "edit", "readonly", "silent", 
                      "confirm-cancel", "exec-fails", "default-broken", "hostile", "ovmf",
                      "ovmf-vga", "preload-default", "preload-pick", "boot-dir", "repair",
                      "repair-write", "host-safety", "hibernation", "carry", "crash",
-                     "ovmf-efivars"]
+                     "ovmf-efivars", "immutable"]
 
 
 def main() -> int:

@@ -57,7 +57,19 @@ pub fn check_payload(payload: &Payload, claimed: Option<&str>, fs_driver: &str) 
 /// `exfat`) for kernel `version` from `initrd`. With no version, a single
 /// module tree in the initramfs is taken as the target's.
 pub fn check_modules(initrd: &[u8], version: Option<&str>, fs_driver: &str) -> ModuleCheck {
-    let wanted = ["loop", fs_driver];
+    check_modules_with(initrd, version, fs_driver, &[])
+}
+
+/// [`check_modules`] that also wants `extra` (an immutable boot's
+/// device-mapper modules).
+pub fn check_modules_with(
+    initrd: &[u8],
+    version: Option<&str>,
+    fs_driver: &str,
+    extra: &[&str],
+) -> ModuleCheck {
+    let mut wanted = vec!["loop", fs_driver];
+    wanted.extend_from_slice(extra);
     let found = scan(initrd, version, &wanted);
     let version = version.map(str::to_string).or_else(|| {
         match found.trees.keys().collect::<Vec<_>>().as_slice() {

@@ -26,7 +26,7 @@ mod newc;
 #[cfg(test)]
 mod tests;
 
-pub use check::{ModuleCheck, Presence, check_modules, check_payload};
+pub use check::{ModuleCheck, Presence, check_modules, check_modules_with, check_payload};
 pub use decompress::Compression;
 pub use module_index::ModuleTree;
 pub use newc::{MAX_MODULE_FILES, MAX_MODULE_TREES};

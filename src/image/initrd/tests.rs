@@ -387,3 +387,25 @@ fn an_image_without_a_tree_for_the_kernel_is_refused_with_its_reason() {
         p.what
     );
 }
+
+#[test]
+fn immutable_boot_also_wants_the_device_mapper_modules() {
+    let a = archive(&[
+        (
+            "lib/modules/6.12.9-amd64/modules.builtin",
+            b"kernel/drivers/block/loop.ko\n",
+        ),
+        ("lib/modules/6.12.9-amd64/kernel/fs/ntfs3/ntfs3.ko.xz", b"y"),
+        (
+            "lib/modules/6.12.9-amd64/kernel/drivers/md/dm-mod.ko.xz",
+            b"y",
+        ),
+    ]);
+    let dm = ["dm_mod", "dm_snapshot"];
+    assert_eq!(check_modules(&a, Some(K), "ntfs3").problem(), None);
+    let c = check_modules_with(&a, Some(K), "ntfs3", &dm);
+    assert_eq!(c.missing(), vec!["dm_snapshot"]);
+    let p = c.problem().unwrap();
+    assert!(p.blocks_boot);
+    assert!(p.what.contains("no dm_snapshot module"), "{}", p.what);
+}

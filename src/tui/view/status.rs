@@ -53,12 +53,30 @@ pub fn status_line(model: &Model, theme: &Theme, frame: &mut Frame, area: Rect) 
             format!(" Booting {title} in {n} s, press any key to stop")
         };
         Line::styled(text, theme.warn().add_modifier(Modifier::BOLD))
+    } else if let Some(line) = immutable_line(model) {
+        Line::styled(line, theme.warn())
     } else if let Some(n) = &model.notice {
         Line::raw(format!(" {n}"))
     } else {
         Line::raw("")
     };
     frame.render_widget(Paragraph::new(line), area);
+}
+
+/// What the status line says when the selected image boots immutable.
+fn immutable_line(model: &Model) -> Option<String> {
+    let (v, i) = model.selected_row()?.image()?;
+    let image = model.snapshot.volumes.get(v)?.images.get(i)?;
+    model.snapshot.immutable.covers(&image.path).then(|| {
+        let limit = model
+            .snapshot
+            .immutable
+            .ram_limit
+            .map_or("a quarter of RAM".to_string(), |b| {
+                format!("{} MiB", b >> 20)
+            });
+        format!(" Immutable: changes kept in RAM (up to {limit}), lost at reboot; i: normal boot")
+    })
 }
 
 pub fn key_line(model: &Model, theme: &Theme, frame: &mut Frame, area: Rect) {
