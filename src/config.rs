@@ -5,6 +5,7 @@
 
 use crate::boot::cmdline::Cmdline;
 use crate::boot::handoff;
+use crate::password::Password;
 use percent_encoding::percent_decode_str;
 use std::fmt;
 use std::sync::OnceLock;
@@ -18,7 +19,7 @@ pub const CONF_PATH: &str = "/etc/vhdboot.conf";
 pub const CMDLINE_PREFIX: &str = "vhdboot.";
 
 /// Every key, in the order the documentation lists them.
-pub const KEYS: [&str; 13] = [
+pub const KEYS: [&str; 15] = [
     "default",
     "timeout",
     "search",
@@ -32,6 +33,8 @@ pub const KEYS: [&str; 13] = [
     "probe_memory",
     "load_time",
     "load_memory",
+    "editor",
+    "password",
 ];
 
 /// What one child that reads disk content may use (`sys::bounded`).
@@ -91,6 +94,12 @@ pub struct Config {
     pub probe: ChildLimits,
     /// Limits of the child that reads and checks a kernel and initrd at boot.
     pub load: ChildLimits,
+    /// The command-line editor may be opened (`editor = no` turns it off,
+    /// as in systemd-boot's loader.conf).
+    pub editor: bool,
+    /// The password that the editor, the shell and the repair actions ask
+    /// for, if any.
+    pub password: Option<Password>,
 }
 
 impl Default for Config {
@@ -124,6 +133,8 @@ impl Default for Config {
                 time: Duration::from_secs(60),
                 memory_mib: 2048,
             },
+            editor: true,
+            password: None,
         }
     }
 }
@@ -229,7 +240,27 @@ impl Config {
             (None, "raw" | "ascii") => "1",
             (None, _) => "",
         };
+        // Whoever can change the bootstrapper's command line is at the
+        // keyboard already, so it may add a lock but never take one away
+        // that the file (built into the initramfs) set.
+        if matches!(origin, Origin::Cmdline)
+            && let Some(refusal) = self.cmdline_would_unlock(key, text)
+        {
+            warnings.push(format!("{origin}: {} ignored: {refusal}", shown(value)));
+            return;
+        }
         let result = match key {
+            "editor" => parse_bool(text).map(|b| self.editor = b),
+            "password" => {
+                self.password = (!text.is_empty()).then(|| Password::from_setting(text));
+                if let Some(Password::Unusable { reason }) = &self.password {
+                    warnings.push(format!(
+                        "{origin}: password is not usable: {reason}; the editor and the shell \
+                         stay locked until it is fixed (vhdboot passwd prints a hash)"
+                    ));
+                }
+                Ok(())
+            }
             "default" => parse_default(text).map(|d| self.default = d),
             "timeout" => parse_timeout(text).map(|t| self.timeout = t),
             "search" => parse_search(text).map(|s| self.search = s),
@@ -257,6 +288,20 @@ impl Config {
         }
     }
 
+    /// Why the kernel command line may not set `key` to `text`, if it
+    /// would open a lock.
+    fn cmdline_would_unlock(&self, key: &str, text: &str) -> Option<&'static str> {
+        match key {
+            "editor" if !self.editor && parse_bool(text) == Ok(true) => Some(
+                "the kernel command line cannot turn on an editor that vhdboot.conf turned off",
+            ),
+            "password" if self.password.is_some() => {
+                Some("the kernel command line cannot replace or clear the password of vhdboot.conf")
+            }
+            _ => None,
+        }
+    }
+
     /// The current value of `key`, as a warning shows it.
     fn current(&self, key: &str) -> String {
         let or_auto = |v: Option<u16>| v.map_or("auto".to_string(), |v| v.to_string());
@@ -281,6 +326,7 @@ impl Config {
             "probe_memory" => self.probe.memory_mib.to_string(),
             "load_time" => format!("{}ms", self.load.time.as_millis()),
             "load_memory" => self.load.memory_mib.to_string(),
+            "editor" => u8::from(self.editor).to_string(),
             _ => String::new(),
         }
     }
@@ -861,6 +907,64 @@ ascii = true
                 .any(|w| w.contains("probe_memory") && w.contains("from 16")),
             "{w:?}"
         );
+    }
+
+    const HASH: &str = "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1";
+
+    #[test]
+    fn editor_and_password_are_read_from_the_file() {
+        let (c, w) = from(&format!("editor = no\npassword = {HASH}\n"), "");
+        assert!(w.is_empty(), "{w:?}");
+        assert!(!c.editor);
+        match c.password {
+            Some(Password::Hash(h)) => assert_eq!(h.as_str(), HASH),
+            other => unreachable!("{other:?}"),
+        }
+        let (c, _) = from("password =\n", "");
+        assert_eq!(c.password, None);
+    }
+
+    #[test]
+    fn the_cmdline_may_add_a_lock() {
+        let (c, w) = from("", &format!("vhdboot.editor=no vhdboot.password={HASH}"));
+        assert!(w.is_empty(), "{w:?}");
+        assert!(!c.editor);
+        assert!(matches!(c.password, Some(Password::Hash(_))));
+    }
+
+    #[test]
+    fn the_cmdline_cannot_open_a_lock_the_file_set() {
+        let other = "$6$othersalt$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1";
+        let (c, w) = from(
+            &format!("editor = no\npassword = {HASH}\n"),
+            &format!("vhdboot.editor=yes vhdboot.password={other} vhdboot.password="),
+        );
+        assert!(!c.editor);
+        match &c.password {
+            Some(Password::Hash(h)) => assert_eq!(h.as_str(), HASH),
+            other => unreachable!("{other:?}"),
+        }
+        assert_eq!(w.len(), 3, "{w:?}");
+        assert!(
+            w[0].contains("vhdboot.editor=yes ignored: the kernel command line cannot turn on")
+        );
+        assert!(w[1].contains("cannot replace or clear the password"));
+    }
+
+    #[test]
+    fn a_password_that_is_no_hash_locks_and_warns() {
+        let (c, w) = from("password = hunter2\n", "");
+        assert!(
+            matches!(c.password, Some(Password::Unusable { .. })),
+            "{:?}",
+            c.password
+        );
+        assert_eq!(w.len(), 1);
+        assert!(
+            w[0].contains("line 1: password is not usable: it is not a SHA-512"),
+            "{w:?}"
+        );
+        assert!(w[0].contains("stay locked"), "{w:?}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod discovery;
 pub mod image;
 pub mod model;
 pub mod modprobe;
+pub mod password;
 pub mod sys;
 pub mod terminal_text;
 pub mod tui;

@@ -21,6 +21,7 @@ macro_rules! say_err {
 
 mod image;
 mod menu;
+mod passwd;
 mod probe;
 mod scan;
 mod uki;
@@ -57,6 +58,8 @@ enum Command {
     Scan(scan::ScanArgs),
     /// Run the boot menu on this terminal without booting anything.
     Menu(menu::MenuArgs),
+    /// Print the hash that vhdboot.conf's `password` setting takes.
+    Passwd(passwd::PasswdArgs),
     /// Read disk content for vhdboot itself, under limits (internal).
     #[command(subcommand, hide = true)]
     Probe(probe::ProbeCommand),
@@ -71,6 +74,7 @@ pub fn run() -> ExitCode {
         Command::Uki(c) => uki::run(c),
         Command::Scan(a) => scan::run(a),
         Command::Menu(a) => menu::run(a),
+        Command::Passwd(a) => passwd::run(a),
         Command::Probe(c) => probe::run(c),
     };
     match result {

@@ -5,7 +5,9 @@ use crate::boot::plan::{PlanError, blocker, image_blocker};
 use crate::config::Config;
 use crate::model::{EntryRef, Snapshot};
 use crate::tui::host::Failure;
+use crate::tui::keys::Action;
 use crate::tui::line_edit::LineEdit;
+use crate::tui::lock::{Lock, Secret};
 
 /// The help screen's text.
 pub use crate::tui::keys::HELP_TEXT;
@@ -82,6 +84,12 @@ pub enum Screen {
         scroll: usize,
     },
     Confirm(PowerAction),
+    /// The password prompt before `action` (the editor, the shell or a
+    /// repair action), drawn over the menu.
+    Password {
+        action: Action,
+        typed: Secret,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,6 +185,8 @@ pub struct Model {
     /// The selection moved since the last tick; a preload starts only once
     /// it rests, so holding Down does not start one per row.
     pub moved_since_tick: bool,
+    /// The editor and shell lock (`editor`, `password`).
+    pub lock: Lock,
 }
 
 impl Model {
@@ -220,6 +230,7 @@ impl Model {
             next_preload_id: 1,
             boot_waits: false,
             moved_since_tick: false,
+            lock: Lock::from_config(config),
         };
         model.selected = default
             .and_then(|d| model.row_of_entry(d))

@@ -10,6 +10,7 @@ mod help;
 mod list;
 mod log;
 mod modal;
+mod prompt;
 mod status;
 mod theme;
 
@@ -54,6 +55,9 @@ pub fn view(model: &Model, frame: &mut Frame) {
 
     if let Screen::Confirm(action) = model.screen {
         confirm::render(action, &theme, frame, area);
+    }
+    if let Screen::Password { action, typed } = &model.screen {
+        prompt::render(model, *action, typed, &theme, frame, area);
     }
     if let Some(failure) = &model.modal {
         modal::render(failure, &theme, frame, area);
