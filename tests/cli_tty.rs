@@ -169,3 +169,45 @@ fn passwd_on_a_terminal_refuses_two_different_passwords() {
     assert!(screen.contains("EXITED=1"), "{screen}");
     assert!(!screen.contains("$6$"), "{screen}");
 }
+
+#[test]
+fn convert_on_a_terminal_draws_a_progress_bar() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.vhd");
+    support::disk::run(
+        Command::new(support::disk::tool("qemu-img"))
+            .args(["create", "-q", "-f", "vpc", "-o", "subformat=dynamic"])
+            .arg(&input)
+            .arg("64M"),
+    );
+    support::disk::run(
+        Command::new(support::disk::tool("qemu-io"))
+            .args(["-f", "vpc", "-c", "write -P 0x5a 0 8M"])
+            .arg(&input),
+    );
+    let output = dir.path().join("out.vhd");
+    let pane = Pane::start(
+        "convert",
+        &format!("{BIN} convert {} {}", input.display(), output.display()),
+    );
+    let screen = pane.wait_for("EXITED=");
+    assert!(screen.contains("EXITED=0"), "{screen}");
+    // indicatif's finished bar: full, with the byte counts.
+    assert!(
+        screen.contains("\u{2588}\u{2588}\u{2588}\u{2588}"),
+        "{screen}"
+    );
+    let bar = screen
+        .lines()
+        .find(|l| l.contains('\u{2588}'))
+        .unwrap_or_default();
+    // "████ 64.02 MiB/64.02 MiB 1 GiB/s eta 0s": done equals total.
+    let (before, after) = bar.split_once(" MiB/").unwrap_or_default();
+    let done = before.rsplit(' ').next().unwrap_or_default();
+    let total = after.split(' ').next().unwrap_or_default();
+    assert!(!done.is_empty() && done == total, "{bar}");
+    assert!(
+        !screen.contains("convert: 10%"),
+        "plain lines on a terminal:\n{screen}"
+    );
+}

@@ -19,6 +19,7 @@ macro_rules! say_err {
     };
 }
 
+mod convert;
 mod image;
 mod menu;
 mod passwd;
@@ -46,6 +47,8 @@ struct Cli {
 enum Command {
     /// Append a fixed-VHD footer to a raw disk image, in place.
     Raw2vhd(vhd::Raw2VhdArgs),
+    /// Convert a dynamic VHD to a fixed one that vhdboot can boot.
+    Convert(convert::ConvertArgs),
     /// Work with VHD footers.
     #[command(subcommand)]
     Vhd(vhd::VhdCommand),
@@ -69,6 +72,7 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Raw2vhd(a) => vhd::raw2vhd(a),
+        Command::Convert(a) => convert::run(a),
         Command::Vhd(c) => vhd::run(c),
         Command::Inspect(a) => image::inspect_bounded(a),
         Command::Uki(c) => uki::run(c),

@@ -7,6 +7,7 @@ pub mod bls;
 pub mod boot_dir;
 pub mod bytes;
 pub mod bzimage;
+pub mod dynamic_vhd;
 pub mod esp;
 pub mod ext4_window;
 pub mod fat_dir;
