@@ -5,6 +5,7 @@
 
 use crate::boot::cmdline::Cmdline;
 use crate::boot::handoff;
+use crate::password::Password;
 use percent_encoding::percent_decode_str;
 use std::fmt;
 use std::sync::OnceLock;
@@ -22,7 +23,7 @@ pub const SAVED_DEFAULT: &str = "@saved";
 pub const CMDLINE_PREFIX: &str = "vhdboot.";
 
 /// Every key, in the order the documentation lists them.
-pub const KEYS: [&str; 15] = [
+pub const KEYS: [&str; 17] = [
     "default",
     "timeout",
     "search",
@@ -38,6 +39,8 @@ pub const KEYS: [&str; 15] = [
     "load_memory",
     "immutable",
     "immutable_ram",
+    "editor",
+    "password",
 ];
 
 /// What one child that reads disk content may use (`sys::bounded`).
@@ -108,6 +111,12 @@ pub struct Config {
     /// The most bytes an immutable boot's RAM layer may hold; None lets
     /// stage 2 take a quarter of the machine's RAM.
     pub immutable_ram: Option<u64>,
+    /// The command-line editor may be opened (`editor = no` turns it off,
+    /// as in systemd-boot's loader.conf).
+    pub editor: bool,
+    /// The password that the editor, the shell and the repair actions ask
+    /// for, if any.
+    pub password: Option<Password>,
 }
 
 impl Default for Config {
@@ -144,6 +153,8 @@ impl Default for Config {
             },
             immutable: Vec::new(),
             immutable_ram: None,
+            editor: true,
+            password: None,
         }
     }
 }
@@ -249,6 +260,15 @@ impl Config {
             (None, "raw" | "ascii") => "1",
             (None, _) => "",
         };
+        // Whoever can change the bootstrapper's command line is at the
+        // keyboard already, so it may add a lock but never take one away
+        // that the file (built into the initramfs) set.
+        if matches!(origin, Origin::Cmdline)
+            && let Some(refusal) = self.cmdline_would_unlock(key, text)
+        {
+            warnings.push(format!("{origin}: {} ignored: {refusal}", shown(value)));
+            return;
+        }
         let result = match key {
             "default" if text.trim().eq_ignore_ascii_case(SAVED_DEFAULT) => {
                 self.default_saved = true;
@@ -258,6 +278,17 @@ impl Config {
                 self.default = d;
                 self.default_saved = false;
             }),
+            "editor" => parse_bool(text).map(|b| self.editor = b),
+            "password" => {
+                self.password = (!text.is_empty()).then(|| Password::from_setting(text));
+                if let Some(Password::Unusable { reason }) = &self.password {
+                    warnings.push(format!(
+                        "{origin}: password is not usable: {reason}; the editor and the shell \
+                         stay locked until it is fixed (vhdboot passwd prints a hash)"
+                    ));
+                }
+                Ok(())
+            }
             "timeout" => parse_timeout(text).map(|t| self.timeout = t),
             "search" => parse_search(text).map(|s| self.search = s),
             "depth" => text
@@ -283,6 +314,20 @@ impl Config {
                 shown(value),
                 self.current(key)
             ));
+        }
+    }
+
+    /// Why the kernel command line may not set `key` to `text`, if it
+    /// would open a lock.
+    fn cmdline_would_unlock(&self, key: &str, text: &str) -> Option<&'static str> {
+        match key {
+            "editor" if !self.editor && parse_bool(text) == Ok(true) => Some(
+                "the kernel command line cannot turn on an editor that vhdboot.conf turned off",
+            ),
+            "password" if self.password.is_some() => {
+                Some("the kernel command line cannot replace or clear the password of vhdboot.conf")
+            }
+            _ => None,
         }
     }
 
@@ -315,6 +360,7 @@ impl Config {
             "immutable_ram" => self
                 .immutable_ram
                 .map_or("auto".to_string(), |b| format!("{}M", b >> 20)),
+            "editor" => u8::from(self.editor).to_string(),
             _ => String::new(),
         }
     }
@@ -955,6 +1001,64 @@ ascii = true
                 .any(|w| w.contains("probe_memory") && w.contains("from 16")),
             "{w:?}"
         );
+    }
+
+    const HASH: &str = "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1";
+
+    #[test]
+    fn editor_and_password_are_read_from_the_file() {
+        let (c, w) = from(&format!("editor = no\npassword = {HASH}\n"), "");
+        assert!(w.is_empty(), "{w:?}");
+        assert!(!c.editor);
+        match c.password {
+            Some(Password::Hash(h)) => assert_eq!(h.as_str(), HASH),
+            other => unreachable!("{other:?}"),
+        }
+        let (c, _) = from("password =\n", "");
+        assert_eq!(c.password, None);
+    }
+
+    #[test]
+    fn the_cmdline_may_add_a_lock() {
+        let (c, w) = from("", &format!("vhdboot.editor=no vhdboot.password={HASH}"));
+        assert!(w.is_empty(), "{w:?}");
+        assert!(!c.editor);
+        assert!(matches!(c.password, Some(Password::Hash(_))));
+    }
+
+    #[test]
+    fn the_cmdline_cannot_open_a_lock_the_file_set() {
+        let other = "$6$othersalt$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1";
+        let (c, w) = from(
+            &format!("editor = no\npassword = {HASH}\n"),
+            &format!("vhdboot.editor=yes vhdboot.password={other} vhdboot.password="),
+        );
+        assert!(!c.editor);
+        match &c.password {
+            Some(Password::Hash(h)) => assert_eq!(h.as_str(), HASH),
+            other => unreachable!("{other:?}"),
+        }
+        assert_eq!(w.len(), 3, "{w:?}");
+        assert!(
+            w[0].contains("vhdboot.editor=yes ignored: the kernel command line cannot turn on")
+        );
+        assert!(w[1].contains("cannot replace or clear the password"));
+    }
+
+    #[test]
+    fn a_password_that_is_no_hash_locks_and_warns() {
+        let (c, w) = from("password = hunter2\n", "");
+        assert!(
+            matches!(c.password, Some(Password::Unusable { .. })),
+            "{:?}",
+            c.password
+        );
+        assert_eq!(w.len(), 1);
+        assert!(
+            w[0].contains("line 1: password is not usable: it is not a SHA-512"),
+            "{w:?}"
+        );
+        assert!(w[0].contains("stay locked"), "{w:?}");
     }
 
     #[test]

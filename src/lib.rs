@@ -14,6 +14,7 @@ pub mod image;
 pub mod model;
 pub mod modprobe;
 pub mod report;
+pub mod password;
 pub mod sys;
 pub mod terminal_text;
 pub mod tui;

@@ -722,3 +722,106 @@ fn i_switches_the_selected_image_to_immutable_and_back_for_the_boot() {
     press_all(&mut m, &[Key::Char('i'), Key::Char('i')]);
     assert_eq!(plan(&m.snapshot, entry, None).unwrap().overlay, None);
 }
+
+fn locked_menu() -> Model {
+    let hash = vhdboot::password::hash("pw", &[7; 12]).unwrap_or_default();
+    let config = Config {
+        password: Some(vhdboot::password::Password::from_setting(&hash)),
+        ..Config::default()
+    };
+    Model::new(fixture_snapshot(), &config, Some(DEFAULT_ENTRY), None)
+}
+
+#[test]
+fn with_editor_off_e_only_says_so() {
+    let config = Config {
+        editor: false,
+        ..Config::default()
+    };
+    let mut m = Model::new(fixture_snapshot(), &config, Some(DEFAULT_ENTRY), None);
+    assert!(press(&mut m, Key::Char('e')).is_empty());
+    assert_eq!(m.screen, Screen::Menu);
+    let notice = m.notice.clone().unwrap_or_default();
+    assert!(
+        notice.contains("editor is turned off (editor = no)"),
+        "{notice}"
+    );
+    // Enter boots the entry with its own command line.
+    assert_eq!(
+        press(&mut m, Key::Enter),
+        vec![Effect::Boot {
+            entry: DEFAULT_ENTRY,
+            cmdline: None
+        }]
+    );
+}
+
+#[test]
+fn locked_shell_asks_and_the_right_password_opens_it() {
+    let mut m = locked_menu();
+    assert!(press(&mut m, Key::Char('s')).is_empty());
+    assert!(
+        matches!(m.screen, Screen::Password { .. }),
+        "{:?}",
+        m.screen
+    );
+    type_text(&mut m, "pw");
+    assert_eq!(press(&mut m, Key::Enter), vec![Effect::RescueShell]);
+    assert_eq!(m.screen, Screen::Menu);
+    // Unlocked: the editor opens without asking again.
+    update(&mut m, Msg::ShellExited(Ok(())));
+    assert!(press(&mut m, Key::Char('e')).is_empty());
+    assert!(matches!(m.screen, Screen::Editor { .. }), "{:?}", m.screen);
+}
+
+#[test]
+fn wrong_password_is_refused_and_the_next_try_waits_for_ticks() {
+    let mut m = locked_menu();
+    press(&mut m, Key::Char('e'));
+    type_text(&mut m, "guess");
+    assert!(press(&mut m, Key::Enter).is_empty());
+    assert!(matches!(m.screen, Screen::Password { .. }));
+    assert_eq!(m.lock.retry_in, 2);
+    // The right password, typed at once, is not even checked.
+    type_text(&mut m, "pw");
+    assert!(press(&mut m, Key::Enter).is_empty());
+    assert!(matches!(m.screen, Screen::Password { .. }));
+    // Leaving and coming back does not shorten the wait.
+    press(&mut m, Key::Esc);
+    assert_eq!(m.screen, Screen::Menu);
+    press(&mut m, Key::Char('e'));
+    type_text(&mut m, "pw");
+    update(&mut m, Msg::Tick);
+    assert!(press(&mut m, Key::Enter).is_empty());
+    update(&mut m, Msg::Tick);
+    assert!(press(&mut m, Key::Enter).is_empty());
+    assert!(matches!(m.screen, Screen::Editor { .. }), "{:?}", m.screen);
+}
+
+#[test]
+fn menu_keys_work_while_a_wrong_password_waits() {
+    let mut m = locked_menu();
+    press(&mut m, Key::Char('s'));
+    type_text(&mut m, "guess");
+    press(&mut m, Key::Enter);
+    press(&mut m, Key::Esc);
+    let before = m.selected;
+    press(&mut m, Key::Down);
+    assert_ne!(m.selected, before);
+    assert!(!press(&mut m, Key::Enter).is_empty(), "Enter still boots");
+}
+
+#[test]
+fn backspace_and_ctrl_u_edit_the_hidden_password() {
+    let mut m = locked_menu();
+    press(&mut m, Key::Char('s'));
+    type_text(&mut m, "pwx");
+    press(&mut m, Key::Backspace);
+    assert_eq!(press(&mut m, Key::Enter), vec![Effect::RescueShell]);
+    let mut m = locked_menu();
+    press(&mut m, Key::Char('s'));
+    type_text(&mut m, "junk");
+    press(&mut m, Key::Ctrl('u'));
+    type_text(&mut m, "pw");
+    assert_eq!(press(&mut m, Key::Enter), vec![Effect::RescueShell]);
+}

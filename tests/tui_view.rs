@@ -302,3 +302,49 @@ fn immutable_boot_of_the_selected_image_shows_on_the_status_line() {
     keys(&mut m, &[Key::Char('i')]);
     assert!(!draw(&mut m, 100, 24).contains("Immutable"));
 }
+
+/// Locks `m` with the password "pw".
+fn lock_with_password(m: &mut Model) {
+    let hash = vhdboot::password::hash("pw", &[7; 12]).unwrap_or_default();
+    m.lock.password = Some(vhdboot::password::Password::from_setting(&hash));
+}
+
+#[test]
+fn password_prompt_shows_bullets_never_the_password() {
+    screens("password_prompt", |m| {
+        lock_with_password(m);
+        keys(m, &[Key::Char('s'), Key::Char('h'), Key::Char('i')]);
+    });
+    let mut m = model(false);
+    lock_with_password(&mut m);
+    keys(&mut m, &[Key::Char('e')]);
+    for c in "secret".chars() {
+        keys(&mut m, &[Key::Char(c)]);
+    }
+    let text = draw(&mut m, 80, 24);
+    assert!(!text.contains("secret"), "{text}");
+    assert!(
+        text.contains("Password: \u{2022}\u{2022}\u{2022}\u{2022}\u{2022}\u{2022}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Type the password to open the command-line editor."),
+        "{text}"
+    );
+}
+
+#[test]
+fn wrong_password_shows_the_wait() {
+    screens("password_wrong", |m| {
+        lock_with_password(m);
+        keys(m, &[Key::Char('e'), Key::Char('x'), Key::Enter]);
+    });
+}
+
+#[test]
+fn editor_off_says_so_and_leaves_e_off_the_key_line() {
+    let mut m = model(false);
+    m.lock.editor = false;
+    keys(&mut m, &[Key::Char('e')]);
+    insta::assert_snapshot!("editor_off_80x24", draw(&mut m, 80, 24));
+}

@@ -233,3 +233,71 @@ fn vhd_info_reports_a_truncated_fixed_vhd_with_both_sizes() {
     assert!(msg.contains(&(2 * MIB + 512).to_string()), "{msg}");
     assert!(msg.contains(&(MIB + 512).to_string()), "{msg}");
 }
+
+#[test]
+fn vhd_info_advises_truncate_only_when_it_grows_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = raw_file(dir.path(), 2 * MIB);
+    assert!(vhdboot(&["raw2vhd"], &p).status.success());
+    let bytes = std::fs::read(&p).unwrap();
+    let footer = &bytes[bytes.len() - 512..];
+
+    // Cut short: growing back to the footer's size loses nothing more.
+    let mut cut = bytes[..MIB as usize].to_vec();
+    cut.extend_from_slice(footer);
+    std::fs::write(&p, &cut).unwrap();
+    let msg = text(&vhdboot(&["vhd", "info"], &p));
+    assert!(
+        msg.contains(&format!("truncate -s {}", 2 * MIB + 512)),
+        "{msg}"
+    );
+
+    // Grown (here: a second copy of the data before the footer): a
+    // truncate to the footer's size would cut off real bytes.
+    let mut grown = bytes[..bytes.len() - 512].to_vec();
+    grown.extend_from_slice(&bytes);
+    std::fs::write(&p, &grown).unwrap();
+    for args in [&["vhd", "info"][..], &["raw2vhd"][..]] {
+        let out = vhdboot(args, &p);
+        let msg = text(&out);
+        assert!(!out.status.success(), "{msg}");
+        assert!(!msg.contains("truncate -s"), "{args:?}: {msg}");
+    }
+    assert_eq!(std::fs::read(&p).unwrap(), grown);
+}
+
+/// A qemu-img dynamic VHD whose end footer is gone: `vhd info` still
+/// names it dynamic from the copy at its start.
+fn damaged_dynamic(dir: &Path, tail: &[u8]) -> std::path::PathBuf {
+    let p = dir.join("dyn.vhd");
+    disk::run(
+        Command::new(disk::tool("qemu-img"))
+            .args(["create", "-q", "-f", "vpc", "-o", "subformat=dynamic"])
+            .arg(&p)
+            .arg("64M"),
+    );
+    let mut bytes = std::fs::read(&p).unwrap();
+    let n = bytes.len();
+    bytes[n - 512..].fill(0);
+    bytes.extend_from_slice(tail);
+    std::fs::write(&p, &bytes).unwrap();
+    p
+}
+
+#[test]
+fn raw2vhd_refuses_a_damaged_dynamic_vhd_that_vhd_info_recognises() {
+    for tail in [&[][..], &[0u8; 100][..]] {
+        let dir = tempfile::tempdir().unwrap();
+        let p = damaged_dynamic(dir.path(), tail);
+        let info = text(&vhdboot(&["vhd", "info"], &p));
+        assert!(info.contains("dynamic VHD"), "{info}");
+        let before = std::fs::read(&p).unwrap();
+        let out = vhdboot(&["raw2vhd"], &p);
+        let msg = text(&out);
+        assert!(!out.status.success(), "{msg}");
+        assert!(msg.contains("is a damaged dynamic VHD"), "{msg}");
+        assert!(msg.contains("vhdboot convert"), "{msg}");
+        assert!(!msg.contains("truncate -s"), "{msg}");
+        assert!(std::fs::read(&p).unwrap() == before, "raw2vhd wrote");
+    }
+}

@@ -19,8 +19,10 @@ macro_rules! say_err {
     };
 }
 
+mod convert;
 mod image;
 mod menu;
+mod passwd;
 mod probe;
 mod report;
 mod scan;
@@ -47,6 +49,8 @@ struct Cli {
 enum Command {
     /// Append a fixed-VHD footer to a raw disk image, in place.
     Raw2vhd(vhd::Raw2VhdArgs),
+    /// Convert a dynamic VHD to a fixed one that vhdboot can boot.
+    Convert(convert::ConvertArgs),
     /// Work with VHD footers.
     #[command(subcommand)]
     Vhd(vhd::VhdCommand),
@@ -65,6 +69,8 @@ enum Command {
     /// On a target: boot a firmware entry (e.g. Windows) once, at a given
     /// time, through BootNext.
     Snap(snap::SnapArgs),
+    /// Print the hash that vhdboot.conf's `password` setting takes.
+    Passwd(passwd::PasswdArgs),
     /// Read disk content for vhdboot itself, under limits (internal).
     #[command(subcommand, hide = true)]
     Probe(probe::ProbeCommand),
@@ -74,6 +80,7 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Raw2vhd(a) => vhd::raw2vhd(a),
+        Command::Convert(a) => convert::run(a),
         Command::Vhd(c) => vhd::run(c),
         Command::Inspect(a) => image::inspect_bounded(a),
         Command::Uki(c) => uki::run(c),
@@ -81,6 +88,7 @@ pub fn run() -> ExitCode {
         Command::Menu(a) => menu::run(a),
         Command::Report(a) => report::run(a),
         Command::Snap(a) => snap::run(a),
+        Command::Passwd(a) => passwd::run(a),
         Command::Probe(c) => probe::run(c),
     };
     match result {

@@ -57,6 +57,7 @@ pub fn raw2vhd(a: Raw2VhdArgs) -> anyhow::Result<ExitCode> {
     if len == 0 {
         bail!("raw2vhd: {shown} is empty; there is no disk to turn into a VHD");
     }
+    refuse_damaged_vhd(&mut file, len, path)?;
     if len % 512 != 0 {
         let next = next_multiple_of_512(len);
         bail!(
@@ -145,6 +146,35 @@ pub fn raw2vhd(a: Raw2VhdArgs) -> anyhow::Result<ExitCode> {
     say!("{shown}: appended a fixed-VHD footer; the disk data ({len} bytes) is unchanged");
     print_footer(&footer, len + 512);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses a file that `vhd info` recognises as a dynamic or differencing
+/// VHD by the footer copy at its start while its end holds no valid
+/// footer: a damaged dynamic VHD is no raw disk, and a fixed footer on it
+/// would describe its BAT and blocks as disk data.
+fn refuse_damaged_vhd(file: &mut File, len: u64, path: &Path) -> anyhow::Result<()> {
+    let shown = path.display();
+    let Some(copy) = vhd::footer_copy_at_start(file)
+        .with_context(|| format!("raw2vhd: reading the start of {shown}"))?
+    else {
+        return Ok(());
+    };
+    if matches!(vhd::read_footer(file, len), Ok(FileFooter::Vhd(_))) {
+        return Ok(());
+    }
+    let kind = type_name(copy.disk_type);
+    let next = match copy.disk_type {
+        DiskType::Dynamic => format!(
+            "`vhdboot convert {shown} OUT.vhd` reads it from the copy and writes a fixed VHD"
+        ),
+        _ => "merge it into a fixed VHD with `qemu-img convert -O vpc -o subformat=fixed`"
+            .to_string(),
+    };
+    bail!(
+        "raw2vhd: {shown} is a damaged {kind} VHD (the footer at its end is missing or invalid, \
+         the copy at its start is intact; `vhdboot vhd info {shown}` shows it), not a raw disk; \
+         nothing was written. {next}"
+    )
 }
 
 fn already_vhd(path: &Path, f: &VhdFooter) -> anyhow::Result<ExitCode> {

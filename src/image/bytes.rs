@@ -26,6 +26,21 @@ pub fn le_u64(b: &[u8], at: usize) -> Option<u64> {
     ))
 }
 
+/// The big-endian `u32` at byte `at` (VHD headers), or None when the
+/// buffer ends first.
+pub fn be_u32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(
+        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
+}
+
+/// The big-endian `u64` at byte `at`, or None when the buffer ends first.
+pub fn be_u64(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_be_bytes(
+        b.get(at..at.checked_add(8)?)?.try_into().ok()?,
+    ))
+}
+
 /// The size rounded up to 4 bytes: newc headers, names and bodies are
 /// 4-byte aligned, and concatenated cpio archives must each start 4-byte
 /// aligned for the kernel to unpack them all.

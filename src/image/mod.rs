@@ -8,6 +8,7 @@ pub mod boot_dir;
 pub mod bytes;
 pub mod bzimage;
 pub mod carry;
+pub mod dynamic_vhd;
 pub mod esp;
 pub mod exfat;
 pub mod ext4_window;

@@ -198,8 +198,8 @@ pub enum VhdError {
     UnknownType { value: u32 },
     #[error(
         "the VHD footer says the disk holds {current_size} bytes, so the file should be {expected} bytes, \
-         but it is {file_size} bytes; the file was truncated or grown after the footer was written: \
-         restore the size with `truncate -s {expected}` if data was lost, or run `vhdboot raw2vhd` on a raw copy"
+         but it is {file_size} bytes; {}",
+        size_mismatch_advice(*expected, *file_size)
     )]
     SizeMismatch {
         current_size: u64,
@@ -216,6 +216,24 @@ pub enum VhdError {
     BadSize { size: u64, next: u64 },
     #[error("reading the VHD footer failed: {0}")]
     Io(String),
+}
+
+/// What to do about a fixed footer whose size disagrees with the file's.
+/// `truncate -s` is suggested only where it grows the file: shrinking it
+/// would cut off the bytes past the expected end, which may be data.
+fn size_mismatch_advice(expected: u64, file_size: u64) -> String {
+    if expected > file_size {
+        format!(
+            "the file was cut short after the footer was written: if it was cut by mistake, \
+             `truncate -s {expected}` restores the length (the lost bytes come back as zeros), \
+             or run `vhdboot raw2vhd` on a raw copy"
+        )
+    } else {
+        "bytes were added after the footer was written (by a copy or a resize); nothing was \
+         cut, and nothing should be: check where the file came from, and compare it with \
+         `vhdboot vhd info` of the original"
+            .to_string()
+    }
 }
 
 impl From<io::Error> for VhdError {
@@ -521,7 +539,8 @@ pub fn kind_problem(kind: &ImageKind) -> Option<Problem> {
         ImageKind::FixedVhd { .. } | ImageKind::Raw { .. } => None,
         ImageKind::DynamicVhd => Some(Problem::blocking(
             "a dynamic VHD cannot sit on a loop device",
-            "convert it with `qemu-img convert -O vpc -o subformat=fixed IN.vhd OUT.vhd`",
+            "convert it with `vhdboot convert IN.vhd OUT.vhd` (or `qemu-img convert -O vpc -o \
+             subformat=fixed IN.vhd OUT.vhd`)",
         )),
         ImageKind::DifferencingVhd => Some(Problem::blocking(
             "a differencing VHD cannot sit on a loop device (its data lives partly in a parent image)",

@@ -152,7 +152,12 @@ pub fn run() -> ! {
             // The lines name labels and paths from the disks.
             eprint!("{}\r\n", terminal_text::escape_controls(line));
         }
-        if let Err(e) = pid1::run_rescue_shell() {
+        // A password locks the shell (tui::lock): the menu follows at
+        // once, and its `s` asks for it, so pulling the disks out is no
+        // way around the lock.
+        if config.password.is_some() {
+            eprint!("The rescue shell is locked by a password; press s in the menu.\r\n");
+        } else if let Err(e) = pid1::run_rescue_shell() {
             host.discovery.note(format!("rescue shell: {e}"));
         }
     }

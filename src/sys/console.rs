@@ -33,6 +33,8 @@ pub enum ConsoleError {
         fd: i32,
         source: nix::errno::Errno,
     },
+    #[error("turning off the terminal's echo (tcsetattr) failed: {0}")]
+    Echo(nix::errno::Errno),
     #[error("TIOCSWINSZ ({cols}x{rows}) failed: {source}")]
     SetSize {
         cols: u16,
@@ -235,6 +237,37 @@ pub fn set_terminal_size(fd: BorrowedFd<'_>, cols: u16, rows: u16) -> Result<(),
     unsafe { ioctl_tiocswinsz(fd.as_raw_fd(), &ws) }
         .map(drop)
         .map_err(|source| ConsoleError::SetSize { cols, rows, source })
+}
+
+/// The terminal's echo, off until this is dropped (a typed password must
+/// not show).
+pub struct EchoOff<'fd> {
+    fd: BorrowedFd<'fd>,
+    saved: nix::sys::termios::Termios,
+}
+
+/// Turns off the echo of the terminal `fd` (ECHO, keeping ICANON so that
+/// the line discipline still edits the line) until the guard drops.
+pub fn echo_off(fd: BorrowedFd<'_>) -> Result<EchoOff<'_>, ConsoleError> {
+    use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
+    let saved = tcgetattr(fd).map_err(ConsoleError::Echo)?;
+    let mut quiet = saved.clone();
+    quiet.local_flags.remove(LocalFlags::ECHO);
+    quiet.local_flags.insert(LocalFlags::ECHONL);
+    tcsetattr(fd, SetArg::TCSAFLUSH, &quiet).map_err(ConsoleError::Echo)?;
+    Ok(EchoOff { fd, saved })
+}
+
+impl Drop for EchoOff<'_> {
+    fn drop(&mut self) {
+        // Best effort: a terminal left without echo is fixed by `stty
+        // sane`, and there is nobody to tell at this point.
+        let _ = nix::sys::termios::tcsetattr(
+            self.fd,
+            nix::sys::termios::SetArg::TCSAFLUSH,
+            &self.saved,
+        );
+    }
 }
 
 /// Picks the size to draw with: a configured dimension

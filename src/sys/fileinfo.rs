@@ -66,6 +66,13 @@ pub fn file_facts(path: &Path) -> Result<FileFacts, FileInfoError> {
     })
 }
 
+/// Bytes an unprivileged writer may still use on the filesystem holding
+/// `path` (statvfs: available blocks times the fragment size).
+pub fn free_bytes(path: &Path) -> std::io::Result<u64> {
+    let st = nix::sys::statvfs::statvfs(path).map_err(std::io::Error::from)?;
+    Ok(st.blocks_available().saturating_mul(st.fragment_size()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

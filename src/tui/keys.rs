@@ -66,6 +66,8 @@ pub enum Action {
     ChooseUp,
     ChooseDown,
     Choose,
+    // The password prompt; any other character is typed, never shown.
+    Unlock,
 }
 
 /// How the key line names a key.
@@ -339,6 +341,17 @@ pub const EDITOR: KeyTable = KeyTable {
     ],
 };
 
+/// The password prompt before a locked action.
+pub const PROMPT: KeyTable = KeyTable {
+    bindings: &[
+        bind(A::Unlock, &[K::Enter], text("Enter", "unlock"), None),
+        bind(A::Cancel, &[K::Esc], text("Esc", "cancel"), None),
+        bind(A::DeleteBefore, &[K::Backspace, K::Ctrl('h')], None, None),
+        bind(A::DeleteToStart, &[K::Ctrl('u')], text("^U", "clear"), None),
+    ],
+    key_line: &[A::Unlock, A::Cancel, A::DeleteToStart],
+};
+
 /// The help and log screens.
 pub const PAGER: KeyTable = KeyTable {
     bindings: &[
@@ -451,7 +464,7 @@ mod tests {
 
     #[test]
     fn no_key_has_two_actions_on_one_screen() {
-        for table in [&MENU, &EDITOR, &PAGER, &CONFIRM, &REPORT, &SAVE] {
+        for table in [&MENU, &EDITOR, &PROMPT, &PAGER, &CONFIRM, &REPORT, &SAVE] {
             for (i, a) in table.bindings.iter().enumerate() {
                 for b in table.bindings.iter().skip(i + 1) {
                     for key in a.keys {
@@ -469,7 +482,7 @@ mod tests {
 
     #[test]
     fn every_key_line_action_has_a_hint() {
-        for table in [&MENU, &EDITOR, &PAGER, &CONFIRM, &REPORT, &SAVE] {
+        for table in [&MENU, &EDITOR, &PROMPT, &PAGER, &CONFIRM, &REPORT, &SAVE] {
             assert_eq!(table.hints().count(), table.key_line.len());
         }
     }

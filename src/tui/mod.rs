@@ -12,6 +12,7 @@ pub mod host;
 pub mod keymap;
 pub mod keys;
 pub mod line_edit;
+pub mod lock;
 pub mod model;
 pub mod msg;
 pub mod repair;

@@ -5,7 +5,9 @@ use crate::boot::plan::{PlanError, blocker, image_blocker};
 use crate::config::Config;
 use crate::model::{EntryRef, Snapshot};
 use crate::tui::host::Failure;
+use crate::tui::keys::Action;
 use crate::tui::line_edit::LineEdit;
+use crate::tui::lock::{Lock, Secret};
 
 /// The help screen's text.
 pub use crate::tui::keys::HELP_TEXT;
@@ -97,6 +99,12 @@ pub enum Screen {
     ReportSave {
         choice: usize,
         confirming: bool,
+    },
+    /// The password prompt before `action` (the editor, the shell or a
+    /// repair action), drawn over the menu.
+    Password {
+        action: Action,
+        typed: Secret,
     },
 }
 
@@ -202,6 +210,8 @@ pub struct Model {
     /// Whether the machine has EFI variables (one-shot and @saved entries,
     /// the Boot Loader Interface); None where nobody asked (the CLI).
     pub efi_variables: Option<bool>,
+    /// The editor and shell lock (`editor`, `password`).
+    pub lock: Lock,
 }
 
 impl Model {
@@ -247,6 +257,7 @@ impl Model {
             moved_since_tick: false,
             report: None,
             efi_variables: None,
+            lock: Lock::from_config(config),
         };
         model.selected = default
             .and_then(|d| model.row_of_entry(d))

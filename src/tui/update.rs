@@ -6,6 +6,7 @@ use crate::model::{EntryRef, Snapshot};
 use crate::tui::host::{Effect, Failure};
 use crate::tui::keys::{self, Action};
 use crate::tui::line_edit::LineEdit;
+use crate::tui::lock::{self, Gate, Refused, Secret};
 use crate::tui::model::{
     Busy, HELP_TEXT, MAX_KMSG_LINES, Model, PowerAction, Preload, PreloadState, Row, Screen,
     build_rows,
@@ -91,6 +92,7 @@ fn show_failure(model: &mut Model, f: Failure) {
 }
 
 fn on_tick(model: &mut Model) -> Vec<Effect> {
+    model.lock.tick();
     if let Some(left) = model.countdown {
         let left = left.saturating_sub(1);
         if left == 0 {
@@ -116,7 +118,10 @@ fn maybe_preload(model: &mut Model) -> Vec<Effect> {
     if !model.settings.preload
         || model.modal.is_some()
         || model.busy.is_some()
-        || matches!(model.screen, Screen::Editor { .. } | Screen::Confirm(_))
+        || matches!(
+            model.screen,
+            Screen::Editor { .. } | Screen::Confirm(_) | Screen::Password { .. }
+        )
     {
         return Vec::new();
     }
@@ -200,6 +205,7 @@ fn on_key(model: &mut Model, key: Key) -> Vec<Effect> {
     // A boot waiting for its preload takes no keys but Esc (the editor's
     // Cancel), which stops the wait and leaves the preload running for a
     // later Enter. A second, impatient Enter must not stop the boot.
+    model.lock.touched();
     if model.boot_waits {
         if keys::EDITOR.action(key) == Some(Action::Cancel) {
             model.boot_waits = false;
@@ -236,6 +242,7 @@ fn on_key(model: &mut Model, key: Key) -> Vec<Effect> {
             all
         }
         Screen::Editor { entry, edit } => on_editor_key(model, key, entry, edit),
+        Screen::Password { action, typed } => on_password_key(model, key, action, typed),
         Screen::Help { scroll } => {
             model.screen = match scroll_key(key, scroll, page(model)) {
                 Some(s) => Screen::Help {
@@ -320,12 +327,11 @@ fn on_menu_key(model: &mut Model, key: Key) -> Vec<Effect> {
     // The rescue kit's actions, in one place (src/tui/repair.rs). A
     // repair hands the console and the image over, like the shell: no
     // preload stays loaded across it.
-    if let Some(mut effects) = repair::on_menu_action(model, action) {
-        if effects.iter().any(|e| matches!(e, Effect::Repair { .. })) {
-            let mut all = cancel_preload(model);
-            all.append(&mut effects);
-            return all;
-        }
+    // The editor, the shell and the repair actions pass the lock first.
+    if lock::needs_password(action) {
+        return through_lock(model, action);
+    }
+    if let Some(effects) = repair_action(model, action) {
         return effects;
     }
     match action {
@@ -341,28 +347,7 @@ fn on_menu_key(model: &mut Model, key: Key) -> Vec<Effect> {
         }
         Action::Boot => return boot_selected(model),
         Action::Immutable => return toggle_immutable(model),
-        Action::Edit => match selected_entry(model) {
-            Ok(entry) => {
-                let cmdline = model
-                    .snapshot
-                    .entry(entry)
-                    .map(|e| e.cmdline.clone())
-                    .unwrap_or_default();
-                model.screen = Screen::Editor {
-                    entry,
-                    edit: LineEdit::new(&cmdline),
-                };
-            }
-            Err(f) => model.modal = Some(f),
-        },
-        // The shell may change the image files, and a rescan renumbers the
-        // entries: a preloaded kernel would be stale after either.
-        Action::Shell => {
-            model.busy = Some(Busy::Shell);
-            let mut effects = cancel_preload(model);
-            effects.push(Effect::RescueShell);
-            return effects;
-        }
+        Action::Edit | Action::Shell => return through_lock(model, action),
         Action::Rescan => {
             model.busy = Some(Busy::Rescanning);
             let mut effects = cancel_preload(model);
@@ -377,6 +362,71 @@ fn on_menu_key(model: &mut Model, key: Key) -> Vec<Effect> {
         _ => {}
     }
     Vec::new()
+}
+
+/// Runs a locked action (`lock::needs_password`) once the lock lets it:
+/// at once, after the password prompt, or not at all with the reason on
+/// the status line.
+fn through_lock(model: &mut Model, action: Action) -> Vec<Effect> {
+    match lock::gated(&model.lock, action) {
+        Gate::Open => run_locked_action(model, action),
+        Gate::Off(why) => {
+            model.notice = Some(why);
+            Vec::new()
+        }
+        Gate::NeedsPassword => {
+            model.screen = Screen::Password {
+                action,
+                typed: Secret::default(),
+            };
+            Vec::new()
+        }
+    }
+}
+
+/// The repair and report keys (src/tui/repair.rs); None for other keys.
+/// A repair hands the console to a shell that may change the image, so a
+/// preloaded kernel is dropped first.
+fn repair_action(model: &mut Model, action: Action) -> Option<Vec<Effect>> {
+    let mut effects = repair::on_menu_action(model, action)?;
+    if effects.iter().any(|e| matches!(e, Effect::Repair { .. })) {
+        let mut all = cancel_preload(model);
+        all.append(&mut effects);
+        return Some(all);
+    }
+    Some(effects)
+}
+
+fn run_locked_action(model: &mut Model, action: Action) -> Vec<Effect> {
+    match action {
+        Action::Repair | Action::RepairWrite => repair_action(model, action).unwrap_or_default(),
+        Action::Edit => {
+            match selected_entry(model) {
+                Ok(entry) => {
+                    let cmdline = model
+                        .snapshot
+                        .entry(entry)
+                        .map(|e| e.cmdline.clone())
+                        .unwrap_or_default();
+                    model.screen = Screen::Editor {
+                        entry,
+                        edit: LineEdit::new(&cmdline),
+                    };
+                }
+                Err(f) => model.modal = Some(f),
+            }
+            Vec::new()
+        }
+        // The shell may change the image files, and a rescan renumbers the
+        // entries: a preloaded kernel would be stale after either.
+        Action::Shell => {
+            model.busy = Some(Busy::Shell);
+            let mut effects = cancel_preload(model);
+            effects.push(Effect::RescueShell);
+            effects
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// Switches the selected image between an immutable and a normal boot,
@@ -402,6 +452,32 @@ fn toggle_immutable(model: &mut Model) -> Vec<Effect> {
         } if model.settings.preload => start_preload(model, entry, None),
         _ => Vec::new(),
     }
+}
+
+fn on_password_key(model: &mut Model, key: Key, action: Action, mut typed: Secret) -> Vec<Effect> {
+    match (keys::PROMPT.action(key), key) {
+        (Some(Action::Cancel), _) => {
+            model.screen = Screen::Menu;
+            return Vec::new();
+        }
+        (Some(Action::Unlock), _) => match model.lock.try_password(&typed) {
+            Ok(()) => {
+                model.screen = Screen::Menu;
+                return run_locked_action(model, action);
+            }
+            // The prompt stays, empty, and says why (view::prompt); the
+            // wait is the lock's, so leaving and reopening the prompt
+            // does not shorten it.
+            Err(Refused::Wrong { .. }) => typed.clear(),
+            Err(Refused::TooSoon { .. }) => {}
+        },
+        (Some(Action::DeleteBefore), _) => typed.pop(),
+        (Some(Action::DeleteToStart), _) => typed.clear(),
+        (None, Key::Char(c)) => typed.push(c),
+        _ => {}
+    }
+    model.screen = Screen::Password { action, typed };
+    Vec::new()
 }
 
 fn on_editor_key(model: &mut Model, key: Key, entry: EntryRef, mut edit: LineEdit) -> Vec<Effect> {

@@ -41,6 +41,8 @@ Scenarios:
   repair-write  w refused on the fault disk's dirty host; w, y on
            exfat-zboot.vhd: chroot writes a file, which the host side
            finds in the image afterwards; another entry boots
+  lock     editor=no: e says so; a password: s and e ask, a wrong one
+           is refused with a wait, the right one opens the shell/editor
   shell-keys, kexec-refused, confirm-cancel, exec-fails: each hand-back
            (rescue shell, refused kexec, cancelled confirmation, failed
            reboot) returns a menu that takes keys: another entry boots
@@ -1359,6 +1361,61 @@ def scenario_repair_write(args, timings):
         os.unlink(raw)
     check(content is not None and "repaired-in-chroot" in content,
           f"/etc/vhdboot-repaired in the image's root, read from the host: {content!r}")
+# `openssl passwd -6 -salt e2esalt 'open sesame'`: the lock scenario's
+# password, as vhdboot.conf (here the kernel command line) holds it.
+LOCK_PASSWORD = b"open sesame"
+LOCK_HASH = ("$6$e2esalt$IyurL3ll0vECRrh6apwmmK2mjeLib6cAcIm.Rvtr5EkThqrCn1AE/"
+             "6nOz8H45k9a74g6rOCTmXSiEWQj5hWJr0")
+
+
+def scenario_lock(args, timings):
+    """The editor and shell lock (issue 16). With editor=no and a
+    password: e only says the editor is off; s asks for the password, a
+    wrong one is refused with a wait, the right one opens the shell. A
+    second boot with the password alone: e asks for it and the right one
+    opens the editor. The password never reaches the console."""
+    vm = boot_menu(args, "lock", f"vhdboot.default={NTFS_PATH} vhdboot.timeout=-1 "
+                   f"vhdboot.editor=no vhdboot.password={LOCK_HASH}")
+    try:
+        wait_menu(vm, args, timings, [NTFS_TITLE])
+        vm.settle()
+        vm.send(b"e")
+        vm.wait_for(r"editor is turned off \(editor = no\)", 30,
+                    "the notice that the editor is off", on_screen=True)
+        check("Command line for" not in vm.screen(), "e opened the editor with editor=no")
+        vm.send(b"s")
+        vm.wait_for(r"Type the password to open the rescue shell", 30,
+                    "the password prompt after s", on_screen=True)
+        vm.settle()
+        vm.send(b"wrong guess\r")
+        vm.wait_for(r"Wrong password\. Try again in \d+ s", 30,
+                    "the refusal of a wrong password", on_screen=True)
+        check(RESCUE_PROMPT not in vm.text(), "a wrong password opened the shell")
+        # The first wait is 2 s, counted by the menu's one-second ticks.
+        time.sleep(3.5)
+        vm.send(LOCK_PASSWORD + b"\r")
+        vm.wait_for(re.escape(RESCUE_PROMPT), 30, "the rescue shell after the right password")
+        vm.settle()
+        vm.send(b"echo LOCKED-$((6*7))\r")
+        vm.wait_for(r"LOCKED-42", 20, "the rescue shell to run a command")
+        check(LOCK_PASSWORD.decode() not in vm.text(), "the password was echoed")
+        timings["lock: editor off, wrong and right password"] = vm.elapsed() - timings["start to menu"]
+    finally:
+        vm.close()
+    vm = boot_menu(args, "lock-editor", f"vhdboot.default={NTFS_PATH} vhdboot.timeout=-1 "
+                   f"vhdboot.password={LOCK_HASH}")
+    try:
+        wait_menu(vm, args, {}, [NTFS_TITLE])
+        vm.settle()
+        vm.send(b"e")
+        vm.wait_for(r"Type the password to open the command-line editor", 30,
+                    "the password prompt after e", on_screen=True)
+        vm.settle()
+        vm.send(LOCK_PASSWORD + b"\r")
+        vm.wait_for(r"Command line for", 30, "the editor after the right password", on_screen=True)
+        check(LOCK_PASSWORD.decode() not in vm.text(), "the password was echoed")
+    finally:
+        vm.close()
     return vm
 
 
@@ -2128,6 +2185,7 @@ SCENARIOS = {
     "late": scenario_late,
     "4kn": scenario_4kn,
     "shell-keys": scenario_shell_keys,
+    "lock": scenario_lock,
     "default-broken": scenario_default_broken,
     "hostile": scenario_hostile,
     "kexec-refused": scenario_kexec_refused,

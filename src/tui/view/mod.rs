@@ -11,6 +11,7 @@ mod list;
 mod log;
 mod modal;
 mod report;
+mod prompt;
 mod status;
 mod theme;
 
@@ -57,6 +58,9 @@ pub fn view(model: &Model, frame: &mut Frame) {
 
     if let Screen::Confirm(action) = model.screen {
         confirm::render(action, &theme, frame, area);
+    }
+    if let Screen::Password { action, typed } = &model.screen {
+        prompt::render(model, *action, typed, &theme, frame, area);
     }
     match model.screen {
         Screen::ConfirmRepair { volume, image } => {

@@ -86,11 +86,14 @@ pub fn key_line(model: &Model, theme: &Theme, frame: &mut Frame, area: Rect) {
         Screen::ReportSave { .. } => &keys::SAVE,
         Screen::Editor { .. } => &keys::EDITOR,
         Screen::Help { .. } | Screen::Log { .. } => &keys::PAGER,
+        Screen::Password { .. } => &keys::PROMPT,
     };
     let gap = if area.width < 60 { " " } else { "  " };
     let mut spans = vec![Span::raw(" ")];
     for (action, label, what) in table.hints() {
-        if action == Action::Quit && !model.settings.can_quit {
+        if action == Action::Quit && !model.settings.can_quit
+            || action == Action::Edit && !model.lock.editor
+        {
             continue;
         }
         let key = match label {
