@@ -1531,6 +1531,11 @@ def token_in_vhd(args, name: str, image_path: str, root_part: int):
     mounted = False
     try:
         (_, offset, size) = partitions(os.path.abspath(args.debian_disk))[0]
+        # Before anything mounts it: did the target's shutdown leave the
+        # host volume clean? Printed for the host-safety issue, not judged.
+        flags, opens, _ = ntfs_state(raw, offset, size)
+        print(f"e2e:   {name}: host NTFS $Volume flags after power-off 0x{flags:04x}, "
+              f"plain ntfsinfo opens it: {opens}", flush=True)
         ntfs = subprocess.run(["losetup", "-f", "--show", "-r", "-o", str(offset), "--sizelimit", str(size), raw],
                               check=True, capture_output=True, text=True).stdout.strip()
         loops.append(ntfs)
@@ -1575,7 +1580,9 @@ def debian_pick(vm: Vm, args, timings, title: str, words: str):
         vm.key("down" if moves > 0 else "up")
         vm.settle(quiet=0.5)
     vm.send(b"e")
-    vm.wait_for(r"this boot only", 30, "the command-line editor", on_screen=True)
+    # The editor's footer: its title ("... (this boot only)") is cut on
+    # an 80-column screen when the entry's title is long.
+    vm.wait_for(r"Esc cancel", 30, "the command-line editor", on_screen=True)
     vm.key("end")
     vm.send(f" {words}".encode())
     vm.settle()
@@ -1605,11 +1612,11 @@ def debian_scenario(args, timings, name: str, title: str, entry: str, path=DEBIA
         print(f"e2e:   {name}: {m.group(0).strip()}", flush=True)
         check_debian_marker(m, path, entry, token, root_part)
         if then == "reboot":
-            # The bootstrapper starts again: its terminal query after the
-            # marker, then the menu with the Debian rows.
-            after = len(vm.raw)
-            vm.wait_for(lambda t: vm.raw.find(DSR_QUERY, after) >= 0, 180,
-                        "the bootstrapper to start again after the target's reboot")
+            # The bootstrapper starts again: its menu's header after the
+            # marker, then the Debian rows on the screen.
+            after = m.end()
+            vm.wait_for(lambda t: t.find("choose a system to boot", after) >= 0, 180,
+                        "the bootstrapper's menu again after the target's reboot")
             timings["marker to menu again"] = vm.elapsed() - timings["start to marker"]
             vm.wait_for(re.escape(DEBIAN_BLS_TITLE), 120, "the menu again after the reboot", on_screen=True)
             vm.settle()
@@ -1697,7 +1704,8 @@ SCENARIOS = {
 DEFAULT_SCENARIOS = ["direct", "default", "pick", "edit", "readonly", "silent",
                      "shutdown", "faults", "empty", "panic", "late", "4kn", "shell-keys",
                      "kexec-refused", "confirm-cancel", "exec-fails", "default-broken", "hostile",
-                     "ovmf", "ovmf-vga", "preload-default", "preload-pick", "boot-dir"]
+                     "ovmf", "ovmf-vga", "preload-default", "preload-pick", "boot-dir",
+                     "debian-itools", "debian-bootdir", "debian-bls"]
 
 
 def main() -> int:
