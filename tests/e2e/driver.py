@@ -250,7 +250,7 @@ class Vm:
 
     def __init__(self, args, name, kernel, initrd, append, disk=None, answer_dsr=True,
                  monitor=False, overlay=True, sector_size=512, extra_disks=(),
-                 firmware=None, vga=False, overlay_of=None):
+                 firmware=None, vga=False, overlay_of=None, allow_reboot=False):
         self.name = name
         self.monitor_path = os.path.join(args.workdir, f"{name}.monitor") if monitor else None
         self.answer_dsr = answer_dsr
@@ -263,7 +263,9 @@ class Vm:
             # With vga, the screen is a framebuffer nobody sees but the
             # monitor's screendump; the serial port still goes to the driver.
             *(["-display", "none", "-vga", "std"] if vga else ["-nographic"]),
-            "-no-reboot", "-nic", "none",
+            # A guest reboot ends QEMU, unless the scenario follows it back
+            # into the bootstrapper (QEMU then starts -kernel again).
+            *([] if allow_reboot else ["-no-reboot"]), "-nic", "none",
             "-serial", "stdio",
             "-monitor", f"unix:{self.monitor_path},server=on,wait=off" if monitor else "none",
         ]
@@ -322,12 +324,18 @@ class Vm:
     def _read(self):
         assert self.proc.stdout is not None
         scanned = 0
+        # The serial log grows as the output arrives, so a slow boot (the
+        # Debian target) can be watched while it runs; close() rewrites it.
+        live = open(self.log_path, "wb")
         while True:
             chunk = os.read(self.proc.stdout.fileno(), 65536)
             with self.lock:
                 if not chunk:
+                    live.close()
                     self.lock.notify_all()
                     return
+                live.write(chunk)
+                live.flush()
                 self.raw += chunk
                 self.term.feed(self.decoder.decode(chunk))
                 # Act as the terminal: crossterm asks for the cursor position
@@ -708,6 +716,14 @@ def self_test():
         pass
     else:
         raise AssertionError("the wrong backing file was accepted")
+    debian = DEBIAN_MARKER.search(
+        "VHDBOOT-DEBIAN-OK root=/dev/loop0p2 dio=1 backing=/run/vhdboot/host/Images/debian.vhd "
+        "state=running multi-user=active token=t-1 uptime=61.25 cmdline=root=UUID=x rw e2e.entry=debian-bls\r\n")
+    assert debian, "DEBIAN_MARKER does not parse the unit's line"
+    check_debian_marker(debian, DEBIAN_PATH, "debian-bls", "t-1", 2)
+    assert debian["cmdline"] == "root=UUID=x rw e2e.entry=debian-bls", debian["cmdline"]
+    marks = timeline_marks("vhdboot: timeline: 2.5 PID 1 start | 3.0 menu start +0.5 | 9.1 reboot +6.1\n", "PID 1 start")
+    assert marks == [(2.5, "PID 1 start"), (3.0, "menu start"), (9.1, "reboot")], marks
     empty = MARKER.search("VHDBOOT-TARGET-OK cmdline=quiet backing= dio= root= parts=")
     assert empty and empty["backing"] == "" and empty["cmdline"] == "quiet", empty
     # A 500x40 frame: a 10-row blue title bar, a 1-row grey border (not a
@@ -2096,6 +2112,159 @@ def boot_edited(vm, args, words: str, keys=()):
         vm.settle()
     vm.send(b"e")
     vm.settle()
+# The real Debian target (issue 12, items 1 and 4): tests/e2e/make-debian-rootfs
+# builds Debian 13 with systemd and its own kernel, make-debian-disk puts it
+# twice on the NTFS volume E2E-DEBIAN: debian.vhd (an ESP with a UKI per
+# initramfs flavour and a BLS type #1 entry) and debian-bootdir.vhd (no ESP,
+# the kernel in /boot on ext4). Its unit vhdboot-e2e.service prints this once
+# `systemctl is-system-running --wait` returns, writes the token, syncs and
+# powers off (or reboots with e2e.then=reboot).
+DEBIAN_MARKER = re.compile(
+    r"VHDBOOT-DEBIAN-OK root=(?P<root>\S*) dio=(?P<dio>\S*) backing=(?P<backing>\S*) "
+    r"state=(?P<state>\S*) multi-user=(?P<target>\S*) token=(?P<token>\S*) "
+    r"uptime=(?P<uptime>[0-9.]*) cmdline=(?P<cmdline>[^\r\n]*)"
+)
+DEBIAN_PATH = "/Images/debian.vhd"
+DEBIAN_BOOTDIR_PATH = "/Images/debian-bootdir.vhd"
+# Titles: the UKIs' .osrel, the BLS entry's title, the /boot image's
+# /etc/os-release (Debian's own PRETTY_NAME).
+DEBIAN_ITOOLS_TITLE = "E2E Debian initramfs-tools"
+DEBIAN_DRACUT_TITLE = "E2E Debian dracut"
+DEBIAN_CARRY_TITLE = "E2E Debian dracut without loop"
+DEBIAN_BLS_TITLE = "E2E Debian BLS"
+DEBIAN_OS_RELEASE_TITLE = "Debian GNU/Linux 13 (trixie)"
+# The menu's entry rows on E2E-DEBIAN, top to bottom, as vhdboot orders
+# them: images by file name (debian-bootdir.vhd first), then debian.vhd's
+# UKIs by file name and its BLS entry. The default (debian.vhd) selects its
+# first entry, the carry UKI; the driver moves from there.
+DEBIAN_ROWS = [DEBIAN_OS_RELEASE_TITLE, DEBIAN_CARRY_TITLE, DEBIAN_DRACUT_TITLE, DEBIAN_ITOOLS_TITLE,
+               DEBIAN_BLS_TITLE]
+DEBIAN_DEFAULT_ROW = DEBIAN_ROWS.index(DEBIAN_CARRY_TITLE)
+# A Debian boot under TCG takes about a minute; the limit allows for a
+# loaded machine.
+DEBIAN_TIMEOUT = 420.0
+
+
+def timeline_marks(text: str, which: str) -> list:
+    """(seconds, step) of the first timeline line whose first step is
+    `which` ("PID 1 start" for stage 1, "stage 2 start" for stage 2)."""
+    for m in re.finditer(r"vhdboot: timeline:([^\n]*)", text):
+        marks = []
+        for part in m.group(1).split("|"):
+            step = re.match(r"\s*([0-9.]+) (.+?)(?: \+[0-9.]+)?\s*$", part)
+            if step:
+                marks.append((float(step.group(1)), step.group(2)))
+        if marks and marks[0][1] == which:
+            return marks
+    return []
+
+
+def debian_timings(vm: Vm, m, t_marker: float, timings: dict):
+    """Splits QEMU start -> marker into vhdboot's share and Debian's, from
+    stage 1's and stage 2's timeline lines (guest clock, which under TCG
+    follows the host's) and the uptime the marker carries."""
+    text = vm.text()
+    stage1 = timeline_marks(text, "PID 1 start")
+    stage2 = timeline_marks(text, "stage 2 start")
+    check(bool(stage1), "stage 1 printed no timeline before the reboot")
+    check(bool(stage2), "stage 2 printed no timeline before the target's init")
+    times = dict((step, t) for t, step in stage1)
+    timings["start to marker"] = t_marker
+    # The bootstrapper kernel and stage 1 until the menu is up.
+    timings["vhdboot to menu"] = times.get("menu start", 0.0)
+    # The load (read the UKI or kernel and initramfs, check, add the
+    # stage-2 archive, kexec_file_load): from the last load's start to its
+    # kexec_file_load, whether a preload ran it while the menu waited for
+    # keys or the Enter key did; then from the request to the reboot.
+    starts = [t for t, step in stage1 if step in ("preload started", "boot requested")]
+    loaded = [t for t, step in stage1 if step == "kexec_file_load done"]
+    if starts and loaded:
+        timings["vhdboot load"] = loaded[-1] - starts[-1]
+    asked = times.get("reboot requested", times.get("boot requested", stage1[-1][0]))
+    timings["vhdboot request to kexec"] = stage1[-1][0] - asked
+    timings["stage 2"] = stage2[-1][0] - stage2[0][0]
+    # The target kernel starts at uptime 0; stage 2 runs inside it.
+    timings["debian to marker"] = float(m["uptime"]) - timings["stage 2"]
+
+
+def check_debian_marker(m, path: str, entry: str, token: str, root_part: int):
+    check(f"e2e.entry={entry}" in m["cmdline"].split() or entry == "",
+          f"the target's cmdline lacks e2e.entry={entry}: {m['cmdline']!r}")
+    check(m["backing"].endswith(path), f"loop backing file {m['backing']!r} is not {path!r} on the host")
+    check(m["dio"] == "1", f"loop direct I/O is {m['dio']!r}, expected 1")
+    check(re.fullmatch(rf"/dev/loop\d+p{root_part}", m["root"]) is not None,
+          f"root {m['root']!r} is not partition {root_part} (GPT name 'root') of a loop device")
+    check(m["target"] == "active", f"multi-user.target is {m['target']!r}, not active")
+    check(m["state"] == "running", f"systemctl is-system-running said {m['state']!r}, not running "
+          "(a unit failed: see the serial log)")
+    check(m["token"] == token, f"the target read token {m['token']!r}, expected {token!r}")
+
+
+def token_in_vhd(args, name: str, image_path: str, root_part: int):
+    """After QEMU exited: the token file read from the VHD as the VM left
+    it, with no kernel driver for NTFS or ext4 and no journal replay: the
+    host disk's overlay converted to raw, the NTFS volume through a
+    read-only ntfs-3g, the VHD's root partition on a read-only loop,
+    debugfs. Also runs e2fsck -n on that partition and returns its verdict."""
+    import tempfile
+    raw = overlay_to_raw(args, name)
+    mnt = tempfile.mkdtemp(prefix=f"{name}.", dir=args.workdir)
+    loops = []
+    mounted = False
+    try:
+        (_, offset, size) = partitions(os.path.abspath(args.debian_disk))[0]
+        # Before anything mounts it: did the target's shutdown leave the
+        # host volume clean? Printed for the host-safety issue, not judged.
+        flags, opens, _ = ntfs_state(raw, offset, size)
+        print(f"e2e:   {name}: host NTFS $Volume flags after power-off 0x{flags:04x}, "
+              f"plain ntfsinfo opens it: {opens}", flush=True)
+        ntfs = subprocess.run(["losetup", "-f", "--show", "-r", "-o", str(offset), "--sizelimit", str(size), raw],
+                              check=True, capture_output=True, text=True).stdout.strip()
+        loops.append(ntfs)
+        subprocess.run(["ntfs-3g", "-o", "ro", ntfs, mnt], check=True)
+        mounted = True
+        vhd = mnt + image_path
+        (_, poff, psize) = partitions(vhd)[root_part - 1]
+        root = subprocess.run(["losetup", "-f", "--show", "-r", "-o", str(poff), "--sizelimit", str(psize), vhd],
+                              check=True, capture_output=True, text=True).stdout.strip()
+        loops.append(root)
+        cat = subprocess.run(["debugfs", "-R", "cat /vhdboot-e2e-token", root],
+                             capture_output=True, text=True)
+        fsck = subprocess.run(["e2fsck", "-fn", root], capture_output=True, text=True)
+        verdict = "clean" if fsck.returncode == 0 else f"e2fsck -fn exit {fsck.returncode}: {fsck.stdout[-300:]!r}"
+        return cat.stdout.strip(), verdict
+    finally:
+        for loop in reversed(loops[1:]):
+            subprocess.run(["losetup", "-d", loop], check=False)
+        if mounted:
+            subprocess.run(["umount", mnt], check=False)
+        for loop in loops[:1]:
+            subprocess.run(["losetup", "-d", loop], check=False)
+        os.rmdir(mnt)
+        os.unlink(raw)
+
+
+def debian_vm(args, name: str, settings: str, allow_reboot=False) -> Vm:
+    check(args.debian_disk is not None and os.path.exists(args.debian_disk),
+          f"the Debian disk {args.debian_disk!r} is missing: run tests/e2e/build")
+    append = f"{BASE_CMDLINE} {settings}"
+    return Vm(args, name, args.kernel, args.initrd, append, disk=args.debian_disk,
+              allow_reboot=allow_reboot)
+
+
+def debian_pick(vm: Vm, args, timings, title: str, words: str):
+    """From the default's row, moves to `title`, opens the editor, adds
+    `words` at the end of the command line and boots."""
+    wait_menu(vm, args, timings, [DEBIAN_ITOOLS_TITLE, title])
+    vm.settle()
+    moves = DEBIAN_ROWS.index(title) - DEBIAN_DEFAULT_ROW
+    for _ in range(abs(moves)):
+        vm.key("down" if moves > 0 else "up")
+        vm.settle(quiet=0.5)
+    vm.send(b"e")
+    # The editor's footer: its title ("... (this boot only)") is cut on
+    # an 80-column screen when the entry's title is long.
+    vm.wait_for(r"Esc cancel", 30, "the command-line editor", on_screen=True)
     vm.key("end")
     vm.send(f" {words}".encode())
     vm.settle()
@@ -2167,6 +2336,86 @@ def scenario_immutable(args, timings):
         vm.wait_exit(90, "the target to power off")
     finally:
         vm.close()
+    timings["keys"] = vm.elapsed() - timings["start to menu"]
+
+
+def debian_scenario(args, timings, name: str, title: str, entry: str, path=DEBIAN_PATH,
+                    root_part=2, then="poweroff", extra_words=""):
+    extra_words = f"{extra_words} {os.environ.get('E2E_DEBIAN_WORDS', '')}".strip()
+    """Boots one Debian entry through the menu with a fresh token added in
+    the editor, checks the marker, waits for the power-off (or, with
+    then="reboot", for the menu to come back, then powers off from it), and
+    finds the token in the VHD afterwards."""
+    token = f"{name}-{os.getpid()}-{int(time.time())}"
+    limit = args.timeout
+    args.timeout = max(limit, DEBIAN_TIMEOUT)
+    try:
+        vm = debian_vm(args, name, "vhdboot.default=/Images/debian.vhd vhdboot.timeout=-1",
+                       allow_reboot=(then == "reboot"))
+    finally:
+        args.timeout = limit
+    try:
+        debian_pick(vm, args, timings, title, f"{extra_words} e2e.token={token} e2e.then={then}".strip())
+        m = vm.wait_for(DEBIAN_MARKER, DEBIAN_TIMEOUT, "the Debian target's VHDBOOT-DEBIAN-OK marker")
+        debian_timings(vm, m, vm.elapsed(), timings)
+        print(f"e2e:   {name}: {m.group(0).strip()}", flush=True)
+        check_debian_marker(m, path, entry, token, root_part)
+        if then == "reboot":
+            # The bootstrapper starts again: its menu's header after the
+            # marker, then the Debian rows on the screen.
+            after = m.end()
+            vm.wait_for(lambda t: t.find("choose a system to boot", after) >= 0, 180,
+                        "the bootstrapper's menu again after the target's reboot")
+            timings["marker to menu again"] = vm.elapsed() - timings["start to marker"]
+            vm.wait_for(re.escape(DEBIAN_BLS_TITLE), 120, "the menu again after the reboot", on_screen=True)
+            vm.settle()
+            vm.send(b"p")
+            vm.wait_for(r"Power off the machine now\?", 30, "the power-off question", on_screen=True)
+            vm.send(b"y")
+        vm.wait_exit(180, "the target (or the menu) to power off")
+        timings["to power off"] = vm.elapsed()
+    finally:
+        vm.close()
+    found, fsck = token_in_vhd(args, name, path, root_part)
+    print(f"e2e:   {name}: token in {path} after power-off: {found!r}; root ext4: {fsck}", flush=True)
+    check(found == token, f"the token {token!r} is not in {path}'s /vhdboot-e2e-token (read {found!r})")
+    return vm
+
+
+def scenario_debian_itools(args, timings):
+    # The UKI with Debian's own initramfs-tools image; the target reboots,
+    # the menu comes back and powers the machine off.
+    return debian_scenario(args, timings, "debian-itools", DEBIAN_ITOOLS_TITLE, "debian-itools",
+                           then="reboot")
+
+
+def scenario_debian_dracut(args, timings):
+    return debian_scenario(args, timings, "debian-dracut", DEBIAN_DRACUT_TITLE, "debian-dracut")
+
+
+def scenario_debian_bls(args, timings):
+    # Arch-style: a BLS type #1 entry on the ESP, its kernel and initramfs
+    # (initramfs-tools) files beside it.
+    return debian_scenario(args, timings, "debian-bls", DEBIAN_BLS_TITLE, "debian-bls")
+
+
+def scenario_debian_bootdir(args, timings):
+    # No ESP: Debian's /boot/vmlinuz-* and /boot/initrd.img-* on the ext4
+    # root, titled from its /etc/os-release. The command line is derived
+    # (root=UUID=... ro); the console and the token are added in the editor.
+    return debian_scenario(args, timings, "debian-bootdir", DEBIAN_OS_RELEASE_TITLE, "",
+                           path=DEBIAN_BOOTDIR_PATH, root_part=1,
+                           extra_words="console=ttyS0 systemd.show_status=0")
+
+
+def scenario_debian_carry(args, timings):
+    # dracut without loop, ntfs3 and exfat (as a host-only image is): stage 1
+    # must carry them from the image's /lib/modules and say so. Not in the
+    # default list until that is merged.
+    vm = debian_scenario(args, timings, "debian-carry", DEBIAN_CARRY_TITLE, "debian-carry")
+    text = vm.text()
+    check(any("carried" in line and "loop" in line for line in text.split("\n")),
+          "the console names no carried modules (a line with 'carried' and 'loop')")
     return vm
 
 
@@ -2202,6 +2451,11 @@ SCENARIOS = {
     "repair": scenario_repair,
     "repair-write": scenario_repair_write,
     "carry": scenario_carry,
+    "debian-itools": scenario_debian_itools,
+    "debian-dracut": scenario_debian_dracut,
+    "debian-bootdir": scenario_debian_bootdir,
+    "debian-bls": scenario_debian_bls,
+    "debian-carry": scenario_debian_carry,
 }
 # The scenarios run when none is named.
 DEFAULT_SCENARIOS = ["direct", "default", "pick", "edit", "readonly", "silent", "shutdown",
@@ -2209,7 +2463,8 @@ DEFAULT_SCENARIOS = ["direct", "default", "pick", "edit", "readonly", "silent", 
                      "confirm-cancel", "exec-fails", "default-broken", "hostile", "ovmf",
                      "ovmf-vga", "preload-default", "preload-pick", "boot-dir", "repair",
                      "repair-write", "host-safety", "hibernation", "carry", "crash",
-                     "ovmf-efivars", "immutable"]
+                     "ovmf-efivars", "immutable", "debian-itools", "debian-bootdir",
+                     "debian-bls"]
 
 
 def main() -> int:
@@ -2228,6 +2483,8 @@ def main() -> int:
     p.add_argument("--carry-disk", help="the host disk for 'carry' (default: CARRY_DISK in target/e2e/env)")
     p.add_argument("--esp-vga", help="the ESP disk for 'ovmf-vga' (default: ESP_VGA in target/e2e/env)")
     p.add_argument("--esp-saved", help="the ESP disk for 'ovmf-efivars' (default: ESP_SAVED in target/e2e/env)")
+    p.add_argument("--debian-disk", help="tests/e2e/make-debian-disk's disk for the debian-* scenarios "
+                   "(default: DEBIAN_DISK in target/e2e/env)")
     p.add_argument("--workdir", required=True, help="overlays and serial logs go here")
     p.add_argument("--timeout", type=float, default=180.0, help="per-scenario limit in seconds")
     p.add_argument("--scenario", action="append", choices=sorted(SCENARIOS),
@@ -2235,6 +2492,7 @@ def main() -> int:
     args = p.parse_args()
     args.safety_disk = args.safety_disk or build_env_value("SAFETY_DISK")
     args.hiber_disk = args.hiber_disk or build_env_value("HIBER_DISK")
+    args.debian_disk = args.debian_disk or build_env_value("DEBIAN_DISK")
     self_test()
     os.makedirs(args.workdir, exist_ok=True)
     names = args.scenario or DEFAULT_SCENARIOS
