@@ -25,8 +25,8 @@ use vhdboot::sys::{blkid, kmsg, loopdev, mount, pid1, timeline};
 use vhdboot::terminal_text;
 
 pub mod carry;
-pub mod record;
 pub mod immutable;
+pub mod record;
 pub mod shutdown;
 
 /// How long stage 2 waits for the host device to appear.

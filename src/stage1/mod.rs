@@ -6,8 +6,8 @@
 //! reachable.
 
 mod host;
-mod repair;
 mod loader_vars;
+mod repair;
 
 use std::path::Path;
 use std::sync::mpsc;

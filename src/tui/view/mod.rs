@@ -10,8 +10,8 @@ mod help;
 mod list;
 mod log;
 mod modal;
-mod report;
 mod prompt;
+mod report;
 mod status;
 mod theme;
 
