@@ -2453,6 +2453,7 @@ SCENARIOS = {
     "repair": scenario_repair,
     "repair-write": scenario_repair_write,
     "carry": scenario_carry,
+    "immutable": scenario_immutable,
     "debian-itools": scenario_debian_itools,
     "debian-dracut": scenario_debian_dracut,
     "debian-bootdir": scenario_debian_bootdir,
