@@ -2106,6 +2106,8 @@ def scenario_hibernation(args, timings):
     finally:
         os.unlink(raw)
         os.unlink(hraw)
+
+
 def boot_edited(vm, args, words: str, keys=()):
     """Presses `keys` in the menu, then adds `words` to the selected
     entry's command line in the editor and boots it."""
@@ -2114,6 +2116,13 @@ def boot_edited(vm, args, words: str, keys=()):
         vm.settle()
     vm.send(b"e")
     vm.settle()
+    vm.key("end")
+    vm.send(f" {words}".encode())
+    vm.settle()
+    vm.key("enter")
+    return marker(vm, args.timeout)
+
+
 # The real Debian target (issue 12, items 1 and 4): tests/e2e/make-debian-rootfs
 # builds Debian 13 with systemd and its own kernel, make-debian-disk puts it
 # twice on the NTFS volume E2E-DEBIAN: debian.vhd (an ESP with a UKI per
