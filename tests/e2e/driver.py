@@ -2486,8 +2486,8 @@ DEFAULT_SCENARIOS = ["direct", "default", "pick", "edit", "readonly", "silent", 
                      "confirm-cancel", "exec-fails", "default-broken", "hostile", "ovmf",
                      "ovmf-vga", "preload-default", "preload-pick", "boot-dir", "repair",
                      "repair-write", "host-safety", "hibernation", "carry", "crash",
-                     "ovmf-efivars", "immutable", "debian-itools", "debian-bootdir",
-                     "debian-bls"]
+                     "ovmf-efivars", "immutable", "lock", "debian-itools", "debian-bootdir",
+                     "debian-bls", "debian-carry"]
 
 
 def main() -> int:
