@@ -23,7 +23,7 @@ pub const SAVED_DEFAULT: &str = "@saved";
 pub const CMDLINE_PREFIX: &str = "vhdboot.";
 
 /// Every key, in the order the documentation lists them.
-pub const KEYS: [&str; 17] = [
+pub const KEYS: [&str; 18] = [
     "default",
     "timeout",
     "search",
@@ -39,6 +39,7 @@ pub const KEYS: [&str; 17] = [
     "load_memory",
     "immutable",
     "immutable_ram",
+    "trial_size",
     "editor",
     "password",
 ];
@@ -111,6 +112,9 @@ pub struct Config {
     /// The most bytes an immutable boot's RAM layer may hold; None lets
     /// stage 2 take a quarter of the machine's RAM.
     pub immutable_ram: Option<u64>,
+    /// The size of the `<image>.trial` store a trial boot creates; None
+    /// takes 1 GiB (`discovery::trial::DEFAULT_TRIAL_SIZE`).
+    pub trial_size: Option<u64>,
     /// The command-line editor may be opened (`editor = no` turns it off,
     /// as in systemd-boot's loader.conf).
     pub editor: bool,
@@ -153,6 +157,7 @@ impl Default for Config {
             },
             immutable: Vec::new(),
             immutable_ram: None,
+            trial_size: None,
             editor: true,
             password: None,
         }
@@ -306,6 +311,7 @@ impl Config {
             "load_memory" => parse_mib(text).map(|m| self.load.memory_mib = m),
             "immutable" => parse_image_list(text).map(|l| self.immutable = l),
             "immutable_ram" => parse_ram_limit(text).map(|r| self.immutable_ram = r),
+            "trial_size" => parse_ram_limit(text).map(|r| self.trial_size = r),
             _ => Ok(()),
         };
         if let Err(accepted) = result {

@@ -28,6 +28,7 @@ pub mod carry;
 pub mod immutable;
 pub mod record;
 pub mod shutdown;
+pub mod trial;
 
 /// How long stage 2 waits for the host device to appear.
 const HOST_WAIT: Duration = Duration::from_secs(30);
@@ -99,6 +100,11 @@ pub enum AttachError {
          reaches it; boot it normally from the vhdboot menu (i switches immutable off)"
     )]
     Immutable(#[from] immutable::ImmutableError),
+    #[error(
+        "trial boot: {0}; the image itself was not changed; boot it normally or discard the \
+         trial from the vhdboot menu"
+    )]
+    Trial(#[from] trial::TrialError),
 }
 
 fn say(line: &str) {
@@ -180,17 +186,18 @@ pub fn run() -> ! {
 /// distro's emergency shell must not find the user's volume mounted
 /// read-write.
 fn attach(h: &Handoff) -> Result<String, AttachError> {
-    let ram_limit = h.overlay.map(|Overlay::Ram { limit }| {
-        limit.unwrap_or_else(|| {
+    let ram_limit = match h.overlay {
+        Some(Overlay::Ram { limit }) => Some(limit.unwrap_or_else(|| {
             immutable::auto_limit(&std::fs::read_to_string("/proc/meminfo").unwrap_or_default())
-        })
-    });
+        })),
+        _ => None,
+    };
     if let Some(limit) = ram_limit {
         say(&immutable::limit_notice(limit));
     }
     load_carried_modules();
     let mut modules = vec!["loop", h.fstype.driver()];
-    if ram_limit.is_some() {
+    if h.overlay.is_some() {
         modules.extend_from_slice(&Overlay::MODULES);
     }
     load_modules(&modules);
@@ -342,6 +349,13 @@ fn attach_on_mounted_host(
     if let Some(limit) = ram_limit {
         let stack = immutable::attach(&file, h.size, limit)?;
         timeline::mark("immutable stack attached");
+        return Ok(format!("{}: {stack}", h.image));
+    }
+    if let Some(Overlay::Trial { size: store_size }) = h.overlay {
+        // The host is mounted read-write: the trial store is written, the
+        // image file is only read (see `trial`'s module comment).
+        let stack = trial::attach(&file, h.size, store_size)?;
+        timeline::mark("trial stack attached");
         return Ok(format!("{}: {stack}", h.image));
     }
     let cfg = loopdev::LoopConfig {

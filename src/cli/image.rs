@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 use vhdboot::boot::plan::{PlanError, image_problem};
+use vhdboot::discovery::trial::PendingTrial;
 use vhdboot::image::initrd::{self, ModuleCheck, Presence};
 use vhdboot::image::inspect::{Inspection, inspect as inspect_image, load_payload};
 use vhdboot::image::partitions::PartitionKind;
@@ -63,6 +64,9 @@ struct Report<'a> {
     footer: Option<&'a VhdFooter>,
     bootable: bool,
     initramfs: Vec<EntryInitramfs>,
+    /// A trial boot's changes beside the image (`<image>.trial`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trial: Option<PendingTrial>,
     #[serde(flatten)]
     inspection: &'a Inspection,
 }
@@ -149,6 +153,7 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
         footer: footer.as_ref(),
         bootable,
         initramfs,
+        trial: vhdboot::discovery::trial::look(path),
         inspection: &inspection,
     };
     if a.json {
@@ -176,6 +181,7 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
 /// it: `inspect` reads a file, not a host volume.
 fn verdict(path: &Path, file_len: u64, inspection: &Inspection) -> Result<u64, PlanError> {
     let image = Image {
+        trial: None,
         path: path.display().to_string(),
         file_size: file_len,
         kind: inspection.kind.clone(),
@@ -323,6 +329,9 @@ fn print_text(report: &Report<'_>, path: &Path) {
         human_size(report.file_size)
     );
     say!("Kind:   {}", kind_text(&i.kind));
+    if let Some(t) = report.trial {
+        say!("Trial:  {}", vhdboot::discovery::trial::badge(t));
+    }
     if let Some(f) = report.footer {
         say!(
             "Footer: created {} by \"{}\", disk UUID {}",

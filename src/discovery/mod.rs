@@ -8,3 +8,4 @@ pub mod decisions;
 pub mod in_use;
 pub mod preflight;
 pub mod scan;
+pub mod trial;

@@ -96,6 +96,7 @@ pub fn describe_image(root: &Path, path: &str, raw: bool) -> Image {
         kind: ImageKind::Unreadable,
         entries: Vec::new(),
         problems: vec![Problem::blocking(what, hint)],
+        trial: None,
     };
     let mut file = match File::open(&full) {
         Ok(f) => f,
@@ -124,6 +125,7 @@ pub fn describe_image(root: &Path, path: &str, raw: bool) -> Image {
         kind: found.kind,
         entries: found.entries,
         problems: found.problems,
+        trial: super::trial::look(&full),
     }
 }
 

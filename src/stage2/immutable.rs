@@ -136,7 +136,7 @@ pub fn attach(file: &Path, size: u64, limit: u64) -> Result<String, ImmutableErr
     ))
 }
 
-fn dio_state(lo: &LoopDevice) -> &'static str {
+pub(super) fn dio_state(lo: &LoopDevice) -> &'static str {
     match lo.direct_io_enabled() {
         Ok(true) => "direct I/O on",
         Ok(false) => "direct I/O off",
@@ -170,7 +170,7 @@ fn cow_file(limit: u64) -> Result<PathBuf, ImmutableError> {
     Ok(path)
 }
 
-fn wait_for_node(path: &Path, waited: Duration) -> Result<(), ImmutableError> {
+pub(super) fn wait_for_node(path: &Path, waited: Duration) -> Result<(), ImmutableError> {
     let deadline = Instant::now() + waited;
     while !path.exists() {
         if Instant::now() >= deadline {

@@ -144,6 +144,39 @@ impl Target {
         }
     }
 
+    /// A persistent (`P`) `snapshot` of `origin` whose exception store is
+    /// `cow`, a loop device over `<image>.trial` on the host (trial boot,
+    /// issue 15 item 2). The kernel writes its own on-disk format there
+    /// (a header chunk, then metadata and data chunks), so the same table
+    /// finds the changes again after a reboot.
+    pub fn persistent_snapshot(origin: &Path, cow: &Path, length_sectors: u64) -> Target {
+        Target {
+            length_sectors,
+            target: "snapshot",
+            params: format!(
+                "{} {} P {SNAPSHOT_CHUNK_SECTORS}",
+                origin.display(),
+                cow.display()
+            ),
+        }
+    }
+
+    /// A `snapshot-merge` of the persistent store `cow` into `origin`
+    /// (keep): the kernel copies every exception back to the origin and
+    /// commits its progress into the store as it goes, so a merge cut by a
+    /// power loss resumes when the same table is loaded again.
+    pub fn snapshot_merge(origin: &Path, cow: &Path, length_sectors: u64) -> Target {
+        Target {
+            length_sectors,
+            target: "snapshot-merge",
+            params: format!(
+                "{} {} P {SNAPSHOT_CHUNK_SECTORS}",
+                origin.display(),
+                cow.display()
+            ),
+        }
+    }
+
     /// The table line as `dmsetup table` prints it, for messages.
     pub fn line(&self) -> String {
         format!("0 {} {} {}", self.length_sectors, self.target, self.params)
@@ -357,6 +390,19 @@ mod tests {
     fn snapshot_table_line_is_origin_cow_non_persistent_and_chunk() {
         let t = Target::snapshot(Path::new("/dev/loop0"), Path::new("/dev/loop1"), 2048);
         assert_eq!(t.line(), "0 2048 snapshot /dev/loop0 /dev/loop1 N 8");
+    }
+
+    #[test]
+    fn trial_tables_are_persistent_snapshot_and_merge_over_the_same_store() {
+        let (o, c) = (Path::new("/dev/loop0"), Path::new("/dev/loop1"));
+        assert_eq!(
+            Target::persistent_snapshot(o, c, 2048).line(),
+            "0 2048 snapshot /dev/loop0 /dev/loop1 P 8"
+        );
+        assert_eq!(
+            Target::snapshot_merge(o, c, 2048).line(),
+            "0 2048 snapshot-merge /dev/loop0 /dev/loop1 P 8"
+        );
     }
 
     #[test]

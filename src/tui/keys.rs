@@ -22,6 +22,8 @@ pub enum Action {
     Boot,
     /// Switches the selected image between an immutable and a normal boot.
     Immutable,
+    /// Switches the selected image between a trial and a normal boot.
+    Trial,
     Edit,
     Shell,
     Rescan,
@@ -189,6 +191,15 @@ pub const MENU: KeyTable = KeyTable {
             &[K::Char('i')],
             None,
             Some(("i", "immutable on/off: changes kept in RAM, lost at reboot")),
+        ),
+        bind(
+            A::Trial,
+            &[K::Char('t')],
+            None,
+            Some((
+                "t",
+                "trial on/off: changes kept in <image>.trial, keep or discard later",
+            )),
         ),
         bind(
             A::Edit,

@@ -347,6 +347,7 @@ fn on_menu_key(model: &mut Model, key: Key) -> Vec<Effect> {
         }
         Action::Boot => return boot_selected(model),
         Action::Immutable => return toggle_immutable(model),
+        Action::Trial => return toggle_overlay(model, |p, path| p.toggle_trial(path)),
         Action::Edit | Action::Shell => return through_lock(model, action),
         Action::Rescan => {
             model.busy = Some(Busy::Rescanning);
@@ -433,6 +434,15 @@ fn run_locked_action(model: &mut Model, action: Action) -> Vec<Effect> {
 /// for this menu session. A preload of it carried the other mode's
 /// command line, so it starts again.
 fn toggle_immutable(model: &mut Model) -> Vec<Effect> {
+    toggle_overlay(model, |p, path| p.toggle(path))
+}
+
+/// Switches the selected image's overlay with `toggle` (immutable or
+/// trial, issue 15), then restarts a preload as `toggle_immutable` says.
+fn toggle_overlay(
+    model: &mut Model,
+    toggle: fn(&mut crate::model::ImmutablePolicy, &str),
+) -> Vec<Effect> {
     let Some(row) = model.selected_row() else {
         return Vec::new();
     };
@@ -443,7 +453,7 @@ fn toggle_immutable(model: &mut Model) -> Vec<Effect> {
         return Vec::new();
     };
     let path = image.path.clone();
-    model.snapshot.immutable.toggle(&path);
+    toggle(&mut model.snapshot.immutable, &path);
     match row {
         Row::Entry {
             entry,

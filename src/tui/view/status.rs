@@ -67,6 +67,18 @@ pub fn status_line(model: &Model, theme: &Theme, frame: &mut Frame, area: Rect) 
 fn immutable_line(model: &Model) -> Option<String> {
     let (v, i) = model.selected_row()?.image()?;
     let image = model.snapshot.volumes.get(v)?.images.get(i)?;
+    if model.snapshot.immutable.trial_covers(&image.path) {
+        let size = model
+            .snapshot
+            .immutable
+            .trial_size
+            .unwrap_or(crate::discovery::trial::DEFAULT_TRIAL_SIZE);
+        return Some(format!(
+            " Trial: changes kept in {}.trial (up to {} MiB); t: normal boot",
+            image.name(),
+            size >> 20
+        ));
+    }
     model.snapshot.immutable.covers(&image.path).then(|| {
         let limit = model
             .snapshot
