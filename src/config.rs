@@ -113,7 +113,7 @@ pub struct Config {
     /// stage 2 take a quarter of the machine's RAM.
     pub immutable_ram: Option<u64>,
     /// The size of the `<image>.trial` store a trial boot creates; None
-    /// takes 1 GiB (`discovery::trial::DEFAULT_TRIAL_SIZE`).
+    /// takes 1 GiB (`trial::DEFAULT_TRIAL_SIZE`).
     pub trial_size: Option<u64>,
     /// The command-line editor may be opened (`editor = no` turns it off,
     /// as in systemd-boot's loader.conf).

@@ -40,7 +40,7 @@ pub struct ImmutablePolicy {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trial: Vec<String>,
     /// The trial store's size from vhdboot.conf (`trial_size`); None
-    /// takes `discovery::trial::DEFAULT_TRIAL_SIZE`.
+    /// takes `trial::DEFAULT_TRIAL_SIZE`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trial_size: Option<u64>,
 }
@@ -238,7 +238,7 @@ pub struct Image {
     /// A trial boot's changes waiting beside the image (`<image>.trial`),
     /// as discovery saw them without writing anything (issue 15 item 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub trial: Option<crate::discovery::trial::PendingTrial>,
+    pub trial: Option<crate::trial::PendingTrial>,
 }
 
 impl Image {

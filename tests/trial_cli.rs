@@ -1,6 +1,10 @@
 //! A pending trial boot (`<image>.trial` beside the image, issue 15 item
 //! 5) shows in `vhdboot inspect` (text and JSON) and in `scan --json`,
 //! and looking at it writes nothing.
+#![expect(
+    clippy::unwrap_used,
+    reason = "clippy.toml allows these only inside #[test] functions, not in the fixture helpers"
+)]
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -667,7 +667,7 @@ fn overlay_for(policy: &crate::model::ImmutablePolicy, path: &str) -> Option<Ove
         return Some(Overlay::Trial {
             size: policy
                 .trial_size
-                .unwrap_or(crate::discovery::trial::DEFAULT_TRIAL_SIZE),
+                .unwrap_or(crate::trial::DEFAULT_TRIAL_SIZE),
         });
     }
     policy.covers(path).then_some(Overlay::Ram {
@@ -1067,7 +1067,7 @@ mod tests {
         assert_eq!(
             overlay_for(&p, "/a.vhd"),
             Some(Overlay::Trial {
-                size: crate::discovery::trial::DEFAULT_TRIAL_SIZE
+                size: crate::trial::DEFAULT_TRIAL_SIZE
             })
         );
         p.trial_size = Some(256 << 20);

@@ -11,7 +11,6 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 use vhdboot::boot::plan::{PlanError, image_problem};
-use vhdboot::discovery::trial::PendingTrial;
 use vhdboot::image::initrd::{self, ModuleCheck, Presence};
 use vhdboot::image::inspect::{Inspection, inspect as inspect_image, load_payload};
 use vhdboot::image::partitions::PartitionKind;
@@ -20,6 +19,7 @@ use vhdboot::image::window::{CountingReader, ReadCounter};
 use vhdboot::image::{bzimage, carry};
 use vhdboot::model::{EntrySource, Image, ImageKind, Problem};
 use vhdboot::sys::bounded;
+use vhdboot::trial::PendingTrial;
 
 #[derive(Args)]
 pub struct InspectArgs {
@@ -153,7 +153,7 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
         footer: footer.as_ref(),
         bootable,
         initramfs,
-        trial: vhdboot::discovery::trial::look(path),
+        trial: vhdboot::trial::look(path),
         inspection: &inspection,
     };
     if a.json {
@@ -330,7 +330,7 @@ fn print_text(report: &Report<'_>, path: &Path) {
     );
     say!("Kind:   {}", kind_text(&i.kind));
     if let Some(t) = report.trial {
-        say!("Trial:  {}", vhdboot::discovery::trial::badge(t));
+        say!("Trial:  {}", vhdboot::trial::badge(t));
     }
     if let Some(f) = report.footer {
         say!(

@@ -8,4 +8,3 @@ pub mod decisions;
 pub mod in_use;
 pub mod preflight;
 pub mod scan;
-pub mod trial;

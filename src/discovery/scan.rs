@@ -125,7 +125,7 @@ pub fn describe_image(root: &Path, path: &str, raw: bool) -> Image {
         kind: found.kind,
         entries: found.entries,
         problems: found.problems,
-        trial: super::trial::look(&full),
+        trial: crate::trial::look(&full),
     }
 }
 

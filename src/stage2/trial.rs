@@ -24,11 +24,11 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use vhdboot::discovery::trial::{self as plan, TrialSizeError};
 use vhdboot::image::vhd;
 use vhdboot::sys::devmapper::{self, DmError, Target};
 use vhdboot::sys::fileinfo;
 use vhdboot::sys::loopdev::{self, LoopConfig, LoopError};
+use vhdboot::trial::{self as plan, TrialSizeError};
 
 use super::immutable::{ImmutableError, dio_state, wait_for_node};
 

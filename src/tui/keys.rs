@@ -196,10 +196,7 @@ pub const MENU: KeyTable = KeyTable {
             A::Trial,
             &[K::Char('t')],
             None,
-            Some((
-                "t",
-                "trial on/off: changes kept in <image>.trial, keep or discard later",
-            )),
+            Some(("t", "trial on/off: changes kept in a .trial file beside it")),
         ),
         bind(
             A::Edit,

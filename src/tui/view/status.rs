@@ -72,7 +72,7 @@ fn immutable_line(model: &Model) -> Option<String> {
             .snapshot
             .immutable
             .trial_size
-            .unwrap_or(crate::discovery::trial::DEFAULT_TRIAL_SIZE);
+            .unwrap_or(crate::trial::DEFAULT_TRIAL_SIZE);
         return Some(format!(
             " Trial: changes kept in {}.trial (up to {} MiB); t: normal boot",
             image.name(),

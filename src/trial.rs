@@ -4,6 +4,7 @@
 //! functions name the files, judge what the menu may offer for them and
 //! read the kernel's merge progress; the syscalls live in `sys` and in
 //! stage 2.
+#![forbid(unsafe_code)]
 
 use serde::{Deserialize, Serialize};
 
