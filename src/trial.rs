@@ -89,7 +89,7 @@ pub fn offer(pending: PendingTrial, host_writable: bool) -> TrialOffer {
 pub fn badge(pending: PendingTrial) -> String {
     if pending.merging {
         format!(
-            "trial changes ({} MiB), merge interrupted: keep to resume",
+            "trial changes ({} MiB), merge cut short",
             pending.size >> 20
         )
     } else {
@@ -296,7 +296,7 @@ mod tests {
             offer(cut, true),
             TrialOffer::ResumeMerge { may_write: true }
         );
-        assert!(badge(cut).contains("merge interrupted"), "{}", badge(cut));
+        assert!(badge(cut).contains("merge cut short"), "{}", badge(cut));
         let fresh = PendingTrial {
             size: 256 << 20,
             merging: false,

@@ -8,6 +8,7 @@
 mod host;
 mod loader_vars;
 mod repair;
+mod trial;
 
 use std::path::Path;
 use std::sync::mpsc;
@@ -142,6 +143,7 @@ pub fn run() -> ! {
         discovery,
         preloads: host::Preloads::new(mpsc::channel().0),
         loader,
+        merge: None,
     };
     // Nothing to choose from: say why, then go straight to the shell
     // (ZFSBootMenu does the same when it finds no pool). The menu follows

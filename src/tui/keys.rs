@@ -37,6 +37,10 @@ pub enum Action {
     RepairWrite,
     /// Gather and show the support report.
     Report,
+    /// Keep the selected image's trial changes (merge), after a question.
+    TrialKeep,
+    /// Discard them (delete the .trial file), after a question.
+    TrialDiscard,
     /// Only where the menu may quit (`vhdboot menu --demo`).
     Quit,
     /// Works on every screen.
@@ -197,6 +201,24 @@ pub const MENU: KeyTable = KeyTable {
             &[K::Char('t')],
             None,
             Some(("t", "trial on/off: changes kept in a .trial file beside it")),
+        ),
+        bind(
+            A::TrialKeep,
+            &[K::Char('m')],
+            None,
+            Some((
+                "m",
+                "keep the trial changes: merge them into the image (asks)",
+            )),
+        ),
+        bind(
+            A::TrialDiscard,
+            &[K::Char('x')],
+            None,
+            Some((
+                "x",
+                "discard the trial changes: delete the .trial file (asks)",
+            )),
         ),
         bind(
             A::Edit,

@@ -13,6 +13,7 @@ use crate::tui::model::{
 };
 use crate::tui::msg::{Key, Msg};
 use crate::tui::repair;
+use crate::tui::trial;
 
 pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
     match msg {
@@ -70,6 +71,8 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
         Msg::RepairEnded { mode, result } => repair::on_repair_ended(model, mode, result),
         Msg::ReportGathered { facts, fat } => repair::on_report_gathered(model, &facts, &fat),
         Msg::ReportSaved(result) => repair::on_report_saved(model, result),
+        Msg::MergeProgress(result) => trial::on_merge_progress(model, result),
+        Msg::TrialDone(result) => trial::done(model, result),
         Msg::PowerFailed(f) => {
             model.busy = None;
             show_failure(model, f);
@@ -93,6 +96,10 @@ fn show_failure(model: &mut Model, f: Failure) {
 
 fn on_tick(model: &mut Model) -> Vec<Effect> {
     model.lock.tick();
+    // A running merge owns the machine: no countdown, no preload.
+    if let Some(effects) = trial::on_tick(model) {
+        return effects;
+    }
     if let Some(left) = model.countdown {
         let left = left.saturating_sub(1);
         if left == 0 {
@@ -214,6 +221,14 @@ fn on_key(model: &mut Model, key: Key) -> Vec<Effect> {
         }
         return Vec::new();
     }
+    // A merge writes the image until it ends: no boot, shell or repair may
+    // touch it meanwhile, so keys wait (the status line says so).
+    if model.merge.is_some() {
+        if keys::MENU.action(key) == Some(Action::Redraw) {
+            model.repaint = true;
+        }
+        return Vec::new();
+    }
     // Any key stops the countdown and is used for nothing else, so that a
     // user who presses Down to look does not boot something by accident.
     if model.countdown.take().is_some() {
@@ -265,6 +280,21 @@ fn on_key(model: &mut Model, key: Key) -> Vec<Effect> {
         }
         Screen::ConfirmRepair { volume, image } => {
             repair::on_confirm_repair_key(model, key, volume, image)
+        }
+        Screen::ConfirmTrial {
+            volume,
+            image,
+            action,
+        } => {
+            let mut effects = trial::on_confirm_key(model, key, volume, image, action);
+            // The image is about to change: a kernel loaded from it is
+            // stale.
+            if !effects.is_empty() {
+                let mut all = cancel_preload(model);
+                all.append(&mut effects);
+                return all;
+            }
+            effects
         }
         Screen::Report { scroll } => {
             let lines = model.report.as_ref().map_or(0, |r| r.lines.len());
@@ -332,6 +362,9 @@ fn on_menu_key(model: &mut Model, key: Key) -> Vec<Effect> {
         return through_lock(model, action);
     }
     if let Some(effects) = repair_action(model, action) {
+        return effects;
+    }
+    if let Some(effects) = trial::on_menu_action(model, action) {
         return effects;
     }
     match action {
