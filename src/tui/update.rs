@@ -62,7 +62,11 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
             match result {
                 Ok(snapshot) => {
                     replace_snapshot(model, snapshot);
-                    model.notice = Some("Rescanned the disks.".into());
+                    // A rescan that follows an action (keeping trial
+                    // changes) keeps that action's note; r clears it.
+                    if model.notice.is_none() {
+                        model.notice = Some("Rescanned the disks.".into());
+                    }
                 }
                 Err(f) => show_failure(model, f),
             }
