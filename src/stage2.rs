@@ -346,17 +346,29 @@ fn attach_on_mounted_host(
         })?
         .len();
     check_size(&h.image, len, h.size)?;
+    // Snapshot stacks need the same hand-over of the host mount as a
+    // plain boot: under initramfs-tools the host sits on the initramfs
+    // root until init-bottom moves it into /run, and run-init refuses to
+    // switch root while anything is still mounted there.
     if let Some(limit) = ram_limit {
         let stack = immutable::attach(&file, h.size, limit)?;
         timeline::mark("immutable stack attached");
-        return Ok(format!("{}: {stack}", h.image));
+        return Ok(format!(
+            "{}: {stack}, {}",
+            h.image,
+            detach_words(generator, &device)
+        ));
     }
     if let Some(Overlay::Trial { size: store_size }) = h.overlay {
         // The host is mounted read-write: the trial store is written, the
         // image file is only read (see `trial`'s module comment).
         let stack = trial::attach(&file, h.size, store_size)?;
         timeline::mark("trial stack attached");
-        return Ok(format!("{}: {stack}", h.image));
+        return Ok(format!(
+            "{}: {stack}, {}",
+            h.image,
+            detach_words(generator, &device)
+        ));
     }
     let cfg = loopdev::LoopConfig {
         direct_io: true,
@@ -392,10 +404,7 @@ fn attach_on_mounted_host(
     };
     let parts = loopdev::wait_for_partitions(&lo, Duration::from_secs(5));
     timeline::mark("loop attached");
-    let detach = match prepare_detach(generator, &device) {
-        Ok(how) => how,
-        Err(e) => format!("no clean detach at shutdown: {e}"),
-    };
+    let detach = detach_words(generator, &device);
     Ok(format!(
         "{} on {}, {dio}, {} partition(s), host {} at {}, {recorded}, {detach}",
         h.image,
@@ -404,6 +413,14 @@ fn attach_on_mounted_host(
         device.display(),
         host_mount.display()
     ))
+}
+
+/// `prepare_detach`'s outcome in the words of stage 2's log line.
+fn detach_words(generator: carry::Generator, device: &Path) -> String {
+    match prepare_detach(generator, device) {
+        Ok(how) => how,
+        Err(e) => format!("no clean detach at shutdown: {e}"),
+    }
 }
 
 /// Arranges the clean detach at shutdown for the init that follows (see

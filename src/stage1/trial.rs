@@ -85,7 +85,11 @@ pub fn start(plan: &TrialPlan) -> Result<(Merge, MergeStatus), Failure> {
         Failure::new(
             format!("merging the trial changes into {}: {what}", plan.image_name),
             e.to_string(),
-            "nothing was merged; check the scan log (l), then press m to try again",
+            if plan.resuming {
+                "the merge stays cut short; check the scan log (l), then press m to try again"
+            } else {
+                "nothing was merged; check the scan log (l), then press m to try again"
+            },
         )
     };
     // The same modules a snapshot boot needs in the target, here in the

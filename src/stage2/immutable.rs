@@ -31,7 +31,7 @@ const COW_MOUNT: &str = "/run/vhdboot/cow";
 /// The sparse file on it that backs the copy-on-write loop device.
 const COW_FILE: &str = "changes";
 /// The device-mapper device's name.
-const DM_NAME: &str = "vhdboot-immutable";
+pub(super) const DM_NAME: &str = "vhdboot-immutable";
 /// The kernel's words when the layer is full, so that the user can match
 /// our warning to the kernel log (dm-snap.c, __invalidate_snapshot).
 pub const FULL_KERNEL_LINE: &str = "Invalidating snapshot: Unable to allocate exception.";

@@ -33,7 +33,7 @@ use vhdboot::trial::{self as plan, TrialSizeError};
 use super::immutable::{ImmutableError, dio_state, wait_for_node};
 
 /// The device-mapper device's name.
-const DM_NAME: &str = "vhdboot-trial";
+pub(super) const DM_NAME: &str = "vhdboot-trial";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrialError {
