@@ -328,7 +328,11 @@ fn the_executor_drives_keep_from_the_question_to_the_rescan() {
             "rescan"
         ]
     );
-    assert_eq!(m.notice.as_deref(), Some("kept"), "the rescan keeps the merge's note");
+    assert_eq!(
+        m.notice.as_deref(),
+        Some("kept"),
+        "the rescan keeps the merge's note"
+    );
     assert_eq!(m.snapshot.volumes[0].images[0].trial, None);
     assert_takes_keys(&mut m);
 }
