@@ -118,8 +118,8 @@ pub struct Config {
     /// The command-line editor may be opened (`editor = no` turns it off,
     /// as in systemd-boot's loader.conf).
     pub editor: bool,
-    /// The password that the editor, the shell and the repair actions ask
-    /// for, if any.
+    /// The password that the editor, the shell, the repair actions and the
+    /// trial's keep and discard ask for, if any.
     pub password: Option<Password>,
 }
 

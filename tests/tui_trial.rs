@@ -360,3 +360,32 @@ fn the_executor_drives_discard_and_writes_nothing_when_refused() {
     assert_eq!(host.calls, vec!["rescan"]);
     assert!(m.modal.is_some());
 }
+
+#[test]
+fn a_password_guards_keep_and_discard() {
+    let mut m = menu_with_trial(PENDING);
+    let hash = vhdboot::password::hash("pw", &[7; 12]).unwrap_or_default();
+    let config = vhdboot::config::Config {
+        password: Some(vhdboot::password::Password::from_setting(&hash)),
+        ..vhdboot::config::Config::default()
+    };
+    m.lock = vhdboot::tui::lock::Lock::from_config(&config);
+    assert!(press(&mut m, Key::Char('x')).is_empty());
+    assert!(
+        matches!(m.screen, Screen::Password { .. }),
+        "{:?}",
+        m.screen
+    );
+    for c in "pw".chars() {
+        press(&mut m, Key::Char(c));
+    }
+    press(&mut m, Key::Enter);
+    assert_eq!(
+        m.screen,
+        Screen::ConfirmTrial {
+            volume: 0,
+            image: 0,
+            action: TrialAction::Discard
+        }
+    );
+}

@@ -438,6 +438,9 @@ fn repair_action(model: &mut Model, action: Action) -> Option<Vec<Effect>> {
 fn run_locked_action(model: &mut Model, action: Action) -> Vec<Effect> {
     match action {
         Action::Repair | Action::RepairWrite => repair_action(model, action).unwrap_or_default(),
+        Action::TrialKeep | Action::TrialDiscard => {
+            trial::on_menu_action(model, action).unwrap_or_default()
+        }
         Action::Edit => {
             match selected_entry(model) {
                 Ok(entry) => {
