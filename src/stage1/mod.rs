@@ -6,6 +6,7 @@
 //! reachable.
 
 mod host;
+mod keymap;
 mod loader_vars;
 mod repair;
 
@@ -112,6 +113,21 @@ pub fn run() -> ! {
     if let Err(e) = pid1::set_console_loglevel(MENU_LOGLEVEL) {
         early.push(format!("console log level: {e}"));
     }
+    // Before any shell or prompt, and before any thread (keymap::load).
+    // A layout that did not load is said on the menu's status line too.
+    let keymap_problem = config
+        .keymap
+        .as_deref()
+        .and_then(|name| match keymap::load(name) {
+            Ok(()) => {
+                early.push(format!("keyboard layout {name} loaded"));
+                None
+            }
+            Err(e) => {
+                early.push(format!("keymap: {e}"));
+                Some(e.to_string())
+            }
+        });
 
     let mut discovery = Discovery::new(config.clone(), Path::new(live_scan::HOSTS_DIR));
     for line in early {
@@ -200,6 +216,9 @@ pub fn run() -> ! {
     let snapshot = host.discovery.snapshot();
     let mut model = Model::new(snapshot, &config, default, countdown).with_preload();
     model.efi_variables = Some(host.loader.available());
+    if let Some(problem) = keymap_problem {
+        model.notice = Some(problem);
+    }
     if default.is_none()
         && let Some((volume, image)) = decisions::default_image(&model.snapshot, &config)
     {

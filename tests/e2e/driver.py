@@ -50,6 +50,10 @@ Scenarios:
            menu on the serial port; Down + Enter boots the exFAT image
   ovmf-vga the same with the menu on a VGA framebuffer: monitor
            screendumps show it drawn and the selection moving after Down
+  keymap-de vhdboot.keymap=de, the menu on the VGA console: e, then PS/2
+           keys (sendkey y, z, Shift+0, Shift+7, minus) type the German
+           characters into the target's cmdline; a control boot with a
+           layout that is not shipped types the US ones
   host-safety the safety disk: dirty exFAT, unclean NTFS journal, NTFS
            larger than its partition refused with their reasons; two
            volumes with one UUID badged, mounted apart, the second booted
@@ -1838,6 +1842,69 @@ def scenario_ovmf_vga(args, timings):
     return vm
 
 
+# scenario keymap-de: the keys pressed in the editor (QEMU sendkey names, so
+# a PS/2 keyboard sends their scancodes) and the word they type with a German
+# layout and with the kernel's US one. y and z trade places, Shift+0 and
+# Shift+7 move, and the key right of 0 gives a non-ASCII letter.
+KEYMAP_KEYS = ["spc", "k", "m", "shift-0", "z", "y", "shift-7", "minus"]
+KEYMAP_WORDS = {"de": "km=yz/\u00df", "us": "km)zy&-"}
+
+
+def keymap_boot(args, timings, name, layout, expect):
+    """Boots with the menu on the VGA console (the last console=) and
+    vhdboot.keymap=<layout>, presses e, End and KEYMAP_KEYS on the PS/2
+    keyboard, then Enter; the target's cmdline, read on the serial port,
+    must hold the word `expect`."""
+    append = ("console=ttyS0,115200 console=tty0 quiet loglevel=3 init_on_alloc=0 "
+              f"preempt=full vhdboot.default={NTFS_PATH} vhdboot.timeout=-1 "
+              f"vhdboot.keymap={layout}")
+    vm = Vm(args, name, args.kernel, args.initrd, append, disk=args.disk, vga=True, monitor=True)
+    menu_path = os.path.join(args.workdir, f"{name}.menu.ppm")
+    editor_path = os.path.join(args.workdir, f"{name}.editor.ppm")
+    try:
+        # Without firmware the kernel keeps the VGA text mode (vgacon, a
+        # 720x400 dump), whose palette's blue is 00 00 a8, not efifb's aa,
+        # and whose title text leaves runs of about 330 blue pixels.
+        menu = wait_screen(vm, "the menu (its blue title bar)", args.timeout, menu_path,
+                           lambda d: d.lit_pixels() >= 5000
+                           and (d.title_bar() or d.bands(b"\0\0\xa8", 200)))
+        timings[f"{layout}: start to menu"] = vm.elapsed()
+        # The frame may still be in the middle of its first draw.
+        time.sleep(1)
+        menu = screendump(vm, menu_path)
+        vm.monitor("sendkey e")
+        wait_screen(vm, "the editor to open after e", 30, editor_path,
+                    lambda d: d.pixels != menu.pixels)
+        for key in ["end"] + KEYMAP_KEYS:
+            reply = vm.monitor(f"sendkey {key}")
+            check("rror" not in reply and "nvalid" not in reply,
+                  f"sendkey {key} failed: {reply!r}")
+        # The keys are queued on the console in order: Enter lands after them.
+        vm.monitor("sendkey ret")
+        t_enter = vm.elapsed()
+        m = marker(vm, args.timeout)
+        timings[f"{layout}: enter to marker"] = vm.elapsed() - t_enter
+        words = m["cmdline"].split()
+        typed = [w for w in words if w.startswith("km")]
+        print(f"e2e:   {name}: keys {' '.join(KEYMAP_KEYS[1:])} typed {typed}", flush=True)
+        check(expect in words,
+              f"with vhdboot.keymap={layout} the keys {KEYMAP_KEYS[1:]} did not type {expect!r}: "
+              f"the target's cmdline is {m['cmdline']!r}")
+        check_booted_image(m, NTFS_PATH, "e2e.uki=ntfs")
+    finally:
+        vm.close()
+    return vm
+
+
+def scenario_keymap_de(args, timings):
+    """keymap=de: the editor types what a German keyboard gives. The
+    control boot names a layout that is not shipped: the menu still works
+    and the same keys type the US characters, so the German word can only
+    come from the loaded keymap."""
+    keymap_boot(args, timings, "keymap-de", "de", KEYMAP_WORDS["de"])
+    return keymap_boot(args, timings, "keymap-unknown", "xx", KEYMAP_WORDS["us"])
+
+
 def stage1_timeline(vm: Vm) -> list:
     """The steps of stage 1's timeline line (printed just before the
     reboot into the target), in order."""
@@ -2464,6 +2531,7 @@ SCENARIOS = {
     "exec-fails": scenario_exec_fails,
     "ovmf": scenario_ovmf,
     "ovmf-vga": scenario_ovmf_vga,
+    "keymap-de": scenario_keymap_de,
     "ovmf-efivars": scenario_ovmf_efivars,
     "preload-default": scenario_preload_default,
     "host-safety": scenario_host_safety,
@@ -2487,7 +2555,7 @@ DEFAULT_SCENARIOS = ["direct", "default", "pick", "edit", "readonly", "silent", 
                      "ovmf-vga", "preload-default", "preload-pick", "boot-dir", "repair",
                      "repair-write", "host-safety", "hibernation", "carry", "crash",
                      "ovmf-efivars", "immutable", "lock", "debian-itools", "debian-bootdir",
-                     "debian-bls", "debian-carry"]
+                     "debian-bls", "debian-carry", "keymap-de"]
 
 
 def main() -> int:
