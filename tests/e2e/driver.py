@@ -33,6 +33,8 @@ Scenarios:
   empty    no NTFS/exFAT at all: the reason, the rescue shell by itself,
            then the empty menu when the shell exits
   panic    vhdboot.failpoint=panic-on-boot: the panic message, then a shell
+  panic-locked the same with a password: the shell asks for it (a wrong
+           one waits), exit brings the prompt back; PID 1 stays alive
   late     the host disk is hot-added through the QEMU monitor while
            stage 1 waits for its default; the default boots
   repair   o on exfat-zboot.vhd: its ext4 root read-only in the shell, a
@@ -1118,6 +1120,37 @@ def scenario_panic(args, timings):
         vm.settle(quiet=1.0)
         vm.send(b"echo RESCUE-$((6*7))\r")
         vm.wait_for(r"RESCUE-42", 30, "the shell after the panic to run a command")
+    finally:
+        vm.close()
+    return vm
+
+
+def scenario_panic_locked(args, timings):
+    """A password and vhdboot.failpoint=panic-on-boot: after the panic,
+    PID 1 becomes the locked shell (/init --locked-shell), which asks for
+    the password; a wrong one is refused with a wait, the right one opens
+    the shell, and exiting it brings the prompt back: PID 1 never dies,
+    and the password is never echoed."""
+    vm = boot_menu(args, "panic-locked", f"vhdboot.default={NTFS_PATH} vhdboot.timeout=1 "
+                   f"vhdboot.failpoint=panic-on-boot vhdboot.password={LOCK_HASH}")
+    prompt = "the rescue shell is locked. Password:"
+    try:
+        vm.wait_for(r"vhdboot: starting the rescue shell, which asks for the password",
+                    args.timeout, "the panic hook's locked-shell notice")
+        vm.wait_for(re.escape(prompt), 30, "the password prompt after the panic")
+        timings["to prompt"] = vm.elapsed()
+        vm.send(b"echo OPEN-$((6*7))\r")
+        vm.wait_for(r"wrong password; try again in 2 s", 30, "a typed command to be refused")
+        vm.wait_for(lambda t: t.count(prompt) >= 2, 30, "the prompt again after the wait")
+        check("OPEN-42" not in vm.text(), "a command ran without the password")
+        vm.send(LOCK_PASSWORD + b"\r")
+        vm.wait_for(r"\(vhdboot rescue\)", 30, "the shell after the right password")
+        vm.send(b"echo RESCUE-$((6*7))\r")
+        vm.wait_for(r"RESCUE-42", 30, "the unlocked shell to run a command")
+        vm.send(b"exit\r")
+        vm.wait_for(lambda t: t.count(prompt) >= 3, 30, "the prompt again after the shell exits")
+        check("Kernel panic" not in vm.text(), "PID 1 died (kernel panic)")
+        check(LOCK_PASSWORD.decode() not in vm.text(), "the password was echoed")
     finally:
         vm.close()
     return vm
@@ -2520,6 +2553,7 @@ SCENARIOS = {
     "faults": scenario_faults,
     "empty": scenario_empty,
     "panic": scenario_panic,
+    "panic-locked": scenario_panic_locked,
     "late": scenario_late,
     "4kn": scenario_4kn,
     "shell-keys": scenario_shell_keys,
@@ -2555,7 +2589,7 @@ DEFAULT_SCENARIOS = ["direct", "default", "pick", "edit", "readonly", "silent", 
                      "ovmf-vga", "preload-default", "preload-pick", "boot-dir", "repair",
                      "repair-write", "host-safety", "hibernation", "carry", "crash",
                      "ovmf-efivars", "immutable", "lock", "debian-itools", "debian-bootdir",
-                     "debian-bls", "debian-carry", "keymap-de"]
+                     "debian-bls", "debian-carry", "keymap-de", "panic-locked"]
 
 
 def main() -> int:
