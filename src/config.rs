@@ -1169,7 +1169,8 @@ ascii = true
             "d e",
             &"a".repeat(33),
         ] {
-            let (c, w) = from("keymap = fr", &format!("vhdboot.keymap={bad}"));
+            // Quoted, so that "d e" stays one word of the command line.
+            let (c, w) = from("keymap = fr", &format!("\"vhdboot.keymap={bad}\""));
             assert_eq!(
                 c.keymap.as_deref(),
                 Some("fr"),
