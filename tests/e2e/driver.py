@@ -55,7 +55,8 @@ Scenarios:
   keymap-de vhdboot.keymap=de, the menu on the VGA console: e, then PS/2
            keys (sendkey y, z, Shift+0, Shift+7, minus) type the German
            characters into the target's cmdline; a control boot with a
-           layout that is not shipped types the US ones
+           layout that is not shipped types the US ones, and the serial
+           menu's status line names that layout
   host-safety the safety disk: dirty exFAT, unclean NTFS journal, NTFS
            larger than its partition refused with their reasons; two
            volumes with one UUID badged, mounted apart, the second booted
@@ -1935,7 +1936,19 @@ def scenario_keymap_de(args, timings):
     and the same keys type the US characters, so the German word can only
     come from the loaded keymap."""
     keymap_boot(args, timings, "keymap-de", "de", KEYMAP_WORDS["de"])
-    return keymap_boot(args, timings, "keymap-unknown", "xx", KEYMAP_WORDS["us"])
+    keymap_boot(args, timings, "keymap-unknown", "xx", KEYMAP_WORDS["us"])
+    # The same unknown layout with the menu on the serial port, where the
+    # screen can be read: its status line names the layout and where the
+    # shipped ones are listed.
+    vm = boot_menu(args, "keymap-notice",
+                   f"vhdboot.default={NTFS_PATH} vhdboot.timeout=-1 vhdboot.keymap=xx")
+    try:
+        wait_menu(vm, args, timings, [NTFS_TITLE])
+        vm.wait_for(re.escape("keyboard layout 'xx' is not shipped (see /usr/share/vhdboot/keymaps"),
+                    30, "the menu to say the layout is not shipped", on_screen=True)
+    finally:
+        vm.close()
+    return vm
 
 
 def stage1_timeline(vm: Vm) -> list:
