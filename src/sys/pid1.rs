@@ -10,6 +10,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::errno::Errno;
 use nix::mount::{MsFlags, mount};
@@ -458,17 +459,47 @@ pub fn exec_init(path: &Path, args: &[&str]) -> ExecError {
 pub fn install_panic_hook(restore: fn()) {
     std::panic::set_hook(Box::new(move |info| {
         restore();
-        let message = format!(
-            "\r\nvhdboot: internal error: {info}\r\n\
-             vhdboot: starting a shell; type `reboot -f` to restart.\r\n"
-        );
+        let locked = PANIC_SHELL_LOCKED.load(Ordering::SeqCst);
+        let shell = if locked {
+            "starting the rescue shell, which asks for the password"
+        } else {
+            "starting a shell; type `reboot -f` to restart"
+        };
+        let message = format!("\r\nvhdboot: internal error: {info}\r\nvhdboot: {shell}.\r\n");
         let _ = io::stderr().write_all(message.as_bytes());
         if let Ok(mut c) = fs::OpenOptions::new().write(true).open("/dev/console") {
             let _ = c.write_all(message.as_bytes());
         }
         let _ = crate::sys::kmsg::kmsg_write(&format!("internal error: {info}"));
+        if locked {
+            exec_locked_shell();
+        }
         exec_shell_forever();
     }));
+}
+
+/// Set when vhdboot.conf holds a password: a panic then ends in the locked
+/// shell (`/init --locked-shell`), never in the open shell loop.
+static PANIC_SHELL_LOCKED: AtomicBool = AtomicBool::new(false);
+
+/// The argument `/init` takes to be the locked shell (main.rs).
+pub const LOCKED_SHELL_ARG: &str = "--locked-shell";
+
+/// Puts the shell that follows a panic behind the password.
+pub fn lock_panic_shell() {
+    PANIC_SHELL_LOCKED.store(true, Ordering::SeqCst);
+}
+
+/// Replaces PID 1 with a fresh `/init --locked-shell`: a new process
+/// image, free of whatever state the panic left, that asks for the
+/// password before each shell. If the exec fails, PID 1 sleeps: a locked
+/// system never falls back to an open shell.
+fn exec_locked_shell() -> ! {
+    let _ = nix::unistd::execv(c"/init", &[c"/init", c"--locked-shell"]);
+    let _ = crate::sys::kmsg::kmsg_write("the locked shell could not start (execv /init)");
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
 }
 
 pub fn exec_shell_forever() -> ! {

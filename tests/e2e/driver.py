@@ -33,6 +33,8 @@ Scenarios:
   empty    no NTFS/exFAT at all: the reason, the rescue shell by itself,
            then the empty menu when the shell exits
   panic    vhdboot.failpoint=panic-on-boot: the panic message, then a shell
+  panic-locked the same with a password: the shell asks for it (a wrong
+           one waits), exit brings the prompt back; PID 1 stays alive
   late     the host disk is hot-added through the QEMU monitor while
            stage 1 waits for its default; the default boots
   repair   o on exfat-zboot.vhd: its ext4 root read-only in the shell, a
@@ -50,6 +52,11 @@ Scenarios:
            menu on the serial port; Down + Enter boots the exFAT image
   ovmf-vga the same with the menu on a VGA framebuffer: monitor
            screendumps show it drawn and the selection moving after Down
+  keymap-de vhdboot.keymap=de, the menu on the VGA console: e, then PS/2
+           keys (sendkey y, z, Shift+0, Shift+7, minus) type the German
+           characters into the target's cmdline; a control boot with a
+           layout that is not shipped types the US ones, and the serial
+           menu's status line names that layout
   host-safety the safety disk: dirty exFAT, unclean NTFS journal, NTFS
            larger than its partition refused with their reasons; two
            volumes with one UUID badged, mounted apart, the second booted
@@ -1119,6 +1126,37 @@ def scenario_panic(args, timings):
     return vm
 
 
+def scenario_panic_locked(args, timings):
+    """A password and vhdboot.failpoint=panic-on-boot: after the panic,
+    PID 1 becomes the locked shell (/init --locked-shell), which asks for
+    the password; a wrong one is refused with a wait, the right one opens
+    the shell, and exiting it brings the prompt back: PID 1 never dies,
+    and the password is never echoed."""
+    vm = boot_menu(args, "panic-locked", f"vhdboot.default={NTFS_PATH} vhdboot.timeout=1 "
+                   f"vhdboot.failpoint=panic-on-boot vhdboot.password={LOCK_HASH}")
+    prompt = "the rescue shell is locked. Password:"
+    try:
+        vm.wait_for(r"vhdboot: starting the rescue shell, which asks for the password",
+                    args.timeout, "the panic hook's locked-shell notice")
+        vm.wait_for(re.escape(prompt), 30, "the password prompt after the panic")
+        timings["to prompt"] = vm.elapsed()
+        vm.send(b"echo OPEN-$((6*7))\r")
+        vm.wait_for(r"wrong password; try again in 2 s", 30, "a typed command to be refused")
+        vm.wait_for(lambda t: t.count(prompt) >= 2, 30, "the prompt again after the wait")
+        check("OPEN-42" not in vm.text(), "a command ran without the password")
+        vm.send(LOCK_PASSWORD + b"\r")
+        vm.wait_for(r"\(vhdboot rescue\)", 30, "the shell after the right password")
+        vm.send(b"echo RESCUE-$((6*7))\r")
+        vm.wait_for(r"RESCUE-42", 30, "the unlocked shell to run a command")
+        vm.send(b"exit\r")
+        vm.wait_for(lambda t: t.count(prompt) >= 3, 30, "the prompt again after the shell exits")
+        check("Kernel panic" not in vm.text(), "PID 1 died (kernel panic)")
+        check(LOCK_PASSWORD.decode() not in vm.text(), "the password was echoed")
+    finally:
+        vm.close()
+    return vm
+
+
 def scenario_late(args, timings):
     """The host disk is hot-added (QEMU monitor) while stage 1 waits for
     its default: stage 1 must wait, find it and boot it."""
@@ -1838,6 +1876,81 @@ def scenario_ovmf_vga(args, timings):
     return vm
 
 
+# scenario keymap-de: the keys pressed in the editor (QEMU sendkey names, so
+# a PS/2 keyboard sends their scancodes) and the word they type with a German
+# layout and with the kernel's US one. y and z trade places, Shift+0 and
+# Shift+7 move, and the key right of 0 gives a non-ASCII letter.
+KEYMAP_KEYS = ["spc", "k", "m", "shift-0", "z", "y", "shift-7", "minus"]
+KEYMAP_WORDS = {"de": "km=yz/\u00df", "us": "km)zy&-"}
+
+
+def keymap_boot(args, timings, name, layout, expect):
+    """Boots with the menu on the VGA console (the last console=) and
+    vhdboot.keymap=<layout>, presses e, End and KEYMAP_KEYS on the PS/2
+    keyboard, then Enter; the target's cmdline, read on the serial port,
+    must hold the word `expect`."""
+    append = ("console=ttyS0,115200 console=tty0 quiet loglevel=3 init_on_alloc=0 "
+              f"preempt=full vhdboot.default={NTFS_PATH} vhdboot.timeout=-1 "
+              f"vhdboot.keymap={layout}")
+    vm = Vm(args, name, args.kernel, args.initrd, append, disk=args.disk, vga=True, monitor=True)
+    menu_path = os.path.join(args.workdir, f"{name}.menu.ppm")
+    editor_path = os.path.join(args.workdir, f"{name}.editor.ppm")
+    try:
+        # Without firmware the kernel keeps the VGA text mode (vgacon, a
+        # 720x400 dump), whose palette's blue is 00 00 a8, not efifb's aa,
+        # and whose title text leaves runs of about 330 blue pixels.
+        menu = wait_screen(vm, "the menu (its blue title bar)", args.timeout, menu_path,
+                           lambda d: d.lit_pixels() >= 5000
+                           and (d.title_bar() or d.bands(b"\0\0\xa8", 200)))
+        timings[f"{layout}: start to menu"] = vm.elapsed()
+        # The frame may still be in the middle of its first draw.
+        time.sleep(1)
+        menu = screendump(vm, menu_path)
+        vm.monitor("sendkey e")
+        wait_screen(vm, "the editor to open after e", 30, editor_path,
+                    lambda d: d.pixels != menu.pixels)
+        for key in ["end"] + KEYMAP_KEYS:
+            reply = vm.monitor(f"sendkey {key}")
+            check("rror" not in reply and "nvalid" not in reply,
+                  f"sendkey {key} failed: {reply!r}")
+        # The keys are queued on the console in order: Enter lands after them.
+        vm.monitor("sendkey ret")
+        t_enter = vm.elapsed()
+        m = marker(vm, args.timeout)
+        timings[f"{layout}: enter to marker"] = vm.elapsed() - t_enter
+        words = m["cmdline"].split()
+        typed = [w for w in words if w.startswith("km")]
+        print(f"e2e:   {name}: keys {' '.join(KEYMAP_KEYS[1:])} typed {typed}", flush=True)
+        check(expect in words,
+              f"with vhdboot.keymap={layout} the keys {KEYMAP_KEYS[1:]} did not type {expect!r}: "
+              f"the target's cmdline is {m['cmdline']!r}")
+        check_booted_image(m, NTFS_PATH, "e2e.uki=ntfs")
+    finally:
+        vm.close()
+    return vm
+
+
+def scenario_keymap_de(args, timings):
+    """keymap=de: the editor types what a German keyboard gives. The
+    control boot names a layout that is not shipped: the menu still works
+    and the same keys type the US characters, so the German word can only
+    come from the loaded keymap."""
+    keymap_boot(args, timings, "keymap-de", "de", KEYMAP_WORDS["de"])
+    keymap_boot(args, timings, "keymap-unknown", "xx", KEYMAP_WORDS["us"])
+    # The same unknown layout with the menu on the serial port, where the
+    # screen can be read: its status line names the layout and where the
+    # shipped ones are listed.
+    vm = boot_menu(args, "keymap-notice",
+                   f"vhdboot.default={NTFS_PATH} vhdboot.timeout=-1 vhdboot.keymap=xx")
+    try:
+        wait_menu(vm, args, timings, [NTFS_TITLE])
+        vm.wait_for(re.escape("keyboard layout 'xx' is not shipped (see /usr/share/vhdboot/keymaps"),
+                    30, "the menu to say the layout is not shipped", on_screen=True)
+    finally:
+        vm.close()
+    return vm
+
+
 def stage1_timeline(vm: Vm) -> list:
     """The steps of stage 1's timeline line (printed just before the
     reboot into the target), in order."""
@@ -2453,6 +2566,7 @@ SCENARIOS = {
     "faults": scenario_faults,
     "empty": scenario_empty,
     "panic": scenario_panic,
+    "panic-locked": scenario_panic_locked,
     "late": scenario_late,
     "4kn": scenario_4kn,
     "shell-keys": scenario_shell_keys,
@@ -2464,6 +2578,7 @@ SCENARIOS = {
     "exec-fails": scenario_exec_fails,
     "ovmf": scenario_ovmf,
     "ovmf-vga": scenario_ovmf_vga,
+    "keymap-de": scenario_keymap_de,
     "ovmf-efivars": scenario_ovmf_efivars,
     "preload-default": scenario_preload_default,
     "host-safety": scenario_host_safety,
@@ -2487,7 +2602,7 @@ DEFAULT_SCENARIOS = ["direct", "default", "pick", "edit", "readonly", "silent", 
                      "ovmf-vga", "preload-default", "preload-pick", "boot-dir", "repair",
                      "repair-write", "host-safety", "hibernation", "carry", "crash",
                      "ovmf-efivars", "immutable", "lock", "debian-itools", "debian-bootdir",
-                     "debian-bls", "debian-carry"]
+                     "debian-bls", "debian-carry", "keymap-de", "panic-locked"]
 
 
 def main() -> int:
