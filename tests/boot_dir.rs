@@ -456,7 +456,12 @@ fn btrfs_and_xfs_roots_are_named_in_the_no_esp_problem_and_left_untouched() {
     );
     let rootdir = root.to_string_lossy().into_owned();
     for (mkfs, args, size_mib, name) in [
-        ("mkfs.btrfs", vec!["-q", "-f", "--rootdir", rootdir.as_str()], 128, "btrfs"),
+        (
+            "mkfs.btrfs",
+            vec!["-q", "-f", "--rootdir", rootdir.as_str()],
+            128,
+            "btrfs",
+        ),
         ("mkfs.xfs", vec!["-q", "-f"], 300, "xfs"),
     ] {
         let sub = dir.path().join(name);
@@ -475,7 +480,11 @@ fn btrfs_and_xfs_roots_are_named_in_the_no_esp_problem_and_left_untouched() {
                  whose /boot vhdboot does not read yet (only ext4)"
             )
         );
-        assert_eq!(sha256(&disk_path), before, "{name}: inspecting changed the disk");
+        assert_eq!(
+            sha256(&disk_path),
+            before,
+            "{name}: inspecting changed the disk"
+        );
     }
 }
 
@@ -492,5 +501,8 @@ fn a_magic_at_the_wrong_offset_names_no_filesystem() {
     let (disk_path, _) = disk::make_linux_disk(dir.path(), &fs);
     let found = inspected(&disk_path);
     assert_eq!(found.problems.len(), 1, "{:#?}", found.problems);
-    assert_eq!(found.problems[0].what, "the image has no EFI system partition");
+    assert_eq!(
+        found.problems[0].what,
+        "the image has no EFI system partition"
+    );
 }
