@@ -71,6 +71,11 @@ Scenarios:
            set-oneshot does); 3 NTFS boots at once, with no menu; 4 exFAT
            again, from @saved, and its target runs `vhdboot snap` for the
            EFI shell; 5 OVMF starts the shell (BootNext)
+  ovmf-debian  OVMF boots vhdboot.efi over the real Debian disk; the
+           initramfs-tools UKI boots with e2e.bootctl: `bootctl status` in
+           the target names vhdboot (LoaderInfo), the entry id the menu
+           showed (LoaderEntrySelected), the ESP partition and loader path;
+           systemd-analyze shows a loader time
 
 Usage: driver.py --kernel K --initrd I --disk D --uki NTFS_UKI
                  --fault-disk F --blank-disk B --workdir W [--scenario NAME ...]
@@ -80,6 +85,7 @@ Python standard library only.
 
 import argparse
 import codecs
+import json
 import os
 import re
 import shutil
@@ -2554,6 +2560,88 @@ def scenario_debian_carry(args, timings):
     return vm
 
 
+BOOTCTL_LINE = re.compile(r"VHDBOOT-BOOTCTL (?P<line>[^\r\n]*)")
+
+
+def scenario_ovmf_debian(args, timings):
+    """Issue 14: OVMF starts vhdboot.efi (ESP_SERIAL), the menu lists the
+    real Debian disk, and the initramfs-tools UKI boots with e2e.bootctl
+    added in the editor. make-debian-disk's wrapper around the marker unit
+    then prints `bootctl status` and `systemd-analyze` in the target: bootctl
+    must name vhdboot as the boot loader (LoaderInfo) and show the selected
+    entry (LoaderEntrySelected) as the id the details pane showed before
+    the boot."""
+    token = f"ovmf-debian-{os.getpid()}-{int(time.time())}"
+    fw = Ovmf(args, "ovmf-debian", args.esp_serial or build_env_value("ESP_SERIAL"))
+    check(args.debian_disk is not None and os.path.exists(args.debian_disk),
+          f"the Debian disk {args.debian_disk!r} is missing: run tests/e2e/build")
+    limit = args.timeout
+    args.timeout = max(limit, DEBIAN_TIMEOUT)
+    try:
+        vm = Vm(args, "ovmf-debian", None, None, None, disk=args.debian_disk, firmware=fw)
+    finally:
+        args.timeout = limit
+    try:
+        # ESP_SERIAL's default is the NTFS image of the other host disk,
+        # which is not here: the menu opens with that reason, and a key
+        # returns to it.
+        vm.wait_for(r"Press any key to return to the menu", args.timeout,
+                    "the dialog saying the default /Images/ntfs-linux.vhd was not found", on_screen=True)
+        check("ntfs-linux.vhdwasnotfound" in squeezed(vm.screen()),
+              "the dialog does not say the default image was not found")
+        vm.settle()
+        vm.key("esc")
+        wait_menu(vm, args, timings, [DEBIAN_ITOOLS_TITLE, DEBIAN_BLS_TITLE])
+        check_started_by_firmware(vm)
+        vm.settle()
+        shown = select_row(vm, DEBIAN_ITOOLS_TITLE)
+        m = re.search(r"Entryid:?(.+?-[0-9a-f]{8})(?:Commandline|$)", squeezed(details(shown)))
+        check(m is not None, f"the details pane shows no entry id:\n{details(shown)}")
+        shown_id = m.group(1)
+        print(f"e2e:   ovmf-debian: the menu shows entry id {shown_id}", flush=True)
+        vm.send(b"e")
+        vm.wait_for(r"Esc cancel", 30, "the command-line editor", on_screen=True)
+        vm.key("end")
+        vm.send(f" e2e.bootctl e2e.token={token}".encode())
+        vm.settle()
+        vm.key("enter")
+        timings["keys"] = vm.elapsed() - timings["start to menu"]
+        vm.wait_for(r"VHDBOOT-BOOTCTL-END", DEBIAN_TIMEOUT, "the target's bootctl status lines")
+        timings["start to bootctl"] = vm.elapsed()
+        lines = [b.group("line").rstrip() for b in BOOTCTL_LINE.finditer(vm.text())]
+        print("\n".join(f"e2e:   ovmf-debian: bootctl: {line}" for line in lines), flush=True)
+        fields = {}
+        for line in lines:
+            key, sep, value = line.strip().partition(": ")
+            if sep and key not in fields:
+                fields[key] = value.strip()
+        check(re.fullmatch(r"vhdboot \d+\.\d+\.\d+\S*", fields.get("Product", "")) is not None,
+              f"bootctl status does not name vhdboot as the boot loader (Product: {fields.get('Product')!r})")
+        check(fields.get("Current Entry") == shown_id,
+              f"bootctl's current entry is {fields.get('Current Entry')!r}, "
+              f"not the id the menu showed, {shown_id!r}")
+        # LoaderDevicePartUUID and LoaderImageIdentifier (set by the stub
+        # vhdboot.efi is made of): the ESP partition and the removable-media
+        # path OVMF started vhdboot.efi from.
+        esp = json.loads(subprocess.run(["sfdisk", "--json", fw.esp], check=True, capture_output=True,
+                                        text=True).stdout)["partitiontable"]["partitions"][0]["uuid"]
+        check(fields.get("Partition", "").lower() == f"/dev/disk/by-partuuid/{esp.lower()}",
+              f"bootctl's loader partition is {fields.get('Partition')!r}, not the ESP's {esp}")
+        check(fields.get("Loader", "").endswith("/EFI/BOOT/BOOTX64.EFI"),
+              f"bootctl's loader image is {fields.get('Loader')!r}, not /EFI/BOOT/BOOTX64.EFI")
+        # LoaderTimeInitUSec and LoaderTimeExecUSec: systemd-analyze names
+        # a loader share of the boot.
+        check(any(re.search(r"Startup finished in .*\(loader\)", line) for line in lines),
+              "systemd-analyze in the target shows no loader time (LoaderTime*USec)")
+        m = vm.wait_for(DEBIAN_MARKER, DEBIAN_TIMEOUT, "the Debian target's VHDBOOT-DEBIAN-OK marker")
+        check_debian_marker(m, DEBIAN_PATH, "debian-itools", token, 2)
+        timings["start to marker"] = vm.elapsed()
+        vm.wait_exit(180, "the target to power off")
+    finally:
+        vm.close()
+    return vm
+
+
 SCENARIOS = {
     "direct": scenario_direct,
     "default": scenario_default,
@@ -2580,6 +2668,7 @@ SCENARIOS = {
     "ovmf-vga": scenario_ovmf_vga,
     "keymap-de": scenario_keymap_de,
     "ovmf-efivars": scenario_ovmf_efivars,
+    "ovmf-debian": scenario_ovmf_debian,
     "preload-default": scenario_preload_default,
     "host-safety": scenario_host_safety,
     "hibernation": scenario_hibernation,
@@ -2602,7 +2691,8 @@ DEFAULT_SCENARIOS = ["direct", "default", "pick", "edit", "readonly", "silent", 
                      "ovmf-vga", "preload-default", "preload-pick", "boot-dir", "repair",
                      "repair-write", "host-safety", "hibernation", "carry", "crash",
                      "ovmf-efivars", "immutable", "lock", "debian-itools", "debian-bootdir",
-                     "debian-bls", "debian-carry", "keymap-de", "panic-locked"]
+                     "debian-bls", "debian-carry", "keymap-de", "panic-locked",
+                     "ovmf-debian"]
 
 
 def main() -> int:
