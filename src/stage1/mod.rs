@@ -110,9 +110,7 @@ pub fn run() -> ! {
     let conf = std::fs::read_to_string("/etc/vhdboot.conf").ok();
     let (config, warnings) = Config::from_sources(conf.as_deref(), &cmdline);
     early.extend(warnings.into_iter().map(|w| format!("config: {w}")));
-    if config.password.is_some() {
-        pid1::lock_panic_shell();
-    }
+    pid1::set_panic_shell_locked(config.password.is_some());
     let (cols, lines) = console::effective_size((config.columns, config.lines));
     early.push(format!("console size {cols}x{lines}"));
     if let Err(e) = pid1::set_console_loglevel(MENU_LOGLEVEL) {
