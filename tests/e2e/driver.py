@@ -85,6 +85,8 @@ Python standard library only.
 
 import argparse
 import codecs
+import concurrent.futures
+import copy
 import json
 import os
 import re
@@ -93,6 +95,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 
 MARKER = re.compile(
     r"VHDBOOT-TARGET-OK cmdline=(?P<cmdline>.*?) backing=(?P<backing>\S*) "
@@ -2717,6 +2720,8 @@ def main() -> int:
     p.add_argument("--timeout", type=float, default=180.0, help="per-scenario limit in seconds")
     p.add_argument("--scenario", action="append", choices=sorted(SCENARIOS),
                    help="run only these (repeatable); default: all, in order")
+    p.add_argument("--jobs", type=int, default=int(os.environ.get("E2E_JOBS", "0")) or os.cpu_count() or 1,
+                   help="scenarios run at once (default: E2E_JOBS, else the number of CPUs)")
     args = p.parse_args()
     args.safety_disk = args.safety_disk or build_env_value("SAFETY_DISK")
     args.hiber_disk = args.hiber_disk or build_env_value("HIBER_DISK")
@@ -2724,32 +2729,62 @@ def main() -> int:
     self_test()
     os.makedirs(args.workdir, exist_ok=True)
     names = args.scenario or DEFAULT_SCENARIOS
+    jobs = max(1, args.jobs)
+    print(f"e2e: {len(names)} scenario(s), {jobs} at a time", flush=True)
     results = []
-    for name in names:
-        timings: dict = {}
-        print(f"e2e: {name} ...", flush=True)
-        started = time.monotonic()
-        vm = None
-        try:
-            vm = SCENARIOS[name](args, timings)
-        except Failure as e:
-            total = time.monotonic() - started
-            print(f"e2e: FAIL {name} after {total:.1f} s: {e}", file=sys.stderr)
+    failed = []
+    # Each scenario is one QEMU with one vCPU under TCG, so the machine's
+    # cores can run that many at once; every scenario keeps its files under
+    # its own name in the workdir. A scenario gets its own copy of args,
+    # since some raise args.timeout for their run.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        pending = {pool.submit(run_scenario, copy.copy(args), name): name for name in names}
+        for done in concurrent.futures.as_completed(pending):
+            name, total, error = done.result()
+            if error is None:
+                results.append((name, total))
+            else:
+                failed.append(name)
+    order = {n: i for i, n in enumerate(names)}
+    results.sort(key=lambda r: order[r[0]])
+    if failed:
+        print(f"e2e: failed: {', '.join(sorted(failed, key=order.get))}", file=sys.stderr)
+    else:
+        print("e2e: all passed: " + ", ".join(f"{n} {t:.1f} s" for n, t in results))
+    # The plain closing line CI reads as the suite's count.
+    print(f"e2e: {len(results)} passed, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+# One lock for the multi-line reports, so two scenarios ending together do
+# not interleave their serial tails.
+REPORT_LOCK = threading.Lock()
+
+
+def run_scenario(args, name: str):
+    """Runs one scenario; returns (name, seconds, None) or (name, seconds,
+    the failure's text). Only a Failure is a scenario's verdict; anything
+    else is a harness bug and is reported as a failure too, with its trace."""
+    timings: dict = {}
+    print(f"e2e: {name} ...", flush=True)
+    started = time.monotonic()
+    try:
+        SCENARIOS[name](args, timings)
+    except Exception as e:  # noqa: BLE001 - every error ends this scenario only
+        total = time.monotonic() - started
+        what = str(e) if isinstance(e, Failure) else "".join(traceback.format_exception(e))
+        with REPORT_LOCK:
+            print(f"e2e: FAIL {name} after {total:.1f} s: {what}", file=sys.stderr, flush=True)
             log = os.path.join(args.workdir, f"{name}.serial.log")
             if os.path.exists(log):
-                print(f"--- last 60 lines of serial output, as a terminal shows them ({log}) ---",
+                print(f"--- {name}: last 60 lines of serial output, as a terminal shows them ({log}) ---",
                       file=sys.stderr)
-                print(last_lines(log, 60), file=sys.stderr)
-            print(f"e2e: {len(results)} passed, 1 failed")
-            return 1
-        total = time.monotonic() - started
-        parts = ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
-        print(f"e2e: PASS {name}: {parts}, total {total:.1f} s", flush=True)
-        results.append((name, total))
-    print("e2e: all passed: " + ", ".join(f"{n} {t:.1f} s" for n, t in results))
-    # The plain closing line CI reads as the suite's count.
-    print(f"e2e: {len(results)} passed, 0 failed")
-    return 0
+                print(last_lines(log, 60), file=sys.stderr, flush=True)
+        return name, total, what
+    total = time.monotonic() - started
+    parts = ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
+    print(f"e2e: PASS {name}: {parts}, total {total:.1f} s", flush=True)
+    return name, total, None
 
 
 if __name__ == "__main__":
