@@ -439,9 +439,10 @@ fn other_fs_disk(dir: &Path, mkfs: &str, args: &[&str], size_mib: u64) -> PathBu
 }
 
 /// A btrfs root with Debian's /boot (mkfs.btrfs --rootdir, no mount) and
-/// an empty xfs are not listed yet: the image's blocking problem names the
-/// partition and its filesystem instead of saying only that an ESP is
-/// missing, and inspecting writes nothing.
+/// an empty xfs are not listed by the pure reader, which mounts nothing
+/// (stage 1's probe child does: tests/boot_dir_mounted.rs): the image's
+/// blocking problem names the partition, its filesystem and why, instead
+/// of saying only that an ESP is missing, and inspecting writes nothing.
 #[test]
 fn btrfs_and_xfs_roots_are_named_in_the_no_esp_problem_and_left_untouched() {
     let dir = tempfile::tempdir().unwrap();
@@ -477,7 +478,8 @@ fn btrfs_and_xfs_roots_are_named_in_the_no_esp_problem_and_left_untouched() {
             p.what,
             format!(
                 "the image has no EFI system partition; its Linux partition 1 is {name}, \
-                 whose /boot vhdboot does not read yet (only ext4)"
+                 whose /boot was not read: only a read-only kernel mount reads it, and this \
+                 reader makes none (stage 1 does, and `vhdboot inspect` run as root)"
             )
         );
         assert_eq!(
