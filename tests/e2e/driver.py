@@ -722,6 +722,10 @@ def self_test():
     assert debian, "DEBIAN_MARKER does not parse the unit's line"
     check_debian_marker(debian, DEBIAN_PATH, "debian-bls", "t-1", 2)
     assert debian["cmdline"] == "root=UUID=x rw e2e.entry=debian-bls", debian["cmdline"]
+    assert DEBIAN_MARKER.search(
+        "VHDBOOT-DEBIAN-OK root=/dev/loop0p2 dio=1 backing=/run/vhdboot/host/Images/debian.vhd "
+        "state=running multi-user=active token=t-1 uptime=61.25 cmdline=root=UUID=x r") is None, \
+        "DEBIAN_MARKER matches a line that has not ended yet"
     marks = timeline_marks("vhdboot: timeline: 2.5 PID 1 start | 3.0 menu start +0.5 | 9.1 reboot +6.1\n", "PID 1 start")
     assert marks == [(2.5, "PID 1 start"), (3.0, "menu start"), (9.1, "reboot")], marks
     empty = MARKER.search("VHDBOOT-TARGET-OK cmdline=quiet backing= dio= root= parts=")
@@ -2129,11 +2133,13 @@ def boot_edited(vm, args, words: str, keys=()):
 # initramfs flavour and a BLS type #1 entry) and debian-bootdir.vhd (no ESP,
 # the kernel in /boot on ext4). Its unit vhdboot-e2e.service prints this once
 # `systemctl is-system-running --wait` returns, writes the token, syncs and
-# powers off (or reboots with e2e.then=reboot).
+# powers off (or reboots with e2e.then=reboot). The line must have ended:
+# the serial port under TCG delivers it in pieces, and a match on a line
+# still arriving once cut the command line before `e2e.entry=`.
 DEBIAN_MARKER = re.compile(
     r"VHDBOOT-DEBIAN-OK root=(?P<root>\S*) dio=(?P<dio>\S*) backing=(?P<backing>\S*) "
     r"state=(?P<state>\S*) multi-user=(?P<target>\S*) token=(?P<token>\S*) "
-    r"uptime=(?P<uptime>[0-9.]*) cmdline=(?P<cmdline>[^\r\n]*)"
+    r"uptime=(?P<uptime>[0-9.]*) cmdline=(?P<cmdline>[^\r\n]*)\r?\n"
 )
 DEBIAN_PATH = "/Images/debian.vhd"
 DEBIAN_BOOTDIR_PATH = "/Images/debian-bootdir.vhd"
