@@ -125,9 +125,9 @@ pub fn raw2vhd(a: Raw2VhdArgs) -> anyhow::Result<ExitCode> {
 
     if sparse && grown_tail.is_none() {
         say_err!(
-            "raw2vhd: warning: {shown} is sparse (only {allocated} of its {len} bytes are allocated) \
-             and holds no older footer showing which part was added; vhdboot will not boot it \
-             until it is fully allocated: make a copy with `cp --sparse=never`"
+            "raw2vhd: note: {shown} is sparse (only {allocated} of its {len} bytes are allocated); \
+             vhdboot boots only fully allocated files, so copy it onto the host volume with \
+             `cp --sparse=never`"
         );
     }
 
