@@ -2287,8 +2287,9 @@ DETACH_STEPS = [r"vhdboot: shutdown: unmounted /oldroot \(/dev/loop\d+p\d, ext4\
                 r"vhdboot: shutdown: host volume /dev/vda1 \(ntfs3\) unmounted cleanly",
                 r"vhdboot: shutdown: everything detached cleanly; {verb} now"]
 # systemd-shutdown's line while / is on the loop (tests/e2e/README.md
-# says why it cannot go); below the console's level with `quiet
-# loglevel=3`, shown with a higher loglevel (E2E_DEBIAN_WORDS).
+# says why it cannot go); an info line, so below the console's level with
+# `quiet loglevel=3`; E2E_DEBIAN_WORDS="loglevel=7 systemd.log_level=info"
+# shows it.
 SYSTEMD_LOOP_LEFT = "Not all loop devices detached"
 
 
