@@ -171,6 +171,46 @@ fn raw2vhd_fills_a_grown_tail_that_is_a_hole() {
     assert_eq!(qemu_info(&p)["virtual-size"], grown);
 }
 
+/// Holes inside the old data are the user's: raw2vhd fills only the grown
+/// part and names the holes it left.
+#[test]
+fn raw2vhd_leaves_holes_before_the_old_footer_and_says_so() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    // Data at both ends, a hole between (on filesystems that make one).
+    let p = raw_file(dir.path(), 8 * MIB);
+    assert!(vhdboot(&["raw2vhd"], &p).status.success());
+    let old = std::fs::read(&p).unwrap();
+    disk::run(
+        Command::new("truncate")
+            .arg("-s")
+            .arg((12 * MIB).to_string())
+            .arg(&p),
+    );
+    if std::fs::metadata(&p).unwrap().blocks() * 512 >= 12 * MIB {
+        eprintln!("this filesystem makes no holes; nothing to check");
+        return;
+    }
+    let out = vhdboot(&["raw2vhd"], &p);
+    let msg = text(&out);
+    assert!(out.status.success(), "{msg}");
+    assert!(msg.contains("was a hole; wrote zeros into it"), "{msg}");
+    assert!(
+        msg.contains("still has holes before the grown part"),
+        "{msg}"
+    );
+    let after = std::fs::read(&p).unwrap();
+    assert!(
+        after[..old.len()] == old[..],
+        "the old data or footer changed"
+    );
+    let meta = std::fs::metadata(&p).unwrap();
+    assert!(
+        meta.blocks() * 512 < meta.len(),
+        "the hole in the old data was filled"
+    );
+}
+
 #[test]
 fn raw2vhd_dry_run_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -149,6 +149,19 @@ pub fn raw2vhd(a: Raw2VhdArgs) -> anyhow::Result<ExitCode> {
 
     if let Some(tail) = grown_tail {
         fill_grown_tail(path, tail, len)?;
+        // Holes before the old footer are the user's data's own; they are
+        // left alone, and named.
+        let allocated = std::fs::metadata(path)
+            .with_context(|| format!("raw2vhd: cannot stat {shown}"))?
+            .blocks()
+            .saturating_mul(512);
+        if allocated < len {
+            say_err!(
+                "raw2vhd: note: {shown} still has holes before the grown part (only {allocated} \
+                 of its {len} bytes are allocated); vhdboot boots only fully allocated files, so \
+                 make a copy with `cp --sparse=never`"
+            );
+        }
     }
 
     let mut out = OpenOptions::new()
