@@ -249,6 +249,13 @@ impl PlanError {
             PlanError::NoHostId { .. } => {
                 "give it a UUID (reformat, or use a GPT partition) and rescan".into()
             }
+            // A dynamic VHD has vhdboot's own converter; a differencing one
+            // needs its parent chain, which only qemu-img follows.
+            PlanError::NotLoopable { kind, .. } if kind.contains("dynamic") => {
+                "on another Linux, convert it to a fixed VHD (vhdboot convert IN.vhd OUT.vhd), \
+                 then rescan"
+                    .into()
+            }
             PlanError::NotLoopable { .. } => "convert it to a fixed VHD, e.g. qemu-img convert \
                                               -O vpc -o subformat=fixed, then rescan"
                 .into(),
@@ -853,7 +860,14 @@ mod tests {
         let err = plan(&s, at(0, 0, 0), Some("")).unwrap_err();
         let text = err.to_string();
         assert!(
-            text.contains("dynamic VHD") && text.contains("subformat=fixed"),
+            text.contains("dynamic VHD") && text.contains("vhdboot convert IN.vhd OUT.vhd"),
+            "{text}"
+        );
+        // A differencing VHD needs its parents, which only qemu-img follows.
+        s.volumes[0].images[0].kind = ImageKind::DifferencingVhd;
+        let text = plan(&s, at(0, 0, 0), Some("")).unwrap_err().to_string();
+        assert!(
+            text.contains("differencing VHD") && text.contains("subformat=fixed"),
             "{text}"
         );
     }

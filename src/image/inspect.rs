@@ -27,7 +27,7 @@ use super::window::Window;
 use crate::model::{BootEntry, ByteRange, EntrySource, ImageKind, Problem};
 use serde::Serialize;
 use std::collections::HashMap;
-use std::io::{Read, Seek};
+use std::io::{Read, Seek, SeekFrom};
 
 pub use super::payload::{
     INITRD_CAP, KERNEL_CAP, Payload, PayloadError, StreamedPayload, load_payload, stream_payload,
@@ -139,8 +139,9 @@ pub fn inspect<R: Read + Seek>(r: &mut R, file_len: u64, raw_allowed: bool) -> I
     // when its root (or /boot) filesystem holds them.
     scan_linux_partitions(r, &out.partitions, &mut out.entries, &mut out.problems);
     if boot_parts.is_empty() && out.entries.is_empty() {
+        let unread = unread_linux_filesystems(r, &out.partitions);
         out.problems.push(Problem::blocking(
-            "the image has no EFI system partition",
+            format!("the image has no EFI system partition{unread}"),
             "vhdboot boots UEFI installs and kernels in /boot on ext4: install the OS with an ESP (GPT type C12A7328-F81F-11D2-BA4B-00A0C93EC93B) or with /boot on an ext4 root",
         ));
         return out;
@@ -167,8 +168,9 @@ pub fn inspect<R: Read + Seek>(r: &mut R, file_len: u64, raw_allowed: bool) -> I
         out.entries.truncate(MAX_ENTRIES_PER_IMAGE);
     }
     if out.entries.is_empty() {
+        let unread = unread_linux_filesystems(r, &out.partitions);
         out.problems.push(Problem::blocking(
-            format!("no boot entries: no usable UKI in {UKI_DIR} and no usable entry in {ENTRIES_DIR} on any EFI system or XBOOTLDR partition"),
+            format!("no boot entries: no usable UKI in {UKI_DIR} and no usable entry in {ENTRIES_DIR} on any EFI system or XBOOTLDR partition{unread}"),
             "inside the OS, install a unified kernel image (kernel-install with layout=uki, or ukify) or Boot Loader Spec entries",
         ));
     }
@@ -232,6 +234,50 @@ fn linux_partitions(partitions: &[Partition]) -> Vec<Partition> {
         }
     }
     out
+}
+
+/// Filesystems whose `/boot` vhdboot does not read (yet), by the magic of
+/// their superblock: btrfs (`_BHRfS_M` at 64 KiB + 0x40) and xfs (`XFSB`
+/// at the start). Each probe reads at most 8 bytes inside the partition.
+const UNREAD_FILESYSTEMS: [(&str, u64, &[u8]); 2] =
+    [("btrfs", 0x1_0040, b"_BHRfS_M"), ("xfs", 0, b"XFSB")];
+
+/// The name of the filesystem on `part` when it is one of
+/// [`UNREAD_FILESYSTEMS`], else None (ext4, swap, empty, unreadable).
+fn unread_filesystem<R: Read + Seek>(r: &mut R, part: &Partition) -> Option<&'static str> {
+    UNREAD_FILESYSTEMS.iter().find_map(|&(name, at, magic)| {
+        let len = magic.len() as u64;
+        if at.checked_add(len)? > part.range.len {
+            return None;
+        }
+        let mut buf = [0u8; 8];
+        let buf = buf.get_mut(..magic.len())?;
+        r.seek(SeekFrom::Start(part.range.offset.checked_add(at)?))
+            .ok()?;
+        r.read_exact(buf).ok()?;
+        (buf == magic).then_some(name)
+    })
+}
+
+/// For the "nothing to boot" messages: "; its Linux partition 2 is btrfs,
+/// whose /boot vhdboot does not read yet", or "" when no Linux partition
+/// holds such a filesystem. The user then knows why the kernels there are
+/// not listed, instead of being told only that an ESP is missing.
+fn unread_linux_filesystems<R: Read + Seek>(r: &mut R, partitions: &[Partition]) -> String {
+    let found: Vec<String> = linux_partitions(partitions)
+        .iter()
+        .filter_map(|p| unread_filesystem(r, p).map(|fs| format!("{} is {fs}", p.number)))
+        .collect();
+    match found.as_slice() {
+        [] => String::new(),
+        [one] => format!(
+            "; its Linux partition {one}, whose /boot vhdboot does not read yet (only ext4)"
+        ),
+        many => format!(
+            "; its Linux partitions {} are filesystems whose /boot vhdboot does not read yet (only ext4)",
+            many.join(", ")
+        ),
+    }
 }
 
 /// Lists the kernels in `/boot` of every ext4 Linux partition. A

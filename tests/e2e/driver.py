@@ -33,6 +33,8 @@ Scenarios:
   empty    no NTFS/exFAT at all: the reason, the rescue shell by itself,
            then the empty menu when the shell exits
   panic    vhdboot.failpoint=panic-on-boot: the panic message, then a shell
+  panic-locked the same with a password: the shell asks for it (a wrong
+           one waits), exit brings the prompt back; PID 1 stays alive
   late     the host disk is hot-added through the QEMU monitor while
            stage 1 waits for its default; the default boots
   repair   o on exfat-zboot.vhd: its ext4 root read-only in the shell, a
@@ -50,6 +52,11 @@ Scenarios:
            menu on the serial port; Down + Enter boots the exFAT image
   ovmf-vga the same with the menu on a VGA framebuffer: monitor
            screendumps show it drawn and the selection moving after Down
+  keymap-de vhdboot.keymap=de, the menu on the VGA console: e, then PS/2
+           keys (sendkey y, z, Shift+0, Shift+7, minus) type the German
+           characters into the target's cmdline; a control boot with a
+           layout that is not shipped types the US ones, and the serial
+           menu's status line names that layout
   host-safety the safety disk: dirty exFAT, unclean NTFS journal, NTFS
            larger than its partition refused with their reasons; two
            volumes with one UUID badged, mounted apart, the second booted
@@ -64,6 +71,11 @@ Scenarios:
            set-oneshot does); 3 NTFS boots at once, with no menu; 4 exFAT
            again, from @saved, and its target runs `vhdboot snap` for the
            EFI shell; 5 OVMF starts the shell (BootNext)
+  ovmf-debian  OVMF boots vhdboot.efi over the real Debian disk; the
+           initramfs-tools UKI boots with e2e.bootctl: `bootctl status` in
+           the target names vhdboot (LoaderInfo), the entry id the menu
+           showed (LoaderEntrySelected), the ESP partition and loader path;
+           systemd-analyze shows a loader time
 
 Usage: driver.py --kernel K --initrd I --disk D --uki NTFS_UKI
                  --fault-disk F --blank-disk B --workdir W [--scenario NAME ...]
@@ -73,7 +85,10 @@ Python standard library only.
 
 import argparse
 import codecs
+import concurrent.futures
 import contextlib
+import copy
+import json
 import os
 import re
 import shutil
@@ -81,6 +96,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 
 MARKER = re.compile(
     r"VHDBOOT-TARGET-OK cmdline=(?P<cmdline>.*?) backing=(?P<backing>\S*) "
@@ -1124,6 +1140,37 @@ def scenario_panic(args, timings):
     return vm
 
 
+def scenario_panic_locked(args, timings):
+    """A password and vhdboot.failpoint=panic-on-boot: after the panic,
+    PID 1 becomes the locked shell (/init --locked-shell), which asks for
+    the password; a wrong one is refused with a wait, the right one opens
+    the shell, and exiting it brings the prompt back: PID 1 never dies,
+    and the password is never echoed."""
+    vm = boot_menu(args, "panic-locked", f"vhdboot.default={NTFS_PATH} vhdboot.timeout=1 "
+                   f"vhdboot.failpoint=panic-on-boot vhdboot.password={LOCK_HASH}")
+    prompt = "the rescue shell is locked. Password:"
+    try:
+        vm.wait_for(r"vhdboot: starting the rescue shell, which asks for the password",
+                    args.timeout, "the panic hook's locked-shell notice")
+        vm.wait_for(re.escape(prompt), 30, "the password prompt after the panic")
+        timings["to prompt"] = vm.elapsed()
+        vm.send(b"echo OPEN-$((6*7))\r")
+        vm.wait_for(r"wrong password; try again in 2 s", 30, "a typed command to be refused")
+        vm.wait_for(lambda t: t.count(prompt) >= 2, 30, "the prompt again after the wait")
+        check("OPEN-42" not in vm.text(), "a command ran without the password")
+        vm.send(LOCK_PASSWORD + b"\r")
+        vm.wait_for(r"\(vhdboot rescue\)", 30, "the shell after the right password")
+        vm.send(b"echo RESCUE-$((6*7))\r")
+        vm.wait_for(r"RESCUE-42", 30, "the unlocked shell to run a command")
+        vm.send(b"exit\r")
+        vm.wait_for(lambda t: t.count(prompt) >= 3, 30, "the prompt again after the shell exits")
+        check("Kernel panic" not in vm.text(), "PID 1 died (kernel panic)")
+        check(LOCK_PASSWORD.decode() not in vm.text(), "the password was echoed")
+    finally:
+        vm.close()
+    return vm
+
+
 def scenario_late(args, timings):
     """The host disk is hot-added (QEMU monitor) while stage 1 waits for
     its default: stage 1 must wait, find it and boot it."""
@@ -1843,6 +1890,81 @@ def scenario_ovmf_vga(args, timings):
     return vm
 
 
+# scenario keymap-de: the keys pressed in the editor (QEMU sendkey names, so
+# a PS/2 keyboard sends their scancodes) and the word they type with a German
+# layout and with the kernel's US one. y and z trade places, Shift+0 and
+# Shift+7 move, and the key right of 0 gives a non-ASCII letter.
+KEYMAP_KEYS = ["spc", "k", "m", "shift-0", "z", "y", "shift-7", "minus"]
+KEYMAP_WORDS = {"de": "km=yz/\u00df", "us": "km)zy&-"}
+
+
+def keymap_boot(args, timings, name, layout, expect):
+    """Boots with the menu on the VGA console (the last console=) and
+    vhdboot.keymap=<layout>, presses e, End and KEYMAP_KEYS on the PS/2
+    keyboard, then Enter; the target's cmdline, read on the serial port,
+    must hold the word `expect`."""
+    append = ("console=ttyS0,115200 console=tty0 quiet loglevel=3 init_on_alloc=0 "
+              f"preempt=full vhdboot.default={NTFS_PATH} vhdboot.timeout=-1 "
+              f"vhdboot.keymap={layout}")
+    vm = Vm(args, name, args.kernel, args.initrd, append, disk=args.disk, vga=True, monitor=True)
+    menu_path = os.path.join(args.workdir, f"{name}.menu.ppm")
+    editor_path = os.path.join(args.workdir, f"{name}.editor.ppm")
+    try:
+        # Without firmware the kernel keeps the VGA text mode (vgacon, a
+        # 720x400 dump), whose palette's blue is 00 00 a8, not efifb's aa,
+        # and whose title text leaves runs of about 330 blue pixels.
+        menu = wait_screen(vm, "the menu (its blue title bar)", args.timeout, menu_path,
+                           lambda d: d.lit_pixels() >= 5000
+                           and (d.title_bar() or d.bands(b"\0\0\xa8", 200)))
+        timings[f"{layout}: start to menu"] = vm.elapsed()
+        # The frame may still be in the middle of its first draw.
+        time.sleep(1)
+        menu = screendump(vm, menu_path)
+        vm.monitor("sendkey e")
+        wait_screen(vm, "the editor to open after e", 30, editor_path,
+                    lambda d: d.pixels != menu.pixels)
+        for key in ["end"] + KEYMAP_KEYS:
+            reply = vm.monitor(f"sendkey {key}")
+            check("rror" not in reply and "nvalid" not in reply,
+                  f"sendkey {key} failed: {reply!r}")
+        # The keys are queued on the console in order: Enter lands after them.
+        vm.monitor("sendkey ret")
+        t_enter = vm.elapsed()
+        m = marker(vm, args.timeout)
+        timings[f"{layout}: enter to marker"] = vm.elapsed() - t_enter
+        words = m["cmdline"].split()
+        typed = [w for w in words if w.startswith("km")]
+        print(f"e2e:   {name}: keys {' '.join(KEYMAP_KEYS[1:])} typed {typed}", flush=True)
+        check(expect in words,
+              f"with vhdboot.keymap={layout} the keys {KEYMAP_KEYS[1:]} did not type {expect!r}: "
+              f"the target's cmdline is {m['cmdline']!r}")
+        check_booted_image(m, NTFS_PATH, "e2e.uki=ntfs")
+    finally:
+        vm.close()
+    return vm
+
+
+def scenario_keymap_de(args, timings):
+    """keymap=de: the editor types what a German keyboard gives. The
+    control boot names a layout that is not shipped: the menu still works
+    and the same keys type the US characters, so the German word can only
+    come from the loaded keymap."""
+    keymap_boot(args, timings, "keymap-de", "de", KEYMAP_WORDS["de"])
+    keymap_boot(args, timings, "keymap-unknown", "xx", KEYMAP_WORDS["us"])
+    # The same unknown layout with the menu on the serial port, where the
+    # screen can be read: its status line names the layout and where the
+    # shipped ones are listed.
+    vm = boot_menu(args, "keymap-notice",
+                   f"vhdboot.default={NTFS_PATH} vhdboot.timeout=-1 vhdboot.keymap=xx")
+    try:
+        wait_menu(vm, args, timings, [NTFS_TITLE])
+        vm.wait_for(re.escape("keyboard layout 'xx' is not shipped (see /usr/share/vhdboot/keymaps"),
+                    30, "the menu to say the layout is not shipped", on_screen=True)
+    finally:
+        vm.close()
+    return vm
+
+
 def stage1_timeline(vm: Vm) -> list:
     """The steps of stage 1's timeline line (printed just before the
     reboot into the target), in order."""
@@ -2513,6 +2635,87 @@ def scenario_debian_carry(args, timings):
     return vm
 
 
+BOOTCTL_LINE = re.compile(r"VHDBOOT-BOOTCTL (?P<line>[^\r\n]*)")
+
+
+def scenario_ovmf_debian(args, timings):
+    """Issue 14: OVMF starts vhdboot.efi (ESP_SERIAL), the menu lists the
+    real Debian disk, and the initramfs-tools UKI boots with e2e.bootctl
+    added in the editor. make-debian-disk's wrapper around the marker unit
+    then prints `bootctl status` and `systemd-analyze` in the target: bootctl
+    must name vhdboot as the boot loader (LoaderInfo) and show the selected
+    entry (LoaderEntrySelected) as the id the details pane showed before
+    the boot."""
+    token = f"ovmf-debian-{os.getpid()}-{int(time.time())}"
+    fw = Ovmf(args, "ovmf-debian", args.esp_serial or build_env_value("ESP_SERIAL"))
+    check(args.debian_disk is not None and os.path.exists(args.debian_disk),
+          f"the Debian disk {args.debian_disk!r} is missing: run tests/e2e/build")
+    limit = args.timeout
+    args.timeout = max(limit, DEBIAN_TIMEOUT)
+    try:
+        vm = Vm(args, "ovmf-debian", None, None, None, disk=args.debian_disk, firmware=fw)
+    finally:
+        args.timeout = limit
+    try:
+        # ESP_SERIAL's default is the NTFS image of the other host disk,
+        # which is not here: the menu opens with that reason, and a key
+        # returns to it.
+        vm.wait_for(r"Press any key to return to the menu", args.timeout,
+                    "the dialog saying the default /Images/ntfs-linux.vhd was not found", on_screen=True)
+        check("ntfs-linux.vhdwasnotfound" in squeezed(vm.screen()),
+              "the dialog does not say the default image was not found")
+        vm.settle()
+        vm.key("esc")
+        wait_menu(vm, args, timings, [DEBIAN_ITOOLS_TITLE, DEBIAN_BLS_TITLE])
+        check_started_by_firmware(vm)
+        vm.settle()
+        shown = select_row(vm, DEBIAN_ITOOLS_TITLE)
+        m = re.search(r"Entryid:?(.+?-[0-9a-f]{8})(?:Commandline|$)", squeezed(details(shown)))
+        check(m is not None, f"the details pane shows no entry id:\n{details(shown)}")
+        shown_id = m.group(1)
+        print(f"e2e:   ovmf-debian: the menu shows entry id {shown_id}", flush=True)
+        vm.send(b"e")
+        vm.wait_for(r"Esc cancel", 30, "the command-line editor", on_screen=True)
+        vm.key("end")
+        vm.send(f" e2e.bootctl e2e.token={token}".encode())
+        vm.settle()
+        vm.key("enter")
+        timings["keys"] = vm.elapsed() - timings["start to menu"]
+        vm.wait_for(r"VHDBOOT-BOOTCTL-END", DEBIAN_TIMEOUT, "the target's bootctl status lines")
+        timings["start to bootctl"] = vm.elapsed()
+        lines = [b.group("line").rstrip() for b in BOOTCTL_LINE.finditer(vm.text())]
+        print("\n".join(f"e2e:   ovmf-debian: bootctl: {line}" for line in lines), flush=True)
+        fields = {}
+        for line in lines:
+            key, sep, value = line.strip().partition(": ")
+            if sep and key not in fields:
+                fields[key] = value.strip()
+        check(re.fullmatch(r"vhdboot \d+\.\d+\.\d+\S*", fields.get("Product", "")) is not None,
+              f"bootctl status does not name vhdboot as the boot loader (Product: {fields.get('Product')!r})")
+        check(fields.get("Current Entry") == shown_id,
+              f"bootctl's current entry is {fields.get('Current Entry')!r}, "
+              f"not the id the menu showed, {shown_id!r}")
+        # LoaderDevicePartUUID and LoaderImageIdentifier (set by the stub
+        # vhdboot.efi is made of): the ESP partition and the removable-media
+        # path OVMF started vhdboot.efi from.
+        esp = json.loads(subprocess.run(["sfdisk", "--json", fw.esp], check=True, capture_output=True,
+                                        text=True).stdout)["partitiontable"]["partitions"][0]["uuid"]
+        check(fields.get("Partition", "").lower() == f"/dev/disk/by-partuuid/{esp.lower()}",
+              f"bootctl's loader partition is {fields.get('Partition')!r}, not the ESP's {esp}")
+        check(fields.get("Loader", "").endswith("/EFI/BOOT/BOOTX64.EFI"),
+              f"bootctl's loader image is {fields.get('Loader')!r}, not /EFI/BOOT/BOOTX64.EFI")
+        # LoaderTimeInitUSec and LoaderTimeExecUSec: systemd-analyze names
+        # a loader share of the boot.
+        check(any(re.search(r"Startup finished in .*\(loader\)", line) for line in lines),
+              "systemd-analyze in the target shows no loader time (LoaderTime*USec)")
+        m = vm.wait_for(DEBIAN_MARKER, DEBIAN_TIMEOUT, "the Debian target's VHDBOOT-DEBIAN-OK marker")
+        check_debian_marker(m, DEBIAN_PATH, "debian-itools", token, 2)
+        timings["start to marker"] = vm.elapsed()
+        vm.wait_exit(180, "the target to power off")
+    finally:
+        vm.close()
+
+
 # Issue 13, item 6: a grown image stays writable. The growth and the
 # partition change are made from the test side, the filesystem grow and
 # the write from the target (see scenario_debian_grow).
@@ -2722,6 +2925,7 @@ SCENARIOS = {
     "faults": scenario_faults,
     "empty": scenario_empty,
     "panic": scenario_panic,
+    "panic-locked": scenario_panic_locked,
     "late": scenario_late,
     "4kn": scenario_4kn,
     "shell-keys": scenario_shell_keys,
@@ -2733,7 +2937,9 @@ SCENARIOS = {
     "exec-fails": scenario_exec_fails,
     "ovmf": scenario_ovmf,
     "ovmf-vga": scenario_ovmf_vga,
+    "keymap-de": scenario_keymap_de,
     "ovmf-efivars": scenario_ovmf_efivars,
+    "ovmf-debian": scenario_ovmf_debian,
     "preload-default": scenario_preload_default,
     "host-safety": scenario_host_safety,
     "hibernation": scenario_hibernation,
@@ -2757,7 +2963,8 @@ DEFAULT_SCENARIOS = ["direct", "default", "pick", "edit", "readonly", "silent", 
                      "ovmf-vga", "preload-default", "preload-pick", "boot-dir", "repair",
                      "repair-write", "host-safety", "hibernation", "carry", "crash",
                      "ovmf-efivars", "immutable", "lock", "debian-itools", "debian-bootdir",
-                     "debian-bls", "debian-carry", "debian-grow"]
+                     "debian-bls", "debian-carry", "keymap-de", "panic-locked",
+                     "ovmf-debian", "debian-grow"]
 
 
 def main() -> int:
@@ -2782,6 +2989,8 @@ def main() -> int:
     p.add_argument("--timeout", type=float, default=180.0, help="per-scenario limit in seconds")
     p.add_argument("--scenario", action="append", choices=sorted(SCENARIOS),
                    help="run only these (repeatable); default: all, in order")
+    p.add_argument("--jobs", type=int, default=int(os.environ.get("E2E_JOBS", "0")) or os.cpu_count() or 1,
+                   help="scenarios run at once (default: E2E_JOBS, else the number of CPUs)")
     args = p.parse_args()
     args.safety_disk = args.safety_disk or build_env_value("SAFETY_DISK")
     args.hiber_disk = args.hiber_disk or build_env_value("HIBER_DISK")
@@ -2789,32 +2998,62 @@ def main() -> int:
     self_test()
     os.makedirs(args.workdir, exist_ok=True)
     names = args.scenario or DEFAULT_SCENARIOS
+    jobs = max(1, args.jobs)
+    print(f"e2e: {len(names)} scenario(s), {jobs} at a time", flush=True)
     results = []
-    for name in names:
-        timings: dict = {}
-        print(f"e2e: {name} ...", flush=True)
-        started = time.monotonic()
-        vm = None
-        try:
-            vm = SCENARIOS[name](args, timings)
-        except Failure as e:
-            total = time.monotonic() - started
-            print(f"e2e: FAIL {name} after {total:.1f} s: {e}", file=sys.stderr)
+    failed = []
+    # Each scenario is one QEMU with one vCPU under TCG, so the machine's
+    # cores can run that many at once; every scenario keeps its files under
+    # its own name in the workdir. A scenario gets its own copy of args,
+    # since some raise args.timeout for their run.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        pending = {pool.submit(run_scenario, copy.copy(args), name): name for name in names}
+        for done in concurrent.futures.as_completed(pending):
+            name, total, error = done.result()
+            if error is None:
+                results.append((name, total))
+            else:
+                failed.append(name)
+    order = {n: i for i, n in enumerate(names)}
+    results.sort(key=lambda r: order[r[0]])
+    if failed:
+        print(f"e2e: failed: {', '.join(sorted(failed, key=order.get))}", file=sys.stderr)
+    else:
+        print("e2e: all passed: " + ", ".join(f"{n} {t:.1f} s" for n, t in results))
+    # The plain closing line CI reads as the suite's count.
+    print(f"e2e: {len(results)} passed, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+# One lock for the multi-line reports, so two scenarios ending together do
+# not interleave their serial tails.
+REPORT_LOCK = threading.Lock()
+
+
+def run_scenario(args, name: str):
+    """Runs one scenario; returns (name, seconds, None) or (name, seconds,
+    the failure's text). Only a Failure is a scenario's verdict; anything
+    else is a harness bug and is reported as a failure too, with its trace."""
+    timings: dict = {}
+    print(f"e2e: {name} ...", flush=True)
+    started = time.monotonic()
+    try:
+        SCENARIOS[name](args, timings)
+    except Exception as e:  # noqa: BLE001 - every error ends this scenario only
+        total = time.monotonic() - started
+        what = str(e) if isinstance(e, Failure) else "".join(traceback.format_exception(e))
+        with REPORT_LOCK:
+            print(f"e2e: FAIL {name} after {total:.1f} s: {what}", file=sys.stderr, flush=True)
             log = os.path.join(args.workdir, f"{name}.serial.log")
             if os.path.exists(log):
-                print(f"--- last 60 lines of serial output, as a terminal shows them ({log}) ---",
+                print(f"--- {name}: last 60 lines of serial output, as a terminal shows them ({log}) ---",
                       file=sys.stderr)
-                print(last_lines(log, 60), file=sys.stderr)
-            print(f"e2e: {len(results)} passed, 1 failed")
-            return 1
-        total = time.monotonic() - started
-        parts = ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
-        print(f"e2e: PASS {name}: {parts}, total {total:.1f} s", flush=True)
-        results.append((name, total))
-    print("e2e: all passed: " + ", ".join(f"{n} {t:.1f} s" for n, t in results))
-    # The plain closing line CI reads as the suite's count.
-    print(f"e2e: {len(results)} passed, 0 failed")
-    return 0
+                print(last_lines(log, 60), file=sys.stderr, flush=True)
+        return name, total, what
+    total = time.monotonic() - started
+    parts = ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
+    print(f"e2e: PASS {name}: {parts}, total {total:.1f} s", flush=True)
+    return name, total, None
 
 
 if __name__ == "__main__":
