@@ -2415,7 +2415,7 @@ DETACH_STEPS = [r"vhdboot: shutdown: unmounted /oldroot \(/dev/loop\d+p\d, ext4\
 SYSTEMD_LOOP_LEFT = "Not all loop devices detached"
 
 
-def check_detach(text: str, verb: str):
+def check_detach(name: str, text: str, verb: str):
     """Judges one target shutdown's console output (from its marker to its
     end): vhdboot's detach steps in order, each after the one before, the
     last naming `verb` (poweroff or reboot); and all of them after
@@ -2432,7 +2432,7 @@ def check_detach(text: str, verb: str):
         at = found.end()
     left = text.rfind(SYSTEMD_LOOP_LEFT)
     check(left < first, f"systemd-shutdown's {SYSTEMD_LOOP_LEFT!r} comes after vhdboot's detach")
-    print(f"e2e:   detach before {verb}: {len(DETACH_STEPS)} steps in order; systemd's "
+    print(f"e2e:   {name}: detach before {verb}: {len(DETACH_STEPS)} steps in order; systemd's "
           f"{SYSTEMD_LOOP_LEFT!r} {'before them' if left >= 0 else 'not on the console'}", flush=True)
 
 
@@ -2583,9 +2583,9 @@ def debian_scenario(args, timings, name: str, title: str, entry: str, path=DEBIA
             check_debian_marker(m, path, entry, token, root_part)
         vm.wait_exit(180, "the target (or the menu) to power off")
         timings["to power off"] = vm.elapsed()
-        check_detach(vm.text()[first.end():menu_again], then)
+        check_detach(name, vm.text()[first.end():menu_again], then)
         if then_boot is not None:
-            check_detach(vm.text()[m.end():], "poweroff")
+            check_detach(name, vm.text()[m.end():], "poweroff")
     finally:
         vm.close()
     found, fsck = token_in_vhd(args, name, path, root_part)
@@ -2883,7 +2883,7 @@ def scenario_debian_grow(args, timings):
         check_debian_marker(m, DEBIAN_PATH, "debian-itools", token, 2)
         vm.wait_exit(180, "the target to power off")
         timings["to power off"] = vm.elapsed()
-        check_detach(vm.text()[m.end():], "poweroff")
+        check_detach("debian-grow", vm.text()[m.end():], "poweroff")
     finally:
         vm.close()
     check(g["resize"] == "0", "resize2fs could not grow the mounted root (its output is above)")
