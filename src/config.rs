@@ -23,7 +23,7 @@ pub const SAVED_DEFAULT: &str = "@saved";
 pub const CMDLINE_PREFIX: &str = "vhdboot.";
 
 /// Every key, in the order the documentation lists them.
-pub const KEYS: [&str; 18] = [
+pub const KEYS: [&str; 19] = [
     "default",
     "timeout",
     "search",
@@ -42,6 +42,7 @@ pub const KEYS: [&str; 18] = [
     "trial_size",
     "editor",
     "password",
+    "keymap",
 ];
 
 /// What one child that reads disk content may use (`sys::bounded`).
@@ -121,6 +122,9 @@ pub struct Config {
     /// The password that the editor, the shell, the repair actions and the
     /// trial's keep and discard ask for, if any.
     pub password: Option<Password>,
+    /// The console keyboard layout stage 1 loads before the menu (a name
+    /// from `/usr/share/vhdboot/keymaps`), or None for the kernel's US one.
+    pub keymap: Option<String>,
 }
 
 impl Default for Config {
@@ -160,6 +164,7 @@ impl Default for Config {
             trial_size: None,
             editor: true,
             password: None,
+            keymap: None,
         }
     }
 }
@@ -312,6 +317,7 @@ impl Config {
             "immutable" => parse_image_list(text).map(|l| self.immutable = l),
             "immutable_ram" => parse_ram_limit(text).map(|r| self.immutable_ram = r),
             "trial_size" => parse_ram_limit(text).map(|r| self.trial_size = r),
+            "keymap" => parse_keymap(text).map(|k| self.keymap = k),
             _ => Ok(()),
         };
         if let Err(accepted) = result {
@@ -367,6 +373,10 @@ impl Config {
                 .immutable_ram
                 .map_or("auto".to_string(), |b| format!("{}M", b >> 20)),
             "editor" => u8::from(self.editor).to_string(),
+            "keymap" => self
+                .keymap
+                .clone()
+                .unwrap_or_else(|| "us (the kernel's)".into()),
             _ => String::new(),
         }
     }
@@ -668,6 +678,27 @@ fn parse_ram_limit(text: &str) -> Result<Option<u64>, Accepted> {
         .and_then(|n| n.checked_shl(shift))
         .map(Some)
         .ok_or_else(|| "a size in MiB such as 1024 or 1024M, in GiB such as 2G, or auto".into())
+}
+
+/// The longest keymap name taken: the shipped ones are a few letters.
+const KEYMAP_NAME_MAX: usize = 32;
+
+/// A keymap name, which stage 1 turns into a file name under
+/// `/usr/share/vhdboot/keymaps`: only lowercase letters, digits and `-`, so
+/// that no name can reach outside that folder. Empty means the kernel's.
+fn parse_keymap(text: &str) -> Result<Option<String>, Accepted> {
+    let name = text.trim().to_ascii_lowercase();
+    if name.is_empty() {
+        return Ok(None);
+    }
+    let plain = name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if plain && name.len() <= KEYMAP_NAME_MAX && !name.starts_with('-') {
+        Ok(Some(name))
+    } else {
+        Err("a layout name such as de, fr or ch-fr (vhdboot.conf lists the shipped ones)".into())
+    }
 }
 
 fn parse_bool(text: &str) -> Result<bool, Accepted> {
@@ -1113,5 +1144,47 @@ ascii = true
         let (c, w) = Config::from_sources(Some(&uncommented.join("\n")), "");
         assert!(w.is_empty(), "{w:?}");
         assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn keymap_comes_from_the_file_and_the_cmdline_overrides_it() {
+        let (c, w) = from("keymap = DE", "");
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(
+            c.keymap.as_deref(),
+            Some("de"),
+            "names are taken in lowercase"
+        );
+        let (c, w) = from("keymap = de", "vhdboot.keymap=ch-fr");
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c.keymap.as_deref(), Some("ch-fr"));
+        let (c, _) = from("keymap = de", "vhdboot.keymap=");
+        assert_eq!(
+            c.keymap, None,
+            "an empty keymap on the cmdline means the kernel's"
+        );
+    }
+
+    #[test]
+    fn keymap_names_that_could_leave_the_keymap_folder_are_refused() {
+        for bad in [
+            "../etc/passwd",
+            "de/x",
+            "de.bmap",
+            "-de",
+            "d e",
+            &"a".repeat(33),
+        ] {
+            // Quoted, so that "d e" stays one word of the command line.
+            let (c, w) = from("keymap = fr", &format!("\"vhdboot.keymap={bad}\""));
+            assert_eq!(
+                c.keymap.as_deref(),
+                Some("fr"),
+                "{bad}: the file's value stays"
+            );
+            assert_eq!(w.len(), 1, "{bad}: {w:?}");
+            assert!(w[0].contains("is not valid; use a layout name"), "{}", w[0]);
+            assert!(w[0].ends_with("keeping fr"), "{}", w[0]);
+        }
     }
 }

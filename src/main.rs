@@ -37,6 +37,11 @@ fn main() -> ExitCode {
         stage2::shutdown::run();
     }
     if std::process::id() == 1 {
+        // After a panic with a password set, the panic hook execs
+        // `/init --locked-shell` (sys::pid1::install_panic_hook).
+        if std::env::args().nth(1).as_deref() == Some(vhdboot::sys::pid1::LOCKED_SHELL_ARG) {
+            stage1::locked_shell_forever();
+        }
         // Stage 1 is PID 1 and must never exit.
         stage1::run();
     }

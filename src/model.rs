@@ -288,6 +288,39 @@ pub enum EntrySource {
         linux: String,
         initrd: Vec<String>,
     },
+    /// A kernel and its initrds on a btrfs or xfs filesystem in
+    /// `partition`, which no userspace reader of ours understands: it is
+    /// read through the kernel's own driver, from a read-only loop device
+    /// and a read-only mount without log replay, at discovery and again at
+    /// boot. Paths are inside that filesystem, as for `Ext4`.
+    Mounted {
+        partition: ByteRange,
+        fs: KernelFs,
+        /// The btrfs subvolume mounted as the root (`@` on Ubuntu, whose
+        /// top level holds only subvolumes), or None for the default one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subvol: Option<String>,
+        linux: String,
+        initrd: Vec<String>,
+    },
+}
+
+/// A Linux filesystem whose `/boot` is read through a kernel mount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KernelFs {
+    Btrfs,
+    Xfs,
+}
+
+impl KernelFs {
+    /// The kernel's name for it (the mount type, the module name).
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelFs::Btrfs => "btrfs",
+            KernelFs::Xfs => "xfs",
+        }
+    }
 }
 
 /// One thing that can be booted from an image.

@@ -23,13 +23,15 @@ use vhdboot::boot::handoff::Overlay;
 use vhdboot::boot::plan::BootPlan;
 use vhdboot::config::ChildLimits;
 use vhdboot::discovery::preflight;
-use vhdboot::discovery::scan::describe_image;
+use vhdboot::discovery::scan::describe_image_with;
 use vhdboot::image::readahead::ReadAhead;
 use vhdboot::image::{carry, initrd, inspect};
 use vhdboot::model::{EntrySource, Image, ImageKind, Problem};
 use vhdboot::sys::bounded::{self, BoundedError, Limits};
 use vhdboot::sys::{fileinfo, timeline};
 use vhdboot::tui::host::Failure;
+
+pub mod mounted;
 
 /// The most JSON an image's child may print. A described image is a few KiB;
 /// the parsers' own caps keep even a hostile one far below this.
@@ -149,10 +151,15 @@ fn secs(d: Duration) -> String {
 /// the problems in how its file is stored (sparse, compressed, encrypted),
 /// from one statx.
 pub fn describe_image_here(root: &Path, path: &str, raw: bool) -> Image {
-    let mut image = describe_image(root, path, raw);
+    let full = root.join(path.trim_start_matches('/'));
+    // btrfs and xfs roots are read through a read-only kernel mount, made
+    // in this child's own mount namespace (`mounted.rs`).
+    let mut mounts = mounted::KernelMounts {
+        image: full.clone(),
+    };
+    let mut image = describe_image_with(root, path, raw, Some(&mut mounts));
     // Dynamic, differencing and unreadable images are blocked already.
     if image.kind.data_size().is_some() {
-        let full = root.join(path.trim_start_matches('/'));
         match fileinfo::file_facts(&full) {
             Ok(facts) => image.problems.extend(preflight::file_problems(&facts)),
             Err(e) => image.problems.push(Problem::warning(
@@ -362,13 +369,35 @@ fn load_into_fds(r: &LoadRequest) -> Result<LoadAnswer, Failure> {
     // The kernel goes from the image straight into its memfd in bounded
     // chunks: it is never held whole in memory. fatfs reads one cluster per
     // call; read-ahead makes that a few hundred large reads for a whole UKI.
-    let payload = inspect::stream_payload(
-        &mut ReadAhead::new(&mut file),
-        r.data_size,
-        &r.source,
-        &mut kernel,
-    )
-    .map_err(|e| {
+    let streamed = match &r.source {
+        // btrfs and xfs: through a read-only mount of the partition, made
+        // and undone here in the child (`mounted.rs`). The partition must
+        // still lie inside the image's data, as for the other sources.
+        EntrySource::Mounted {
+            partition,
+            fs,
+            subvol,
+            linux,
+            initrd,
+        } if partition.offset.saturating_add(partition.len) <= r.data_size => {
+            mounted::stream_mounted(
+                &r.image_file,
+                *partition,
+                (*fs, subvol.as_deref()),
+                linux,
+                initrd,
+                &mut kernel,
+            )
+        }
+        _ => inspect::stream_payload(
+            &mut ReadAhead::new(&mut file),
+            r.data_size,
+            &r.source,
+            &mut kernel,
+        )
+        .map_err(|e| e.to_string()),
+    };
+    let payload = streamed.map_err(|e| {
         Failure::new(
             format!("reading the kernel of {}", r.title),
             e,

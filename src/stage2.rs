@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use vhdboot::boot::cpio;
 use vhdboot::boot::handoff::{self, Handoff, HostId, Overlay};
 use vhdboot::boot::host_match::{self, Candidate, HostMatchError};
+use vhdboot::boot::plan;
 use vhdboot::discovery::preflight;
 use vhdboot::image::modules_index::canonical_name;
 use vhdboot::image::vhd;
@@ -51,7 +52,7 @@ pub enum AttachError {
         source: HostMatchError,
     },
     #[error(
-        "{} {why}; stage 2 does not mount it read-write. {hint}",
+        "{} is {why}; stage 2 does not mount it read-write: {hint}",
         .device.display()
     )]
     HostUnsafe {
@@ -246,7 +247,7 @@ fn check_device(
     for note in notes {
         say(&note);
     }
-    if let Some((why, hint)) = badges.iter().find_map(stage2_refusal) {
+    if let Some((why, hint)) = badges.iter().find_map(|b| stage2_refusal(b, &h.fstype)) {
         return Err(AttachError::HostUnsafe {
             device: device.to_path_buf(),
             why,
@@ -268,7 +269,7 @@ fn check_device(
     mount::umount_fs(at)?;
     match hibernated {
         Ok(Some(badge)) => {
-            let (why, hint) = stage2_refusal(&badge).unwrap_or_default();
+            let (why, hint) = stage2_refusal(&badge, &h.fstype).unwrap_or_default();
             Err(AttachError::HostUnsafe {
                 device: device.to_path_buf(),
                 why,
@@ -283,36 +284,21 @@ fn check_device(
     }
 }
 
-/// Why stage 2 refuses a device with `badge`, and the fix; None for the
-/// badges that do not stop a read-write mount.
-fn stage2_refusal(badge: &VolumeBadge) -> Option<(String, &'static str)> {
-    match badge {
-        VolumeBadge::Dirty => Some((
-            "is marked dirty (not cleanly unmounted)".into(),
-            "Run chkdsk /f on it in Windows, then boot again.",
-        )),
-        VolumeBadge::UncleanLog => Some((
-            "has an NTFS journal ($LogFile) with changes that were never replayed".into(),
-            "Start Windows and choose Restart, then boot again.",
-        )),
-        VolumeBadge::Hibernated | VolumeBadge::HibernatedElsewhere => Some((
-            "holds Windows' hibernation file (hibernation or Fast Startup)".into(),
-            "Start Windows and choose Restart, or turn Fast Startup off, then boot again.",
-        )),
-        VolumeBadge::LargerThanPartition { filesystem_bytes } => Some((
+/// Why stage 2 refuses a device with `badge`, and the fix: stage 1's own
+/// table (`boot::plan::unsafe_state`), so both stages word each state
+/// alike. None for the badges that do not stop a read-write mount.
+fn stage2_refusal(badge: &VolumeBadge, fstype: &FsType) -> Option<(String, &'static str)> {
+    plan::unsafe_state(badge, fstype).map(|row| match badge {
+        // The device's own size is the fact the user needs to fix it.
+        VolumeBadge::LargerThanPartition { filesystem_bytes } => (
             format!(
-                "is an NTFS volume of {filesystem_bytes} bytes in a smaller partition, which \
-                 the kernel mounts read-only"
+                "{} (its boot sector claims {filesystem_bytes} bytes)",
+                row.state
             ),
-            "Fix the partition or the filesystem size, then boot again.",
-        )),
-        // The in-use record is a file, read by stage 1 through its mount;
-        // the device's own bytes never carry it.
-        VolumeBadge::ReadOnly
-        | VolumeBadge::Removable
-        | VolumeBadge::DuplicateId
-        | VolumeBadge::NotDetached => None,
-    }
+            row.hint,
+        ),
+        _ => (row.state.to_string(), row.hint),
+    })
 }
 
 /// The steps after the host is mounted (read-write, or read-only for an
@@ -648,11 +634,11 @@ mod tests {
                 "partition",
             ),
         ] {
-            let (why, hint) = stage2_refusal(&badge).unwrap();
+            let (why, hint) = stage2_refusal(&badge, &FsType::Ntfs).unwrap();
             assert!(!why.is_empty() && hint.contains(fix), "{badge:?}: {hint}");
         }
         for badge in [VolumeBadge::Removable, VolumeBadge::DuplicateId] {
-            assert_eq!(stage2_refusal(&badge), None);
+            assert_eq!(stage2_refusal(&badge, &FsType::Ntfs), None);
         }
     }
 

@@ -393,3 +393,118 @@ fn kernels_on_a_separate_boot_partition_take_the_root_partitions_name_and_uuid()
     let payload = load_payload(&mut file, len, &e.source).unwrap();
     assert_eq!(payload.kernel, kernel("sep"));
 }
+
+/// Copies `src` into `disk` at `offset` 1 MiB at a time, skipping chunks
+/// that are all zeros (the disk is sparse and already zero there), so a
+/// 300 MiB xfs made by mkfs.xfs costs only what it holds.
+fn write_sparse(disk: &Path, offset: u64, src: &Path) {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut from = std::fs::File::open(src).unwrap();
+    let mut to = std::fs::OpenOptions::new().write(true).open(disk).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = offset;
+    loop {
+        let n = from.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        if buf[..n].iter().any(|&b| b != 0) {
+            to.seek(SeekFrom::Start(at)).unwrap();
+            to.write_all(&buf[..n]).unwrap();
+        }
+        at += n as u64;
+    }
+}
+
+/// A disk with no ESP and one Linux partition holding a filesystem of
+/// `size_mib` MiB made by `mkfs` (the tool's arguments before the image's
+/// path), from the real tool.
+fn other_fs_disk(dir: &Path, mkfs: &str, args: &[&str], size_mib: u64) -> PathBuf {
+    let fs = dir.join("root.fs");
+    disk::make_blank(&fs, size_mib << 20);
+    disk::run(Command::new(disk::tool(mkfs)).args(args).arg(&fs));
+    let disk_path = disk::make_gpt_disk(
+        dir,
+        "linux.img",
+        (size_mib + 2) << 20,
+        &[disk::PartSpec {
+            size_mib,
+            type_guid: disk::LINUX_FS_TYPE,
+            name: "root",
+        }],
+    );
+    let part = disk::partition_extents(&disk_path)[0];
+    write_sparse(&disk_path, part.offset, &fs);
+    disk_path
+}
+
+/// A btrfs root with Debian's /boot (mkfs.btrfs --rootdir, no mount) and
+/// an empty xfs are not listed by the pure reader, which mounts nothing
+/// (stage 1's probe child does: tests/boot_dir_mounted.rs): the image's
+/// blocking problem names the partition, its filesystem and why, instead
+/// of saying only that an ESP is missing, and inspecting writes nothing.
+#[test]
+fn btrfs_and_xfs_roots_are_named_in_the_no_esp_problem_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = tree(
+        dir.path(),
+        &[
+            ("/etc/os-release", DEBIAN_OS_RELEASE),
+            ("/boot/vmlinuz-6.12.0-1-amd64", &kernel("b")),
+            ("/boot/initrd.img-6.12.0-1-amd64", b"initrd"),
+        ],
+        &[],
+    );
+    let rootdir = root.to_string_lossy().into_owned();
+    for (mkfs, args, size_mib, name) in [
+        (
+            "mkfs.btrfs",
+            vec!["-q", "-f", "--rootdir", rootdir.as_str()],
+            128,
+            "btrfs",
+        ),
+        ("mkfs.xfs", vec!["-q", "-f"], 300, "xfs"),
+    ] {
+        let sub = dir.path().join(name);
+        std::fs::create_dir_all(&sub).unwrap();
+        let disk_path = other_fs_disk(&sub, mkfs, &args, size_mib);
+        let before = sha256(&disk_path);
+        let found = inspected(&disk_path);
+        assert!(found.entries.is_empty(), "{name}: {:#?}", found.entries);
+        assert_eq!(found.problems.len(), 1, "{name}: {:#?}", found.problems);
+        let p = &found.problems[0];
+        assert!(p.blocks_boot, "{name}");
+        assert_eq!(
+            p.what,
+            format!(
+                "the image has no EFI system partition; its Linux partition 1 is {name}, \
+                 whose /boot was not read: only a read-only kernel mount reads it, and this \
+                 reader makes none (stage 1 does, and `vhdboot inspect` run as root)"
+            )
+        );
+        assert_eq!(
+            sha256(&disk_path),
+            before,
+            "{name}: inspecting changed the disk"
+        );
+    }
+}
+
+/// Only a superblock's magic at its place counts: the same bytes at the
+/// wrong offset (an ext4-less partition of zeros with "XFSB" at 512) name
+/// nothing.
+#[test]
+fn a_magic_at_the_wrong_offset_names_no_filesystem() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = dir.path().join("zeros.fs");
+    disk::make_blank(&fs, 2 << 20);
+    disk::poke(&fs, 512, b"XFSB");
+    disk::poke(&fs, 0x1_0000, b"_BHRfS_M");
+    let (disk_path, _) = disk::make_linux_disk(dir.path(), &fs);
+    let found = inspected(&disk_path);
+    assert_eq!(found.problems.len(), 1, "{:#?}", found.problems);
+    assert_eq!(
+        found.problems[0].what,
+        "the image has no EFI system partition"
+    );
+}

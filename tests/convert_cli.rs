@@ -110,6 +110,53 @@ fn convert_matches_qemu_img_compare_and_is_a_bootable_fixed_vhd() {
 }
 
 #[test]
+fn preallocate_writes_every_byte_and_still_matches_qemu_img_compare() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = qemu_dynamic(dir.path(), 16);
+    let output = dir.path().join("fixed.vhd");
+    let out = convert(&[&input, &output], &["--preallocate"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("it is fully allocated: it can boot where it is written"),
+        "{}",
+        text(&out)
+    );
+    assert!(!text(&out).contains("sparse"), "{}", text(&out));
+    let cmp = qemu_compare(&input, &output);
+    assert!(cmp.status.success(), "qemu-img compare: {}", text(&cmp));
+    // No holes: the filesystem holds at least every byte of the file.
+    let meta = fs::metadata(&output).unwrap();
+    assert!(
+        meta.blocks() * 512 >= meta.len(),
+        "{} bytes allocated of {}",
+        meta.blocks() * 512,
+        meta.len()
+    );
+    let info = Command::new(env!("CARGO_BIN_EXE_vhdboot"))
+        .args(["vhd", "info"])
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert!(
+        text(&info).contains("bootable:      yes"),
+        "{}",
+        text(&info)
+    );
+}
+
+#[test]
+fn convert_help_says_which_output_is_the_default_and_why() {
+    let out = Command::new(env!("CARGO_BIN_EXE_vhdboot"))
+        .args(["convert", "--help"])
+        .output()
+        .unwrap();
+    let help = text(&out);
+    assert!(help.contains("--preallocate"), "{help}");
+    assert!(help.contains("The default is a sparse OUT"), "{help}");
+    assert!(help.contains("cp --sparse=never"), "{help}");
+}
+
+#[test]
 fn convert_without_a_terminal_prints_plain_progress_lines() {
     let dir = tempfile::tempdir().unwrap();
     let input = qemu_dynamic(dir.path(), 16);

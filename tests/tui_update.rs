@@ -240,7 +240,7 @@ fn enter_on_image_without_entries_shows_why_it_cannot_boot() {
     assert!(press(&mut m, Key::Enter).is_empty());
     let modal = m.modal.clone().expect("a modal explains");
     assert!(modal.cause.contains("dynamic VHD"), "{modal:?}");
-    assert!(modal.hint.contains("qemu-img convert"), "{modal:?}");
+    assert!(modal.hint.contains("vhdboot convert"), "{modal:?}");
 }
 
 #[test]

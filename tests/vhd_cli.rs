@@ -117,6 +117,100 @@ fn raw2vhd_after_truncate_grow_appends_a_fresh_footer() {
     assert_eq!(qemu_info(&p)["virtual-size"], grown);
 }
 
+/// ntfs-3g makes `truncate`'s growth a hole (the file turns sparse), and
+/// vhdboot refuses sparse images; raw2vhd fills exactly the grown part
+/// with zeros and leaves the old data and footer as they were.
+#[test]
+fn raw2vhd_fills_a_grown_tail_that_is_a_hole() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("disk.img");
+    // Fully written data, so that only the growth can be a hole.
+    let data: Vec<u8> = (0..8 * MIB).map(|i| (i % 251) as u8 | 1).collect();
+    std::fs::write(&p, &data).unwrap();
+    assert!(vhdboot(&["raw2vhd"], &p).status.success());
+    let old = std::fs::read(&p).unwrap();
+    let grown = 12 * MIB;
+    disk::run(
+        Command::new("truncate")
+            .arg("-s")
+            .arg(grown.to_string())
+            .arg(&p),
+    );
+    let meta = std::fs::metadata(&p).unwrap();
+    if meta.blocks() * 512 >= meta.len() {
+        eprintln!("this filesystem allocated the growth itself; nothing to fill");
+        return;
+    }
+    let out = vhdboot(&["raw2vhd", "--dry-run"], &p);
+    assert!(
+        text(&out).contains("would write zeros into bytes 8389120..12582912"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        std::fs::metadata(&p).unwrap().blocks() * 512 < grown,
+        "the dry run wrote"
+    );
+    let out = vhdboot(&["raw2vhd"], &p);
+    let msg = text(&out);
+    assert!(out.status.success(), "{msg}");
+    assert!(msg.contains("was a hole; wrote zeros into it"), "{msg}");
+    let meta = std::fs::metadata(&p).unwrap();
+    assert!(
+        meta.blocks() * 512 >= meta.len(),
+        "still sparse: {} blocks",
+        meta.blocks()
+    );
+    let after = std::fs::read(&p).unwrap();
+    assert!(
+        after[..old.len()] == old[..],
+        "the old data or footer changed"
+    );
+    assert!(after[old.len()..grown as usize].iter().all(|&b| b == 0));
+    assert_eq!(qemu_info(&p)["virtual-size"], grown);
+}
+
+/// Holes inside the old data are the user's: raw2vhd fills only the grown
+/// part and names the holes it left.
+#[test]
+fn raw2vhd_leaves_holes_before_the_old_footer_and_says_so() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    // Data at both ends, a hole between (on filesystems that make one).
+    let p = raw_file(dir.path(), 8 * MIB);
+    assert!(vhdboot(&["raw2vhd"], &p).status.success());
+    let old = std::fs::read(&p).unwrap();
+    disk::run(
+        Command::new("truncate")
+            .arg("-s")
+            .arg((12 * MIB).to_string())
+            .arg(&p),
+    );
+    if std::fs::metadata(&p).unwrap().blocks() * 512 >= 12 * MIB {
+        eprintln!("this filesystem makes no holes; nothing to check");
+        return;
+    }
+    let out = vhdboot(&["raw2vhd"], &p);
+    let msg = text(&out);
+    assert!(out.status.success(), "{msg}");
+    assert!(msg.contains("was a hole; wrote zeros into it"), "{msg}");
+    assert!(
+        msg.contains("still has holes before the grown part"),
+        "{msg}"
+    );
+    let after = std::fs::read(&p).unwrap();
+    assert!(
+        after[..old.len()] == old[..],
+        "the old data or footer changed"
+    );
+    let meta = std::fs::metadata(&p).unwrap();
+    assert!(
+        meta.blocks() * 512 < meta.len(),
+        "the hole in the old data was filled"
+    );
+}
+
 #[test]
 fn raw2vhd_dry_run_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();

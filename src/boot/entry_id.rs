@@ -85,7 +85,7 @@ fn entry_key(entry: &BootEntry) -> String {
     let (kind, path) = match &entry.source {
         EntrySource::Uki { path, .. } => ("", path),
         EntrySource::Bls { conf, .. } => ("", conf),
-        EntrySource::Ext4 { linux, .. } => ("boot-", linux),
+        EntrySource::Ext4 { linux, .. } | EntrySource::Mounted { linux, .. } => ("boot-", linux),
     };
     let name = path.rsplit('/').next().unwrap_or(path);
     let name = name

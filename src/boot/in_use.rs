@@ -125,6 +125,15 @@ mod tests {
     }
 
     #[test]
+    fn any_start_time_from_disk_renders_without_overflow() {
+        // The record's `started=` comes from a file anyone can write; the
+        // fuzz target in_use reaches u64::MAX through parse and describe.
+        let record = InUseRecord::parse("image=x\nstarted=18446744073709551615\nboot_id=b\n");
+        let line = record.expect("the fields are all there").describe();
+        assert!(line.starts_with("x was attached at "), "{line}");
+    }
+
+    #[test]
     fn a_rendered_record_parses_back_to_the_same_fields() {
         assert_eq!(InUseRecord::parse(&record().render()), Some(record()));
     }

@@ -233,14 +233,12 @@ impl PlanError {
             PlanError::HostNotMounted { .. } => "check the scan log, then press r to rescan".into(),
             PlanError::HostUnsafe { hint, .. } => (*hint).into(),
             PlanError::HostReadOnly { .. } => "remove the write protection and rescan".into(),
-            PlanError::HibernatedElsewhere { .. } => "start Windows and choose Restart (a \
-                                                      restart ends the hibernated session), or \
-                                                      turn Fast Startup off, then try again"
-                .into(),
-            PlanError::LargerThanPartition { .. } => "fix the partition or the filesystem size \
-                                                      (Windows: chkdsk and Disk Management; \
-                                                      Linux: ntfsresize), then rescan"
-                .into(),
+            PlanError::HibernatedElsewhere { .. } => table_hint(VolumeBadge::HibernatedElsewhere),
+            PlanError::LargerThanPartition {
+                filesystem_bytes, ..
+            } => table_hint(VolumeBadge::LargerThanPartition {
+                filesystem_bytes: *filesystem_bytes,
+            }),
             PlanError::DuplicateId { .. } => "detach the copy, or give one volume a new serial \
                                               (ntfslabel --new-serial, exfatlabel -i), then \
                                               rescan"
@@ -250,6 +248,13 @@ impl PlanError {
             }
             PlanError::NoHostId { .. } => {
                 "give it a UUID (reformat, or use a GPT partition) and rescan".into()
+            }
+            // A dynamic VHD has vhdboot's own converter; a differencing one
+            // needs its parent chain, which only qemu-img follows.
+            PlanError::NotLoopable { kind, .. } if kind.contains("dynamic") => {
+                "on another Linux, convert it to a fixed VHD (vhdboot convert IN.vhd OUT.vhd), \
+                 then rescan"
+                    .into()
             }
             PlanError::NotLoopable { .. } => "convert it to a fixed VHD, e.g. qemu-img convert \
                                               -O vpc -o subformat=fixed, then rescan"
@@ -332,6 +337,70 @@ struct Host {
     id: HostId,
 }
 
+/// A host state that forbids the read-write mount stage 2 needs, in words,
+/// with the user's fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnsafeState {
+    /// What the volume is, completing "<volume> is ...".
+    pub state: &'static str,
+    /// What the user does about it, lower-case, ending "then try again".
+    pub hint: &'static str,
+}
+
+/// The one table of unsafe host states, read by both judges: stage 1's
+/// `check_host` (from the volume's badges) and stage 2, which repeats the
+/// checks on the device it is about to mount read-write. None for the
+/// badges that are facts rather than dangers, or that have checks of their
+/// own (read-only, removable, duplicate id).
+pub fn unsafe_state(badge: &VolumeBadge, fstype: &FsType) -> Option<UnsafeState> {
+    let (state, hint) = match badge {
+        VolumeBadge::Hibernated => (
+            "hibernated (Windows Fast Startup or hibernation)",
+            "start Windows and shut it down fully (shutdown /s /t 0, or turn Fast Startup \
+             off), then try again",
+        ),
+        VolumeBadge::HibernatedElsewhere => (
+            "in use by a hibernated Windows (Fast Startup or hibernation keeps every internal \
+             volume in use)",
+            "start Windows and choose Restart (a restart ends the hibernated session), or turn \
+             Fast Startup off, then try again",
+        ),
+        VolumeBadge::NotDetached => (
+            "marked in use by vhdboot: a Linux image ran from it and did not shut down with a \
+             clean detach (a crash or power loss), so it may hold half-written data",
+            "start Windows, run chkdsk /f on it, then delete vhdboot-in-use.txt from its root \
+             and try again",
+        ),
+        VolumeBadge::Dirty => (
+            "marked dirty (not cleanly unmounted)",
+            match fstype {
+                FsType::Exfat => {
+                    "run chkdsk /f on it in Windows (or fsck.exfat on Linux), then try again"
+                }
+                _ => "start Windows and run chkdsk /f on it, then try again",
+            },
+        ),
+        VolumeBadge::UncleanLog => (
+            "not cleanly unmounted: its NTFS journal ($LogFile) holds changes that were never \
+             replayed",
+            "start Windows so it replays the journal, then choose Restart (or run chkdsk /f on \
+             it), then try again",
+        ),
+        VolumeBadge::LargerThanPartition { .. } => (
+            "an NTFS volume larger than its partition, which the kernel mounts read-only",
+            "fix the partition or the filesystem size (Windows: chkdsk and Disk Management; \
+             Linux: ntfsresize), then try again",
+        ),
+        VolumeBadge::ReadOnly | VolumeBadge::Removable | VolumeBadge::DuplicateId => return None,
+    };
+    Some(UnsafeState { state, hint })
+}
+
+/// The table's hint for a badge whose refusal has a variant of its own.
+fn table_hint(badge: VolumeBadge) -> String {
+    unsafe_state(&badge, &FsType::Ntfs).map_or_else(String::new, |row| row.hint.into())
+}
+
 /// Checks, in order, that the host is mounted, safe to mount read-write
 /// later, holds NTFS or exFAT and has an id stage 2 can find without
 /// doubt. `snapshot` holds the other volumes (the hibernation carrier, a
@@ -356,25 +425,27 @@ fn check_host(snapshot: &Snapshot, volume: &Volume) -> Result<Host, PlanError> {
             });
         }
     };
-    let unsafe_host = |badge, state, hint| PlanError::HostUnsafe {
-        volume: name.clone(),
-        device: device.clone(),
-        badge,
-        state,
-        hint,
-    };
     // Hibernation is checked first: its fix (a full shutdown) also clears
     // the dirty flag and the unclean journal that usually come with it.
     // vhdboot's own in-use record comes before the dirty flag: a crashed
     // target often leaves both, and the record says which image and how to
     // clear it.
+    let unsafe_host = |badge: VolumeBadge| {
+        // Every badge asked about here has its row in the table.
+        let row = unsafe_state(&badge, &volume.fstype).unwrap_or(UnsafeState {
+            state: "not safe to write",
+            hint: "press l for the scan log",
+        });
+        PlanError::HostUnsafe {
+            volume: name.clone(),
+            device: device.clone(),
+            badge,
+            state: row.state,
+            hint: row.hint,
+        }
+    };
     if volume.badges.contains(&VolumeBadge::Hibernated) {
-        return Err(unsafe_host(
-            VolumeBadge::Hibernated,
-            "hibernated (Windows Fast Startup or hibernation)",
-            "start Windows and shut it down fully (shutdown /s /t 0, or turn Fast Startup \
-             off), then try again",
-        ));
+        return Err(unsafe_host(VolumeBadge::Hibernated));
     }
     if volume.badges.contains(&VolumeBadge::HibernatedElsewhere) {
         let carriers: Vec<String> = snapshot
@@ -393,33 +464,13 @@ fn check_host(snapshot: &Snapshot, volume: &Volume) -> Result<Host, PlanError> {
             },
         });
     }
-    let dirty_hint = match volume.fstype {
-        FsType::Exfat => "run chkdsk /f on it in Windows (or fsck.exfat on Linux), then try again",
-        _ => "start Windows and run chkdsk /f on it, then try again",
-    };
-    for (badge, state, hint) in [
-        (
-            VolumeBadge::NotDetached,
-            "marked in use by vhdboot: a Linux image ran from it and did not shut down with a \
-             clean detach (a crash or power loss), so it may hold half-written data",
-            "start Windows, run chkdsk /f on it, then delete vhdboot-in-use.txt from its root \
-             and try again",
-        ),
-        (
-            VolumeBadge::Dirty,
-            "marked dirty (not cleanly unmounted)",
-            dirty_hint,
-        ),
-        (
-            VolumeBadge::UncleanLog,
-            "not cleanly unmounted: its NTFS journal ($LogFile) holds changes that were never \
-             replayed",
-            "start Windows so it replays the journal, then choose Restart (or run chkdsk /f \
-             on it), then try again",
-        ),
+    for badge in [
+        VolumeBadge::NotDetached,
+        VolumeBadge::Dirty,
+        VolumeBadge::UncleanLog,
     ] {
         if volume.badges.contains(&badge) {
-            return Err(unsafe_host(badge, state, hint));
+            return Err(unsafe_host(badge));
         }
     }
     if let Some(filesystem_bytes) = volume.badges.iter().find_map(|b| match b {
@@ -819,7 +870,14 @@ mod tests {
         let err = plan(&s, at(0, 0, 0), Some("")).unwrap_err();
         let text = err.to_string();
         assert!(
-            text.contains("dynamic VHD") && text.contains("subformat=fixed"),
+            text.contains("dynamic VHD") && text.contains("vhdboot convert IN.vhd OUT.vhd"),
+            "{text}"
+        );
+        // A differencing VHD needs its parents, which only qemu-img follows.
+        s.volumes[0].images[0].kind = ImageKind::DifferencingVhd;
+        let text = plan(&s, at(0, 0, 0), Some("")).unwrap_err().to_string();
+        assert!(
+            text.contains("differencing VHD") && text.contains("subformat=fixed"),
             "{text}"
         );
     }

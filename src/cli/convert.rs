@@ -5,7 +5,8 @@
 //! renamed at the end, so a failed or interrupted run never leaves a
 //! half-written OUT that looks finished; an existing OUT is replaced only
 //! with --force, and never when it is IN itself. Blocks that IN does not
-//! hold are left as holes in OUT.
+//! hold are left as holes in OUT, unless --preallocate asks for every byte
+//! to be written.
 
 use super::FileArg;
 use anyhow::{Context, bail};
@@ -33,6 +34,13 @@ pub struct ConvertArgs {
     /// Replace OUT if it exists (never IN itself).
     #[arg(long)]
     pub force: bool,
+    /// Write OUT fully allocated, its empty blocks as zeros, so that it can
+    /// be written straight onto the NTFS or exFAT volume vhdboot boots it
+    /// from (vhdboot refuses sparse images). The default is a sparse OUT:
+    /// quicker, and only as large on disk as IN's data, for a disk of a
+    /// build machine; copy it to the host volume with `cp --sparse=never`.
+    #[arg(long)]
+    pub preallocate: bool,
 }
 
 pub fn run(a: ConvertArgs) -> anyhow::Result<ExitCode> {
@@ -70,7 +78,12 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<ExitCode> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let needed = vhd.allocated_bytes().saturating_add(FOOTER_SIZE);
+    let data = if a.preallocate {
+        vhd.disk_size
+    } else {
+        vhd.allocated_bytes()
+    };
+    let needed = data.saturating_add(FOOTER_SIZE);
     let free = free_bytes(&dir)
         .with_context(|| format!("convert: cannot read the free space of {}", dir.display()))?;
     if free < needed {
@@ -80,12 +93,12 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<ExitCode> {
             dir.display(),
             human(free),
             human(needed),
-            human(vhd.allocated_bytes())
+            human(data)
         );
     }
 
     let partial = partial_name(output);
-    let result = write_fixed(&mut file, &vhd, &partial, input, output);
+    let result = write_fixed(&mut file, &vhd, &partial, (input, output), a.preallocate);
     if result.is_err() {
         let _ = fs::remove_file(&partial);
     }
@@ -101,10 +114,13 @@ pub fn run(a: ConvertArgs) -> anyhow::Result<ExitCode> {
         human(vhd.disk_size),
         vhd.disk_size
     );
-    if vhd.allocated_bytes() < vhd.disk_size {
+    if a.preallocate {
+        say!("  it is fully allocated: it can boot where it is written");
+    } else if vhd.allocated_bytes() < vhd.disk_size {
         say!(
             "  it is sparse where {shown_in} held no data; vhdboot boots only fully allocated \
-             files, so copy it to the NTFS or exFAT volume with `cp --sparse=never`"
+             files, so copy it to the NTFS or exFAT volume with `cp --sparse=never` \
+             (or convert again with --preallocate)"
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -122,8 +138,8 @@ fn write_fixed(
     file: &mut File,
     vhd: &DynamicVhd,
     partial: &Path,
-    input: &Path,
-    output: &Path,
+    (input, output): (&Path, &Path),
+    preallocate: bool,
 ) -> anyhow::Result<()> {
     let shown = output.display();
     let out = OpenOptions::new()
@@ -143,13 +159,19 @@ fn write_fixed(
     for block in 0..vhd.blocks() {
         let len = vhd.data_len(block) as usize;
         let start = block * vhd.block_size;
-        if vhd.is_allocated(block) {
+        if vhd.is_allocated(block) || preallocate {
+            buf.clear();
             buf.resize(len, 0);
-            vhd.read_block(file, block, &mut buf).with_context(|| {
-                format!("convert: reading block {block} of {}", input.display())
-            })?;
+            if vhd.is_allocated(block) {
+                vhd.read_block(file, block, &mut buf).with_context(|| {
+                    format!("convert: reading block {block} of {}", input.display())
+                })?;
+            }
             for (i, chunk) in buf.chunks(HOLE_GRANULE).enumerate() {
-                if chunk.iter().all(|&b| b == 0) {
+                // Zeros are written too when preallocating: writing them is
+                // what allocates on every filesystem, including FUSE ones
+                // (ntfs-3g) that have no fallocate.
+                if !preallocate && chunk.iter().all(|&b| b == 0) {
                     continue;
                 }
                 let at = start + (i * HOLE_GRANULE) as u64;

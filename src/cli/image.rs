@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 use vhdboot::boot::plan::{PlanError, image_problem};
 use vhdboot::image::initrd::{self, ModuleCheck, Presence};
-use vhdboot::image::inspect::{Inspection, inspect as inspect_image, load_payload};
+use vhdboot::image::inspect::{Inspection, MountedBoot, Payload, inspect_with, load_payload};
 use vhdboot::image::partitions::PartitionKind;
 use vhdboot::image::vhd::{FileFooter, VhdFooter, format_utc, read_footer};
 use vhdboot::image::window::{CountingReader, ReadCounter};
@@ -132,7 +132,20 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
         .len();
     let counter = ReadCounter::new();
     let mut r = CountingReader::new(file, counter.clone());
-    let inspection = inspect_image(&mut r, file_len, a.raw);
+    // As root, btrfs and xfs roots are read as stage 1 reads them: through
+    // a read-only mount in a private mount namespace (`probe::mounted`).
+    let mut mounts =
+        nix::unistd::geteuid()
+            .is_root()
+            .then(|| crate::probe::mounted::KernelMounts {
+                image: path.to_path_buf(),
+            });
+    let inspection = inspect_with(
+        &mut r,
+        file_len,
+        a.raw,
+        mounts.as_mut().map(|m| m as &mut dyn MountedBoot),
+    );
     // The footer was read and checked by inspect; this re-read of 512
     // bytes only fetches its fields for the summary.
     let footer = match read_footer(&mut r, file_len) {
@@ -208,7 +221,31 @@ fn check_initramfs(
     let mut out = Vec::new();
     let mut refusals = Vec::new();
     for (n, e) in inspection.entries.iter().enumerate() {
-        let (check, error, kver) = match load_payload(&mut file, data_size, &e.source) {
+        let loaded = match &e.source {
+            EntrySource::Mounted {
+                partition,
+                fs,
+                subvol,
+                linux,
+                initrd,
+            } if nix::unistd::geteuid().is_root() => {
+                let mut kernel = Vec::new();
+                crate::probe::mounted::stream_mounted(
+                    path,
+                    *partition,
+                    (*fs, subvol.as_deref()),
+                    linux,
+                    initrd,
+                    &mut kernel,
+                )
+                .map(|s| Payload {
+                    kernel,
+                    initrd: s.initrd,
+                })
+            }
+            other => load_payload(&mut file, data_size, other).map_err(|e| e.to_string()),
+        };
+        let (check, error, kver) = match loaded {
             Ok(payload) => (
                 Some(initrd::check_payload(
                     &payload,
@@ -218,7 +255,7 @@ fn check_initramfs(
                 None,
                 bzimage::release(&payload.kernel).or_else(|| e.version.clone()),
             ),
-            Err(err) => (None, Some(err.to_string()), None),
+            Err(err) => (None, Some(err), None),
         };
         // What the initramfs lacks is looked for in the image's own
         // /lib/modules, as a boot does (`probe::load_into_fds`).
@@ -394,6 +431,12 @@ fn print_text(report: &Report<'_>, path: &Path) {
             EntrySource::Ext4 {
                 partition, linux, ..
             } => (format!("kernel {linux} on ext4"), partition),
+            EntrySource::Mounted {
+                partition,
+                fs,
+                linux,
+                ..
+            } => (format!("kernel {linux} on {}", fs.name()), partition),
         };
         let number = i
             .partitions

@@ -108,7 +108,9 @@ impl Host for DemoHost {
         };
         let kernel = match &plan.source {
             EntrySource::Uki { path, .. } => format!("the UKI {path}"),
-            EntrySource::Bls { linux, .. } | EntrySource::Ext4 { linux, .. } => {
+            EntrySource::Bls { linux, .. }
+            | EntrySource::Ext4 { linux, .. }
+            | EntrySource::Mounted { linux, .. } => {
                 format!("the kernel {linux}")
             }
         };

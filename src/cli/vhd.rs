@@ -1,8 +1,11 @@
 //! `raw2vhd` and `vhd info`.
 //!
-//! raw2vhd only ever appends 512 bytes: the file is opened for appending,
-//! so no byte of the disk data can be overwritten (shared/design.md,
-//! data-safety invariant 4).
+//! raw2vhd appends 512 bytes: the footer is written through a file opened
+//! for appending, so no byte of the disk data can be overwritten
+//! (shared/design.md, data-safety invariant 4). The one other write is for
+//! a grown image whose new tail is a hole (see [`fill_grown_tail`]): zeros
+//! go only into the bytes after the old footer, which `truncate` added and
+//! which read as zeros, never over the user's data.
 
 use super::FileArg;
 use anyhow::{Context, bail};
@@ -10,6 +13,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 use std::process::ExitCode;
 use vhdboot::image::vhd::{
@@ -91,9 +95,19 @@ pub fn raw2vhd(a: Raw2VhdArgs) -> anyhow::Result<ExitCode> {
         }
     }
 
-    let stale = vhd::find_stale_footer(&mut file, len, STALE_SCAN)
+    // A file with holes (ntfs-3g makes one of `truncate`'s growth) is
+    // scanned back to its old footer however far that is: reading a hole
+    // costs no disk I/O, and the fill below needs to know where it ends.
+    let allocated = meta.blocks().saturating_mul(512);
+    let sparse = allocated < len;
+    let scan = if sparse { len } else { STALE_SCAN };
+    let stale = vhd::find_stale_footer(&mut file, len, scan)
         .with_context(|| format!("raw2vhd: scanning the end of {shown} for an old footer"))?;
     drop(file);
+    let grown_tail = match stale {
+        Some((offset, _)) if sparse => Some(offset + 512..len),
+        _ => None,
+    };
 
     let footer = VhdFooter::new_fixed(len, vhd_timestamp(now_unix()), random_uuid()?)
         .with_context(|| format!("raw2vhd: building the footer for {shown}"))?;
@@ -109,12 +123,45 @@ pub fn raw2vhd(a: Raw2VhdArgs) -> anyhow::Result<ExitCode> {
         );
     }
 
+    if sparse && grown_tail.is_none() {
+        say_err!(
+            "raw2vhd: note: {shown} is sparse (only {allocated} of its {len} bytes are allocated); \
+             vhdboot boots only fully allocated files, so copy it onto the host volume with \
+             `cp --sparse=never`"
+        );
+    }
+
     if a.dry_run {
+        if let Some(tail) = &grown_tail {
+            say!(
+                "{shown}: would write zeros into bytes {}..{} (the grown part, a hole now) \
+                 so that the host allocates it",
+                tail.start,
+                tail.end
+            );
+        }
         say!(
             "{shown}: would append a 512-byte fixed-VHD footer at byte {len} (dry run: nothing written)"
         );
         print_footer(&footer, len + 512);
         return Ok(ExitCode::SUCCESS);
+    }
+
+    if let Some(tail) = grown_tail {
+        fill_grown_tail(path, tail, len)?;
+        // Holes before the old footer are the user's data's own; they are
+        // left alone, and named.
+        let allocated = std::fs::metadata(path)
+            .with_context(|| format!("raw2vhd: cannot stat {shown}"))?
+            .blocks()
+            .saturating_mul(512);
+        if allocated < len {
+            say_err!(
+                "raw2vhd: note: {shown} still has holes before the grown part (only {allocated} \
+                 of its {len} bytes are allocated); vhdboot boots only fully allocated files, so \
+                 make a copy with `cp --sparse=never`"
+            );
+        }
     }
 
     let mut out = OpenOptions::new()
@@ -146,6 +193,79 @@ pub fn raw2vhd(a: Raw2VhdArgs) -> anyhow::Result<ExitCode> {
     say!("{shown}: appended a fixed-VHD footer; the disk data ({len} bytes) is unchanged");
     print_footer(&footer, len + 512);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes zeros into `tail`, the part of a grown image after its old
+/// footer, when the host filesystem left it a hole.
+///
+/// Why: `truncate` on ntfs-3g marks the file sparse and allocates nothing
+/// for the new part (its `$DATA` gets the sparse flag, and the initialized
+/// size, NTFS' valid data length, stays at the old end). vhdboot refuses a
+/// sparse image (`discovery::preflight`), and writes into a hole through
+/// ntfs3 would have to allocate clusters under the loop device. Writing
+/// the zeros allocates the clusters and moves the valid data length to the
+/// end; ntfs-3g drops the sparse flag once no hole is left. ntfs3 itself
+/// allocates on `truncate` (the file is not sparse, so this never runs
+/// there) and zero-fills from the valid data length up to any later write
+/// (`ntfs_extend` in fs/ntfs3/file.c), so the footer's own append moves
+/// the valid data length to the end.
+///
+/// What it touches: only `tail`, which `find_stale_footer` has just read
+/// as zeros from the old footer to the end of the file; each chunk is read
+/// again right before it is written and left alone unless still all zeros.
+/// The user's data, up to and including the old footer, is never written.
+fn fill_grown_tail(path: &Path, tail: std::ops::Range<u64>, len: u64) -> anyhow::Result<()> {
+    const CHUNK: u64 = 1024 * 1024;
+    let shown = path.display();
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("raw2vhd: cannot open {shown} for writing (is it read-only?)"))?;
+    let now_len = file
+        .metadata()
+        .with_context(|| format!("raw2vhd: cannot stat {shown}"))?
+        .len();
+    if now_len != len {
+        bail!(
+            "raw2vhd: {shown} changed size while raw2vhd ran ({len} then {now_len} bytes); nothing was written, run it again"
+        );
+    }
+    let zeros = vec![0u8; CHUNK as usize];
+    let mut seen = vec![0u8; CHUNK as usize];
+    let mut at = tail.start;
+    while at < tail.end {
+        let n = usize::try_from((tail.end - at).min(CHUNK)).unwrap_or(0);
+        let (seen, zeros) = (
+            seen.get_mut(..n).unwrap_or_default(),
+            zeros.get(..n).unwrap_or_default(),
+        );
+        file.read_exact_at(seen, at)
+            .with_context(|| format!("raw2vhd: reading {shown} at byte {at}"))?;
+        if seen != zeros {
+            bail!(
+                "raw2vhd: {shown} changed at byte {at} while raw2vhd ran (the grown part is no longer zeros); \
+                 the footer was not written, run it again"
+            );
+        }
+        file.write_all_at(zeros, at).with_context(|| {
+            format!(
+                "raw2vhd: writing zeros into the grown part of {shown} at byte {at} failed \
+                 ({} bytes of {} still to allocate); check the host volume's free space, then run raw2vhd again",
+                tail.end - at,
+                tail.end - tail.start
+            )
+        })?;
+        at += n as u64;
+    }
+    file.sync_all()
+        .with_context(|| format!("raw2vhd: syncing the grown part of {shown}"))?;
+    say!(
+        "{shown}: the grown part (bytes {}..{}) was a hole; wrote zeros into it so the host volume allocates it",
+        tail.start,
+        tail.end
+    );
+    Ok(())
 }
 
 /// Refuses a file that `vhd info` recognises as a dynamic or differencing

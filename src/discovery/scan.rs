@@ -89,6 +89,17 @@ fn walk(root: &Path, dir: &Path, depth: u32, raw: bool, found: &mut Found) {
 /// fails: an unreadable file becomes an image with a blocking problem, so
 /// the menu can list it with its reason.
 pub fn describe_image(root: &Path, path: &str, raw: bool) -> Image {
+    describe_image_with(root, path, raw, None)
+}
+
+/// [`describe_image`], reading btrfs and xfs `/boot` through `mounted`
+/// (see [`inspect::inspect_with`]).
+pub fn describe_image_with(
+    root: &Path,
+    path: &str,
+    raw: bool,
+    mounted: Option<&mut dyn inspect::MountedBoot>,
+) -> Image {
     let full = root.join(path.trim_start_matches('/'));
     let unreadable = |what: String, hint: &str| Image {
         path: path.to_string(),
@@ -118,7 +129,7 @@ pub fn describe_image(root: &Path, path: &str, raw: bool) -> Image {
     };
     // Discovery's reads are small and scattered; read-ahead turns ~1,300
     // syscalls per image into a few dozen.
-    let found = inspect::inspect(&mut ReadAhead::new(&mut file), file_size, raw);
+    let found = inspect::inspect_with(&mut ReadAhead::new(&mut file), file_size, raw, mounted);
     let trial = crate::trial::look(&full);
     let mut problems = found.problems;
     // A merge cut short left the image with part of the trial's changes:

@@ -5,11 +5,13 @@
 //! `initramfs-<ver>.img` on Fedora and Arch, `initrd-<ver>` on SUSE), as
 //! ZFSBootMenu finds them.
 //!
-//! The filesystem is read through ext4-view (see `ext4_window.rs`), whose
-//! path resolution stays inside the filesystem: an absolute symlink target
-//! starts again at this filesystem's root, and a path follows at most 40
-//! symlinks (ext4-view's own cap). A broken symlink is skipped with a
-//! warning. Every read here is bounded: at most [`MAX_BOOT_DIR_NAMES`]
+//! The filesystem is read through a [`BootFiles`]: ext4-view for ext4
+//! (see `ext4_window.rs`), or, for btrfs and xfs, a directory on a
+//! read-only kernel mount opened with `openat2(RESOLVE_IN_ROOT)` (the
+//! boot child's `probe/mounted.rs`). Both keep path resolution inside the
+//! filesystem: an absolute symlink target starts again at this
+//! filesystem's root, and a path follows at most 40 symlinks (ext4-view's
+//! cap and the kernel's). A broken symlink is skipped with a warning. Every read here is bounded: at most [`MAX_BOOT_DIR_NAMES`]
 //! names from a directory, small files (entries, grubenv, os-release,
 //! `/etc/kernel/cmdline`) up to [`SMALL_FILE_CAP`], and kernel and initrd
 //! sizes checked against their partition; nothing reads a kernel here.
@@ -23,6 +25,102 @@ use ext4_view::{Ext4, Ext4Error};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
+
+/// What a path names, symlinks followed inside the filesystem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Node {
+    /// A regular file of this many bytes.
+    File(u64),
+    Dir,
+    /// A device, FIFO, socket: nothing a boot reads.
+    Other,
+    Missing,
+    /// A symlink whose target is not in this filesystem.
+    BrokenSymlink,
+}
+
+/// The names in one directory, as [`BootFiles::names`] read them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Names {
+    /// The directory does not exist (or is not a directory).
+    Missing,
+    /// It could not be opened; the sentence says why.
+    Failed(String),
+    Read {
+        /// Without `.` and `..`, in the directory's own order.
+        names: Vec<String>,
+        /// True when the directory holds more than the `max` asked for.
+        more: bool,
+        /// Why listing stopped early, when it did.
+        error: Option<String>,
+    },
+}
+
+/// The few reads the `/boot` reader makes, over one filesystem. Every
+/// path is absolute inside that filesystem, and a source resolves it, its
+/// symlinks included, without leaving the filesystem. The parsers above
+/// it stay pure and bounded: they decide every size before asking.
+pub trait BootFiles {
+    /// What `path` names.
+    fn node(&self, path: &str) -> Result<Node, String>;
+    /// A reader over the regular file at `path`. Callers bound what they
+    /// take from it by the size [`BootFiles::node`] gave.
+    fn open(&self, path: &str) -> Result<Box<dyn Read + '_>, String>;
+    /// At most `max` names of the directory `dir`.
+    fn names(&self, dir: &str, max: usize) -> Names;
+}
+
+impl BootFiles for Ext4 {
+    fn node(&self, path: &str) -> Result<Node, String> {
+        match self.metadata(path) {
+            Ok(m) if m.file_type().is_regular_file() => Ok(Node::File(m.len())),
+            Ok(m) if m.is_dir() => Ok(Node::Dir),
+            Ok(_) => Ok(Node::Other),
+            Err(Ext4Error::NotFound) => match self.symlink_metadata(path) {
+                Ok(m) if m.is_symlink() => Ok(Node::BrokenSymlink),
+                _ => Ok(Node::Missing),
+            },
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn open(&self, path: &str) -> Result<Box<dyn Read + '_>, String> {
+        Ext4::open(self, path)
+            .map(|f| Box::new(f) as Box<dyn Read>)
+            .map_err(|e| e.to_string())
+    }
+
+    fn names(&self, dir: &str, max: usize) -> Names {
+        let iter = match self.read_dir(dir) {
+            Ok(iter) => iter,
+            Err(Ext4Error::NotFound | Ext4Error::NotADirectory) => return Names::Missing,
+            Err(e) => return Names::Failed(e.to_string()),
+        };
+        let mut names = Vec::new();
+        let mut more = false;
+        let mut error = None;
+        for entry in iter {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    error = Some(e.to_string());
+                    break;
+                }
+            };
+            if let Ok(name) = entry.file_name().as_str()
+                && name != "."
+                && name != ".."
+            {
+                if names.len() == max {
+                    more = true;
+                    break;
+                }
+                names.push(name.to_string());
+            }
+        }
+        Names::Read { names, more, error }
+    }
+}
 
 /// The most names read from one directory (`/boot`, `loader/entries`). A
 /// /boot holds a few files per kernel (kernel, initramfs, config,
@@ -84,7 +182,7 @@ pub struct BootDir {
 /// Reads the system facts and every boot entry of one ext4 filesystem of
 /// `partition_len` bytes whose UUID is `uuid`. It never fails: what cannot
 /// be read becomes a warning.
-pub fn read_boot_dir(fs: &Ext4, uuid: String, partition_len: u64) -> BootDir {
+pub fn read_boot_dir(fs: &dyn BootFiles, uuid: String, partition_len: u64) -> BootDir {
     let mut warnings = Vec::new();
     let facts = system_facts(fs, uuid, &mut warnings);
     // /boot on the root filesystem (Debian's default), or a filesystem
@@ -151,7 +249,7 @@ pub fn settle(kernel: &FoundKernel, facts: &SystemFacts) -> (String, String) {
     (title, cmdline)
 }
 
-fn system_facts(fs: &Ext4, uuid: String, warnings: &mut Vec<String>) -> SystemFacts {
+fn system_facts(fs: &dyn BootFiles, uuid: String, warnings: &mut Vec<String>) -> SystemFacts {
     let is_root = is_dir(fs, "/etc");
     let mut pretty_name = None;
     for path in ["/etc/os-release", "/usr/lib/os-release"] {
@@ -241,7 +339,11 @@ pub fn expand_vars(text: &str, vars: &BTreeMap<String, String>) -> String {
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn grubenv(fs: &Ext4, prefix: &str, warnings: &mut Vec<String>) -> BTreeMap<String, String> {
+fn grubenv(
+    fs: &dyn BootFiles,
+    prefix: &str,
+    warnings: &mut Vec<String>,
+) -> BTreeMap<String, String> {
     for rel in GRUBENV_PATHS {
         let path = format!("{prefix}{rel}");
         match read_small(fs, &path) {
@@ -255,7 +357,7 @@ fn grubenv(fs: &Ext4, prefix: &str, warnings: &mut Vec<String>) -> BTreeMap<Stri
 
 /// A path named by a BLS entry: relative to the /boot filesystem, so on a
 /// root filesystem it is first looked for under /boot, then as written.
-fn bls_file(fs: &Ext4, prefix: &str, written: &str) -> Result<(String, u64), String> {
+fn bls_file(fs: &dyn BootFiles, prefix: &str, written: &str) -> Result<(String, u64), String> {
     let rooted = format!("/{}", written.trim_start_matches('/'));
     let under_boot = format!("{prefix}{rooted}");
     match file_size(fs, &under_boot) {
@@ -269,7 +371,7 @@ fn bls_file(fs: &Ext4, prefix: &str, written: &str) -> Result<(String, u64), Str
 }
 
 fn bls_kernel(
-    fs: &Ext4,
+    fs: &dyn BootFiles,
     prefix: &str,
     path: &str,
     name: &str,
@@ -324,7 +426,7 @@ pub fn initrd_names(ver: &str) -> [String; 4] {
 }
 
 fn paired_kernels(
-    fs: &Ext4,
+    fs: &dyn BootFiles,
     prefix: &str,
     names: &[String],
     partition_len: u64,
@@ -412,39 +514,35 @@ fn check_sizes(kernel: u64, initrd: u64, partition_len: u64) -> Result<(), Strin
     Ok(())
 }
 
-fn is_dir(fs: &Ext4, path: &str) -> bool {
-    fs.metadata(path).is_ok_and(|m| m.is_dir())
+fn is_dir(fs: &dyn BootFiles, path: &str) -> bool {
+    matches!(fs.node(path), Ok(Node::Dir))
 }
 
 /// The size of a regular file, following symlinks inside the filesystem.
-fn file_size(fs: &Ext4, path: &str) -> Result<u64, String> {
-    match fs.metadata(path) {
-        Ok(m) if m.file_type().is_regular_file() => Ok(m.len()),
-        Ok(_) => Err("it is not a regular file".to_string()),
-        Err(Ext4Error::NotFound) => match fs.symlink_metadata(path) {
-            Ok(m) if m.is_symlink() => {
-                Err("it is a broken symlink (its target is not in this filesystem)".to_string())
-            }
-            _ => Err("it does not exist".to_string()),
-        },
-        Err(e) => Err(e.to_string()),
+fn file_size(fs: &dyn BootFiles, path: &str) -> Result<u64, String> {
+    match fs.node(path)? {
+        Node::File(size) => Ok(size),
+        Node::Dir | Node::Other => Err("it is not a regular file".to_string()),
+        Node::BrokenSymlink => {
+            Err("it is a broken symlink (its target is not in this filesystem)".to_string())
+        }
+        Node::Missing => Err("it does not exist".to_string()),
     }
 }
 
 /// A small file's bytes, None when it does not exist.
-fn read_small(fs: &Ext4, path: &str) -> Result<Option<Vec<u8>>, String> {
-    let size = match fs.metadata(path) {
-        Ok(m) if m.file_type().is_regular_file() => m.len(),
-        Ok(_) => return Err("it is not a regular file".to_string()),
-        Err(Ext4Error::NotFound) => return Ok(None),
-        Err(e) => return Err(e.to_string()),
+fn read_small(fs: &dyn BootFiles, path: &str) -> Result<Option<Vec<u8>>, String> {
+    let size = match fs.node(path)? {
+        Node::File(size) => size,
+        Node::Missing | Node::BrokenSymlink => return Ok(None),
+        Node::Dir | Node::Other => return Err("it is not a regular file".to_string()),
     };
     if size > SMALL_FILE_CAP {
         return Err(format!(
             "it is {size} bytes; vhdboot reads at most {SMALL_FILE_CAP} bytes of it"
         ));
     }
-    let file = fs.open(path).map_err(|e| e.to_string())?;
+    let file = fs.open(path)?;
     let mut bytes = Vec::new();
     file.take(size)
         .read_to_end(&mut bytes)
@@ -454,37 +552,25 @@ fn read_small(fs: &Ext4, path: &str) -> Result<Option<Vec<u8>>, String> {
 
 /// The names in `dir`, sorted; at most [`MAX_BOOT_DIR_NAMES`], with a
 /// warning when there were more. A missing directory gives nothing.
-fn list_names(fs: &Ext4, dir: &str, warnings: &mut Vec<String>) -> Vec<String> {
-    let iter = match fs.read_dir(dir) {
-        Ok(iter) => iter,
-        Err(Ext4Error::NotFound | Ext4Error::NotADirectory) => return Vec::new(),
-        Err(e) => {
+fn list_names(fs: &dyn BootFiles, dir: &str, warnings: &mut Vec<String>) -> Vec<String> {
+    let mut names = match fs.names(dir, MAX_BOOT_DIR_NAMES) {
+        Names::Missing => return Vec::new(),
+        Names::Failed(e) => {
             warnings.push(format!("cannot list {dir}: {e}"));
             return Vec::new();
         }
-    };
-    let mut names = Vec::new();
-    for entry in iter {
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(e) => {
+        Names::Read { names, more, error } => {
+            if let Some(e) = error {
                 warnings.push(format!("cannot list all of {dir}: {e}"));
-                break;
             }
-        };
-        if names.len() == MAX_BOOT_DIR_NAMES {
-            warnings.push(format!(
-                "{dir} holds more than {MAX_BOOT_DIR_NAMES} names; only the first {MAX_BOOT_DIR_NAMES} read were used"
-            ));
-            break;
+            if more {
+                warnings.push(format!(
+                    "{dir} holds more than {MAX_BOOT_DIR_NAMES} names; only the first {MAX_BOOT_DIR_NAMES} read were used"
+                ));
+            }
+            names
         }
-        if let Ok(name) = entry.file_name().as_str()
-            && name != "."
-            && name != ".."
-        {
-            names.push(name.to_string());
-        }
-    }
+    };
     names.sort();
     names
 }

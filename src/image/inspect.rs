@@ -24,10 +24,10 @@ use super::uki::{UkiError, UkiInfo, UkiSection};
 use super::version::compare_versions;
 use super::vhd::{classify, kind_problem};
 use super::window::Window;
-use crate::model::{BootEntry, ByteRange, EntrySource, ImageKind, Problem};
+use crate::model::{BootEntry, ByteRange, EntrySource, ImageKind, KernelFs, Problem};
 use serde::Serialize;
 use std::collections::HashMap;
-use std::io::{Read, Seek};
+use std::io::{Read, Seek, SeekFrom};
 
 pub use super::payload::{
     INITRD_CAP, KERNEL_CAP, Payload, PayloadError, StreamedPayload, load_payload, stream_payload,
@@ -91,9 +91,49 @@ pub struct Inspection {
     pub problems: Vec<Problem>,
 }
 
+/// Reads `/boot` of a btrfs or xfs partition, which needs the kernel's
+/// driver: a read-only loop device over the partition's bytes and a
+/// read-only mount without log replay. Pure code cannot make either, so
+/// the caller that may (the probe child, `vhdboot inspect` as root) hands
+/// one to [`inspect_with`].
+pub trait MountedBoot {
+    /// The boot directory of `part`, whose superblock says it is `fs` with
+    /// the UUID `uuid`; the error is a sentence for a warning.
+    fn read_boot_dir(
+        &mut self,
+        part: &Partition,
+        fs: KernelFs,
+        uuid: String,
+    ) -> Result<MountedDir, String>;
+}
+
+/// A filesystem read through a mount, and the btrfs subvolume it was
+/// read from.
+type MountedFs = (KernelFs, Option<String>);
+
+/// What a [`MountedBoot`] read from one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountedDir {
+    pub dir: BootDir,
+    /// The btrfs subvolume it was read from, when not the default one.
+    pub subvol: Option<String>,
+}
+
 /// Inspects an image file of `file_len` bytes. `raw_allowed` accepts a
-/// file without a VHD footer as a raw disk.
+/// file without a VHD footer as a raw disk. btrfs and xfs partitions are
+/// named in the problems, not read: see [`inspect_with`].
 pub fn inspect<R: Read + Seek>(r: &mut R, file_len: u64, raw_allowed: bool) -> Inspection {
+    inspect_with(r, file_len, raw_allowed, None)
+}
+
+/// [`inspect`], reading the `/boot` of btrfs and xfs partitions through
+/// `mounted` when given.
+pub fn inspect_with<R: Read + Seek>(
+    r: &mut R,
+    file_len: u64,
+    raw_allowed: bool,
+    mounted: Option<&mut dyn MountedBoot>,
+) -> Inspection {
     let mut out = Inspection {
         kind: ImageKind::Unreadable,
         partitions: Vec::new(),
@@ -137,11 +177,18 @@ pub fn inspect<R: Read + Seek>(r: &mut R, file_len: u64, raw_allowed: bool) -> I
     let boot_parts = boot_partitions(&out.partitions, &mut out.problems);
     // Kernels in /boot on ext4 need no ESP: an image without one boots
     // when its root (or /boot) filesystem holds them.
-    scan_linux_partitions(r, &out.partitions, &mut out.entries, &mut out.problems);
+    let unread = scan_linux_partitions(
+        r,
+        &out.partitions,
+        mounted,
+        &mut out.entries,
+        &mut out.problems,
+    );
+    let unread = unread_linux_filesystems(&unread);
     if boot_parts.is_empty() && out.entries.is_empty() {
         out.problems.push(Problem::blocking(
-            "the image has no EFI system partition",
-            "vhdboot boots UEFI installs and kernels in /boot on ext4: install the OS with an ESP (GPT type C12A7328-F81F-11D2-BA4B-00A0C93EC93B) or with /boot on an ext4 root",
+            format!("the image has no EFI system partition{unread}"),
+            "vhdboot boots UEFI installs and kernels in /boot on ext4, btrfs or xfs: install the OS with an ESP (GPT type C12A7328-F81F-11D2-BA4B-00A0C93EC93B) or with /boot on its root filesystem",
         ));
         return out;
     }
@@ -168,7 +215,7 @@ pub fn inspect<R: Read + Seek>(r: &mut R, file_len: u64, raw_allowed: bool) -> I
     }
     if out.entries.is_empty() {
         out.problems.push(Problem::blocking(
-            format!("no boot entries: no usable UKI in {UKI_DIR} and no usable entry in {ENTRIES_DIR} on any EFI system or XBOOTLDR partition"),
+            format!("no boot entries: no usable UKI in {UKI_DIR} and no usable entry in {ENTRIES_DIR} on any EFI system or XBOOTLDR partition{unread}"),
             "inside the OS, install a unified kernel image (kernel-install with layout=uki, or ukify) or Boot Loader Spec entries",
         ));
     }
@@ -234,17 +281,96 @@ fn linux_partitions(partitions: &[Partition]) -> Vec<Partition> {
     out
 }
 
-/// Lists the kernels in `/boot` of every ext4 Linux partition. A
-/// partition without ext4 (xfs, btrfs, swap, empty) is passed over in
-/// silence; a damaged one gets a warning. Kernels on a separate /boot
-/// take their title and derived command line from the root filesystem.
+/// Filesystems whose `/boot` only the kernel's driver reads, by the magic
+/// of their superblock: btrfs (`_BHRfS_M` at 64 KiB + 0x40) and xfs
+/// (`XFSB` at the start), with where each keeps its UUID (btrfs' fsid at
+/// 64 KiB + 0x20, xfs' sb_uuid at 0x20), which blkid reports and
+/// `root=UUID=` names.
+const KERNEL_FILESYSTEMS: [(KernelFs, u64, &[u8], u64); 2] = [
+    (KernelFs::Btrfs, 0x1_0040, b"_BHRfS_M", 0x1_0020),
+    (KernelFs::Xfs, 0, b"XFSB", 0x20),
+];
+
+/// The filesystem on `part` and its UUID when it is one of
+/// [`KERNEL_FILESYSTEMS`], else None (ext4, swap, empty, unreadable).
+/// Each probe reads at most 24 bytes, inside the partition.
+fn kernel_filesystem<R: Read + Seek>(r: &mut R, part: &Partition) -> Option<(KernelFs, String)> {
+    let mut read_at = |at: u64, buf: &mut [u8]| -> Option<()> {
+        if at.checked_add(buf.len() as u64)? > part.range.len {
+            return None;
+        }
+        r.seek(SeekFrom::Start(part.range.offset.checked_add(at)?))
+            .ok()?;
+        r.read_exact(buf).ok()
+    };
+    KERNEL_FILESYSTEMS
+        .iter()
+        .find_map(|&(fs, at, magic, uuid_at)| {
+            let mut buf = [0u8; 8];
+            let buf = buf.get_mut(..magic.len())?;
+            read_at(at, buf)?;
+            if buf != magic {
+                return None;
+            }
+            let mut uuid = [0u8; 16];
+            read_at(uuid_at, &mut uuid)?;
+            Some((fs, format_uuid(&uuid)))
+        })
+}
+
+/// 16 bytes as blkid prints a filesystem UUID: 8-4-4-4-12 lowercase hex.
+fn format_uuid(b: &[u8; 16]) -> String {
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+/// Why a btrfs or xfs partition's `/boot` was not read, when no mount
+/// reader was given.
+const NO_MOUNT_READER: &str = "only a read-only kernel mount reads it, and this reader makes none (stage 1 does, and `vhdboot inspect` run as root)";
+
+/// For the "nothing to boot" messages: "; its Linux partition 2 is btrfs,
+/// whose /boot was not read: <why>", or "" when every Linux partition was
+/// read or holds nothing of the kind. The user then knows why the kernels
+/// there are not listed, instead of being told only that an ESP is
+/// missing. `unread` holds "2 is btrfs" and the reason, per partition.
+fn unread_linux_filesystems(unread: &[(String, String)]) -> String {
+    match unread {
+        [] => String::new(),
+        [(which, why)] => format!("; its Linux partition {which}, whose /boot was not read: {why}"),
+        many => format!(
+            "; its Linux partitions were not read: {}",
+            many.iter()
+                .map(|(which, why)| format!("{which} ({why})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Lists the kernels in `/boot` of every ext4 Linux partition, and of
+/// every btrfs and xfs one through `mounted`. A partition with none of
+/// these (swap, empty) is passed over in silence; a damaged one gets a
+/// warning. Kernels on a separate /boot take their title and derived
+/// command line from the root filesystem. Returns the btrfs and xfs
+/// partitions left unread ("2 is btrfs") with why.
 fn scan_linux_partitions<R: Read + Seek>(
     r: &mut R,
     partitions: &[Partition],
+    mut mounted: Option<&mut dyn MountedBoot>,
     entries: &mut Vec<BootEntry>,
     problems: &mut Vec<Problem>,
-) {
-    let mut found: Vec<(Partition, BootDir)> = Vec::new();
+) -> Vec<(String, String)> {
+    // Each partition read, with its filesystem and subvolume when it was
+    // read through a mount (None for ext4).
+    let mut found: Vec<(Partition, BootDir, Option<MountedFs>)> = Vec::new();
+    let mut unread = Vec::new();
     for part in linux_partitions(partitions) {
         let where_ = format!("Linux partition {}", part.number);
         let len = part.range.len;
@@ -253,7 +379,32 @@ fn scan_linux_partitions<R: Read + Seek>(
             Ok::<BootDir, String>(read_boot_dir(&fs, sb.uuid_string(), len))
         });
         match read {
-            Err(Ext4OpenError::NotExt4) => {}
+            Err(Ext4OpenError::NotExt4) => {
+                let Some((fs, uuid)) = kernel_filesystem(r, &part) else {
+                    continue;
+                };
+                let which = format!("{} is {}", part.number, fs.name());
+                let Some(reader) = mounted.as_mut() else {
+                    unread.push((which, NO_MOUNT_READER.to_string()));
+                    continue;
+                };
+                match reader.read_boot_dir(&part, fs, uuid) {
+                    Ok(m) => found.push((part, m.dir, Some((fs, m.subvol)))),
+                    Err(e) => {
+                        problems.push(Problem::warning(
+                            format!("{where_}: cannot read its {} filesystem: {e}", fs.name()),
+                            format!(
+                                "check the filesystem with `{}` on a copy; entries elsewhere can still boot",
+                                match fs {
+                                    KernelFs::Btrfs => "btrfs check --readonly",
+                                    KernelFs::Xfs => "xfs_repair -n",
+                                }
+                            ),
+                        ));
+                        unread.push((which, "see the warning above".to_string()));
+                    }
+                }
+            }
             Err(e) => problems.push(Problem::warning(
                 format!("{where_}: {e}"),
                 "check the filesystem with `e2fsck -n` on a copy; entries elsewhere can still boot",
@@ -262,14 +413,14 @@ fn scan_linux_partitions<R: Read + Seek>(
                 format!("{where_}: cannot read its ext4 filesystem: {e}"),
                 "check the filesystem with `e2fsck -n` on a copy; entries elsewhere can still boot",
             )),
-            Ok(Ok(dir)) => found.push((part, dir)),
+            Ok(Ok(dir)) => found.push((part, dir, None)),
         }
     }
     let root_facts = found
         .iter()
-        .find(|(_, d)| d.facts.is_root)
-        .map(|(_, d)| d.facts.clone());
-    for (part, dir) in &found {
+        .find(|(_, d, _)| d.facts.is_root)
+        .map(|(_, d, _)| d.facts.clone());
+    for (part, dir, kernel_fs) in &found {
         let where_ = format!("Linux partition {}", part.number);
         for w in &dir.warnings {
             problems.push(Problem::warning(
@@ -290,20 +441,31 @@ fn scan_linux_partitions<R: Read + Seek>(
                 ));
                 continue;
             }
-            entries.push(BootEntry {
-                title,
-                version: kernel.version.clone(),
-                cmdline,
-                source: EntrySource::Ext4 {
+            let source = match kernel_fs {
+                None => EntrySource::Ext4 {
                     partition: part.range,
                     linux: kernel.linux.clone(),
                     initrd: kernel.initrd.clone(),
                 },
+                Some((fs, subvol)) => EntrySource::Mounted {
+                    partition: part.range,
+                    fs: *fs,
+                    subvol: subvol.clone(),
+                    linux: kernel.linux.clone(),
+                    initrd: kernel.initrd.clone(),
+                },
+            };
+            entries.push(BootEntry {
+                title,
+                version: kernel.version.clone(),
+                cmdline,
+                source,
                 kernel_size: kernel.kernel_size,
                 initrd_size: kernel.initrd_size,
             });
         }
     }
+    unread
 }
 
 /// Names a partition in messages: "EFI system partition 1".
@@ -740,6 +902,54 @@ mod tests {
     fn bls_paths_are_rooted() {
         assert_eq!(bls_path("vmlinuz"), "/vmlinuz");
         assert_eq!(bls_path("/a/b"), "/a/b");
+    }
+
+    #[test]
+    fn btrfs_and_xfs_are_told_by_their_magic_with_the_uuid_blkid_reports() {
+        let uuid: [u8; 16] = *b"\x5e\x1d\x9c\x3a\x7b\x2f\x4a\x68\x8d\x04\xc9\xe6\xb2\xa7\xf0\x13";
+        let mut xfs = vec![0u8; 4096];
+        xfs[..4].copy_from_slice(b"XFSB");
+        xfs[0x20..0x30].copy_from_slice(&uuid);
+        let mut btrfs = vec![0u8; 0x1_1000];
+        btrfs[0x1_0040..0x1_0048].copy_from_slice(b"_BHRfS_M");
+        btrfs[0x1_0020..0x1_0030].copy_from_slice(&uuid);
+        let want = "5e1d9c3a-7b2f-4a68-8d04-c9e6b2a7f013".to_string();
+        for (bytes, fs) in [(xfs, KernelFs::Xfs), (btrfs, KernelFs::Btrfs)] {
+            let len = bytes.len() as u64;
+            let p = Partition {
+                kind: PartitionKind::LinuxRoot,
+                ..part(2, 0, len)
+            };
+            assert_eq!(
+                kernel_filesystem(&mut Cursor::new(&bytes), &p),
+                Some((fs, want.clone()))
+            );
+            // The same bytes in a partition too short to hold the UUID (or
+            // the magic) name nothing: no read leaves the partition.
+            let short = Partition {
+                kind: PartitionKind::LinuxRoot,
+                ..part(2, 0, if fs == KernelFs::Xfs { 0x28 } else { 0x1_0044 })
+            };
+            assert_eq!(kernel_filesystem(&mut Cursor::new(&bytes), &short), None);
+        }
+    }
+
+    #[test]
+    fn unread_partitions_are_named_one_or_many() {
+        assert_eq!(unread_linux_filesystems(&[]), "");
+        let one = [("2 is xfs".to_string(), "why".to_string())];
+        assert_eq!(
+            unread_linux_filesystems(&one),
+            "; its Linux partition 2 is xfs, whose /boot was not read: why"
+        );
+        let two = [
+            ("2 is xfs".to_string(), "a".to_string()),
+            ("3 is btrfs".to_string(), "b".to_string()),
+        ];
+        assert_eq!(
+            unread_linux_filesystems(&two),
+            "; its Linux partitions were not read: 2 is xfs (a), 3 is btrfs (b)"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! it and the stage-2 archive is appended to it. The command line is not
 //! read here: the boot plan carries it.
 
+use super::boot_dir::{BootFiles, Node};
 use super::bytes::pad4;
 use super::bzimage;
 use super::esp::{Esp, EspError};
@@ -130,6 +131,29 @@ pub enum PayloadError {
         cap: u64,
     },
     #[error(
+        "{path} on the {fs} partition at byte offset {part_offset}: {cause}; check the filesystem on a copy, or reinstall this kernel inside the OS"
+    )]
+    MountedFile {
+        fs: &'static str,
+        part_offset: u64,
+        path: String,
+        cause: String,
+    },
+    #[error(
+        "{path} on the {fs} partition at byte offset {part_offset} is {size} bytes, more than the {cap} bytes vhdboot loads from it; the file is damaged or not a kernel/initrd"
+    )]
+    MountedTooLarge {
+        fs: &'static str,
+        part_offset: u64,
+        path: String,
+        size: u64,
+        cap: u64,
+    },
+    #[error(
+        "the entry is on a {fs} filesystem, which only a read-only kernel mount reads; this reader makes none (stage 1 does, and `vhdboot inspect` run as root)"
+    )]
+    NeedsMount { fs: &'static str },
+    #[error(
         "cannot allocate {size} bytes for {path}; the machine has too little memory for this kernel and initrd"
     )]
     OutOfMemory { path: String, size: u64 },
@@ -170,7 +194,7 @@ pub fn stream_payload<R: Read + Seek, W: Write>(
 ) -> Result<StreamedPayload, PayloadError> {
     let range = match source {
         EntrySource::Uki { esp, .. } | EntrySource::Bls { esp, .. } => *esp,
-        EntrySource::Ext4 { partition, .. } => *partition,
+        EntrySource::Ext4 { partition, .. } | EntrySource::Mounted { partition, .. } => *partition,
     };
     let end = range.offset.saturating_add(range.len);
     if end > data_size {
@@ -182,6 +206,11 @@ pub fn stream_payload<R: Read + Seek, W: Write>(
     }
     if let EntrySource::Ext4 { linux, initrd, .. } = source {
         return stream_from_ext4(r, range, linux, initrd, kernel_out);
+    }
+    // Only the kernel's driver reads these, through a mount that pure code
+    // cannot make: the boot child reads them with `stream_from_files`.
+    if let EntrySource::Mounted { fs, .. } = source {
+        return Err(PayloadError::NeedsMount { fs: fs.name() });
     }
     let esp_offset = range.offset;
     let esp = Esp::open(Window::new(&mut *r, range.offset, range.len))
@@ -256,8 +285,9 @@ pub fn stream_payload<R: Read + Seek, W: Write>(
                 initrd: initrd_bytes,
             })
         }
-        // Read by stream_from_ext4 above; this arm is never reached.
-        EntrySource::Ext4 { .. } => Ok(StreamedPayload {
+        // Read by stream_from_ext4 above, or refused above; this arm is
+        // never reached.
+        EntrySource::Ext4 { .. } | EntrySource::Mounted { .. } => Ok(StreamedPayload {
             kernel_len: 0,
             kernel_release: None,
             initrd: Vec::new(),
@@ -354,6 +384,107 @@ fn stream_from_ext4<R: Read + Seek, W: Write>(
         kernel_len,
         kernel_release: bzimage::release(&head.head),
         initrd,
+    })
+}
+
+/// Streams the kernel `linux` into `kernel_out` and reads the initrds
+/// (each padded to 4 bytes) from `files`, a btrfs or xfs partition of
+/// `partition` mounted read-only (`EntrySource::Mounted`). Every size is
+/// checked against the partition and the caps before a byte is read or
+/// reserved, and no more than that size is read.
+pub fn stream_from_files<W: Write>(
+    files: &dyn BootFiles,
+    fs: &'static str,
+    partition: ByteRange,
+    linux: &str,
+    initrd: &[String],
+    kernel_out: &mut W,
+) -> Result<StreamedPayload, PayloadError> {
+    let part_offset = partition.offset;
+    let file_err = |path: &str, cause: String| PayloadError::MountedFile {
+        fs,
+        part_offset,
+        path: path.to_string(),
+        cause,
+    };
+    let sized = |path: &str, cap: u64| -> Result<u64, PayloadError> {
+        let size = match files.node(path).map_err(|e| file_err(path, e))? {
+            Node::File(size) => size,
+            Node::Missing => return Err(file_err(path, "it does not exist".into())),
+            Node::BrokenSymlink => {
+                return Err(file_err(
+                    path,
+                    "it is a broken symlink (its target is not in this filesystem)".into(),
+                ));
+            }
+            Node::Dir | Node::Other => {
+                return Err(file_err(path, "it is not a regular file".into()));
+            }
+        };
+        if size > partition.len || size > cap {
+            return Err(PayloadError::MountedTooLarge {
+                fs,
+                part_offset,
+                path: path.to_string(),
+                size,
+                cap: cap.min(partition.len),
+            });
+        }
+        Ok(size)
+    };
+    let mut head = HeadKeeper::new(kernel_out);
+    let size = sized(linux, KERNEL_CAP)?;
+    let kernel_len = {
+        let file = files.open(linux).map_err(|e| file_err(linux, e))?;
+        let mut chunked = BufWriter::with_capacity(STREAM_CHUNK, &mut head);
+        let n = io::copy(&mut file.take(size), &mut chunked)
+            .map_err(|e| file_err(linux, e.to_string()))?;
+        chunked.flush().map_err(|cause| PayloadError::KernelWrite {
+            esp_offset: part_offset,
+            path: linux.to_string(),
+            cause,
+        })?;
+        n
+    };
+    if kernel_len != size {
+        return Err(file_err(linux, "the file ended early".into()));
+    }
+    let mut initrd_bytes: Vec<u8> = Vec::new();
+    for path in initrd {
+        let size = sized(path, INITRD_CAP)?;
+        let padded = usize::try_from(pad4(size)).unwrap_or(usize::MAX);
+        let total = initrd_bytes.len().saturating_add(padded);
+        if total as u64 > INITRD_CAP {
+            return Err(PayloadError::MountedTooLarge {
+                fs,
+                part_offset,
+                path: path.clone(),
+                size: total as u64,
+                cap: INITRD_CAP,
+            });
+        }
+        initrd_bytes
+            .try_reserve(padded)
+            .map_err(|_| PayloadError::OutOfMemory {
+                path: path.clone(),
+                size: padded as u64,
+            })?;
+        let start = initrd_bytes.len();
+        files
+            .open(path)
+            .map_err(|e| file_err(path, e))?
+            .take(size)
+            .read_to_end(&mut initrd_bytes)
+            .map_err(|e| file_err(path, e.to_string()))?;
+        if (initrd_bytes.len() - start) as u64 != size {
+            return Err(file_err(path, "the file ended early".into()));
+        }
+        initrd_bytes.resize(start + padded, 0);
+    }
+    Ok(StreamedPayload {
+        kernel_len,
+        kernel_release: bzimage::release(&head.head),
+        initrd: initrd_bytes,
     })
 }
 
@@ -553,6 +684,87 @@ fn read_whole<R: Read + Seek>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::image::boot_dir::Names;
+    use std::collections::BTreeMap;
+
+    /// Files in memory, each with the size its directory entry claims
+    /// (which a damaged filesystem can get wrong).
+    struct Claimed(BTreeMap<&'static str, (u64, Vec<u8>)>);
+
+    impl BootFiles for Claimed {
+        fn node(&self, path: &str) -> Result<Node, String> {
+            Ok(self
+                .0
+                .get(path)
+                .map_or(Node::Missing, |(size, _)| Node::File(*size)))
+        }
+        fn open(&self, path: &str) -> Result<Box<dyn Read + '_>, String> {
+            let (_, bytes) = self.0.get(path).ok_or("gone")?;
+            Ok(Box::new(bytes.as_slice()))
+        }
+        fn names(&self, _: &str, _: usize) -> Names {
+            Names::Missing
+        }
+    }
+
+    fn stream(files: &Claimed, part_len: u64) -> Result<(Vec<u8>, StreamedPayload), PayloadError> {
+        let mut kernel = Vec::new();
+        let part = ByteRange {
+            offset: 1 << 20,
+            len: part_len,
+        };
+        let initrd = ["/boot/initrd".to_string()];
+        let s = stream_from_files(files, "btrfs", part, "/boot/vmlinuz", &initrd, &mut kernel)?;
+        Ok((kernel, s))
+    }
+
+    #[test]
+    fn a_mounted_entry_streams_its_kernel_and_pads_its_initrd() {
+        let files = Claimed(BTreeMap::from([
+            ("/boot/vmlinuz", (5, b"kernl".to_vec())),
+            ("/boot/initrd", (3, b"ird".to_vec())),
+        ]));
+        let (kernel, s) = stream(&files, 1 << 20).unwrap();
+        assert_eq!(kernel, b"kernl");
+        assert_eq!(s.kernel_len, 5);
+        assert_eq!(s.initrd, b"ird\0");
+    }
+
+    #[test]
+    fn a_mounted_file_larger_than_its_partition_is_refused_before_reading() {
+        let files = Claimed(BTreeMap::from([
+            ("/boot/vmlinuz", (5, b"kernl".to_vec())),
+            ("/boot/initrd", (u64::MAX, Vec::new())),
+        ]));
+        let err = stream(&files, 1 << 20).unwrap_err().to_string();
+        assert!(
+            err.contains("/boot/initrd on the btrfs partition at byte offset 1048576 is 18446744073709551615 bytes, more than the 1048576 bytes"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_mounted_file_shorter_than_its_size_or_missing_is_an_error() {
+        let files = Claimed(BTreeMap::from([
+            ("/boot/vmlinuz", (9, b"kernl".to_vec())),
+            ("/boot/initrd", (3, b"ird".to_vec())),
+        ]));
+        let err = stream(&files, 1 << 20).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "/boot/vmlinuz on the btrfs partition at byte offset 1048576: the file ended early"
+            ),
+            "{err}"
+        );
+        let files = Claimed(BTreeMap::from([("/boot/vmlinuz", (5, b"kernl".to_vec()))]));
+        let err = stream(&files, 1 << 20).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "/boot/initrd on the btrfs partition at byte offset 1048576: it does not exist"
+            ),
+            "{err}"
+        );
+    }
 
     #[test]
     fn the_kernel_passes_through_and_only_its_header_is_kept() {

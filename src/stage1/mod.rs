@@ -6,7 +6,9 @@
 //! reachable.
 
 mod host;
+mod keymap;
 mod loader_vars;
+mod locked_shell;
 mod repair;
 mod trial;
 
@@ -32,6 +34,7 @@ use vhdboot::tui::update::update;
 use crate::live_scan::{self, Discovery};
 use host::RealHost;
 use loader_vars::LoaderVars;
+pub use locked_shell::locked_shell_forever;
 
 /// The modules stage 1 needs beyond what coldplug finds for the hardware.
 const FS_MODULES: [&str; 3] = ["loop", "ntfs3", "exfat"];
@@ -108,11 +111,27 @@ pub fn run() -> ! {
     let conf = std::fs::read_to_string("/etc/vhdboot.conf").ok();
     let (config, warnings) = Config::from_sources(conf.as_deref(), &cmdline);
     early.extend(warnings.into_iter().map(|w| format!("config: {w}")));
+    pid1::set_panic_shell_locked(config.password.is_some());
     let (cols, lines) = console::effective_size((config.columns, config.lines));
     early.push(format!("console size {cols}x{lines}"));
     if let Err(e) = pid1::set_console_loglevel(MENU_LOGLEVEL) {
         early.push(format!("console log level: {e}"));
     }
+    // Before any shell or prompt, and before any thread (keymap::load).
+    // A layout that did not load is said on the menu's status line too.
+    let keymap_problem = config
+        .keymap
+        .as_deref()
+        .and_then(|name| match keymap::load(name) {
+            Ok(()) => {
+                early.push(format!("keyboard layout {name} loaded"));
+                None
+            }
+            Err(e) => {
+                early.push(format!("keymap: {e}"));
+                Some(e.to_string())
+            }
+        });
 
     let mut discovery = Discovery::new(config.clone(), Path::new(live_scan::HOSTS_DIR));
     for line in early {
@@ -202,6 +221,9 @@ pub fn run() -> ! {
     let snapshot = host.discovery.snapshot();
     let mut model = Model::new(snapshot, &config, default, countdown).with_preload();
     model.efi_variables = Some(host.loader.available());
+    if let Some(problem) = keymap_problem {
+        model.notice = Some(problem);
+    }
     if default.is_none()
         && let Some((volume, image)) = decisions::default_image(&model.snapshot, &config)
     {
@@ -238,7 +260,16 @@ pub fn run() -> ! {
                 eprintln!(
                     "\r\nvhdboot: the menu failed: {e}. Starting the rescue shell; exit it to try the menu again.\r"
                 );
-                let _ = pid1::run_rescue_shell();
+                match &config.password {
+                    // An empty line at its prompt tries the menu again.
+                    Some(password) => locked_shell::shell_behind_password(
+                        password,
+                        locked_shell::OnEmptyLine::GiveUp,
+                    ),
+                    None => {
+                        let _ = pid1::run_rescue_shell();
+                    }
+                }
             }
         }
     }

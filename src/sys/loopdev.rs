@@ -21,6 +21,7 @@ const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
 
 // linux/loop.h lo_flags.
 const LO_FLAGS_READ_ONLY: u32 = 1;
+const LO_FLAGS_AUTOCLEAR: u32 = 4;
 const LO_FLAGS_PARTSCAN: u32 = 8;
 const LO_FLAGS_DIRECT_IO: u32 = 16;
 
@@ -77,6 +78,9 @@ pub struct LoopConfig {
     /// Where in the backing file the device starts.
     pub offset: u64,
     pub read_only: bool,
+    /// Detach by itself when its last user closes it (a mount counts as
+    /// one), so a process killed while holding the device leaks nothing.
+    pub autoclear: bool,
     /// Logical block size; 0 lets the kernel choose.
     pub block_size: u32,
 }
@@ -146,6 +150,13 @@ const ATTACH_ATTEMPTS: u32 = 8;
 
 /// Attaches `file` to a free loop device with `cfg`.
 pub fn attach(file: &Path, cfg: &LoopConfig) -> Result<LoopDevice, LoopError> {
+    attach_held(file, cfg).map(|(device, _)| device)
+}
+
+/// [`attach`], also returning the open device. With `autoclear`, the
+/// device lives only while something holds it: keep the file open until
+/// a mount holds the device too.
+pub fn attach_held(file: &Path, cfg: &LoopConfig) -> Result<(LoopDevice, File), LoopError> {
     let backing = open_backing(file, cfg)?;
     let control = OpenOptions::new()
         .read(true)
@@ -170,7 +181,7 @@ pub fn attach(file: &Path, cfg: &LoopConfig) -> Result<LoopDevice, LoopError> {
         };
         let dev_file = open_loop_node(&device.path, cfg.read_only)?;
         match loop_configure(&dev_file, backing.as_raw_fd(), cfg) {
-            Ok(()) => return Ok(device),
+            Ok(()) => return Ok((device, dev_file)),
             // Another process configured this device between GET_FREE and
             // CONFIGURE: ask for the next free one.
             Err(Errno::EBUSY) => continue,
@@ -257,6 +268,9 @@ fn loop_configure(device: &File, backing_fd: RawFd, cfg: &LoopConfig) -> Result<
     let mut lo_flags = 0;
     if cfg.read_only {
         lo_flags |= LO_FLAGS_READ_ONLY;
+    }
+    if cfg.autoclear {
+        lo_flags |= LO_FLAGS_AUTOCLEAR;
     }
     if cfg.partscan {
         lo_flags |= LO_FLAGS_PARTSCAN;

@@ -14,6 +14,7 @@ pub mod kmsg;
 pub mod loopdev;
 pub mod modules;
 pub mod mount;
+pub mod partition_mount;
 pub mod pid1;
 pub mod teardown;
 pub mod tempdir;

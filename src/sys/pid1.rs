@@ -10,6 +10,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use nix::errno::Errno;
 use nix::mount::{MsFlags, mount};
@@ -458,17 +459,63 @@ pub fn exec_init(path: &Path, args: &[&str]) -> ExecError {
 pub fn install_panic_hook(restore: fn()) {
     std::panic::set_hook(Box::new(move |info| {
         restore();
-        let message = format!(
-            "\r\nvhdboot: internal error: {info}\r\n\
-             vhdboot: starting a shell; type `reboot -f` to restart.\r\n"
-        );
+        // Until the configuration is read, whether a password guards the
+        // shell is unknown: the locked shell reads it afresh and opens the
+        // plain shell only when none is set.
+        let open = PANIC_SHELL.load(Ordering::SeqCst) == PANIC_SHELL_OPEN;
+        let shell = if open {
+            "starting a shell; type `reboot -f` to restart"
+        } else {
+            "starting the rescue shell, which asks for the password if one is set"
+        };
+        let message = format!("\r\nvhdboot: internal error: {info}\r\nvhdboot: {shell}.\r\n");
         let _ = io::stderr().write_all(message.as_bytes());
         if let Ok(mut c) = fs::OpenOptions::new().write(true).open("/dev/console") {
             let _ = c.write_all(message.as_bytes());
         }
         let _ = crate::sys::kmsg::kmsg_write(&format!("internal error: {info}"));
+        if !open {
+            exec_locked_shell();
+        }
         exec_shell_forever();
     }));
+}
+
+/// Which shell follows a panic: PANIC_SHELL_UNKNOWN until stage 1 has read
+/// its configuration, then PANIC_SHELL_LOCKED when vhdboot.conf (or the
+/// command line) holds a password, else PANIC_SHELL_OPEN. Anything but
+/// OPEN ends in the locked shell (`/init --locked-shell`), which re-reads
+/// the configuration: a panic before the password is known must not open
+/// the shell it guards.
+static PANIC_SHELL: AtomicU8 = AtomicU8::new(PANIC_SHELL_UNKNOWN);
+const PANIC_SHELL_UNKNOWN: u8 = 0;
+const PANIC_SHELL_LOCKED: u8 = 1;
+const PANIC_SHELL_OPEN: u8 = 2;
+
+/// The argument `/init` takes to be the locked shell (main.rs).
+pub const LOCKED_SHELL_ARG: &str = "--locked-shell";
+
+/// Records whether the shell that follows a panic sits behind the
+/// password, once the configuration has been read.
+pub fn set_panic_shell_locked(locked: bool) {
+    let state = if locked {
+        PANIC_SHELL_LOCKED
+    } else {
+        PANIC_SHELL_OPEN
+    };
+    PANIC_SHELL.store(state, Ordering::SeqCst);
+}
+
+/// Replaces PID 1 with a fresh `/init --locked-shell`: a new process
+/// image, free of whatever state the panic left, that asks for the
+/// password before each shell. If the exec fails, PID 1 sleeps: a locked
+/// system never falls back to an open shell.
+fn exec_locked_shell() -> ! {
+    let _ = nix::unistd::execv(c"/init", &[c"/init", c"--locked-shell"]);
+    let _ = crate::sys::kmsg::kmsg_write("the locked shell could not start (execv /init)");
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
 }
 
 pub fn exec_shell_forever() -> ! {

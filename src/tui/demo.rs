@@ -106,7 +106,7 @@ pub fn fixture_snapshot() -> Snapshot {
         entries: vec![],
         problems: vec![Problem::blocking(
             "dynamic VHD: cannot sit on a loop device",
-            "Convert it: qemu-img convert -O vpc -o subformat=fixed scratch-dynamic.vhd fixed.vhd",
+            "Convert it on another Linux: vhdboot convert scratch-dynamic.vhd fixed.vhd",
         )],
     };
     let ubuntu = fixed(

@@ -304,10 +304,15 @@ pub const MENU: KeyTable = KeyTable {
         A::Edit,
         A::Shell,
         A::Help,
-        A::Rescan,
-        A::Log,
+        A::Repair,
+        A::Report,
+        // The line is cut where the screen ends (view::status::key_line),
+        // so the keys after the power keys are the ones a narrow screen
+        // leaves to the help.
         A::Reboot,
         A::PowerOff,
+        A::Rescan,
+        A::Log,
         A::Quit,
     ],
 };

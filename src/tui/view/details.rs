@@ -112,6 +112,7 @@ fn lines<'a>(model: &'a Model, theme: &Theme) -> Vec<Line<'a>> {
                 EntrySource::Uki { path, .. } => format!("UKI {path}"),
                 EntrySource::Bls { conf, .. } => format!("BLS {conf}"),
                 EntrySource::Ext4 { linux, .. } => format!("ext4 {linux}"),
+                EntrySource::Mounted { fs, linux, .. } => format!("{} {linux}", fs.name()),
             },
         ));
         // The name `bootctl set-oneshot` and `default = @saved` use.

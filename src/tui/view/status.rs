@@ -106,6 +106,7 @@ pub fn key_line(model: &Model, theme: &Theme, frame: &mut Frame, area: Rect) {
     };
     let gap = if area.width < 60 { " " } else { "  " };
     let mut spans = vec![Span::raw(" ")];
+    let mut used = 1;
     for (action, label, what) in table.hints() {
         if action == Action::Quit && !model.settings.can_quit
             || action == Action::Edit && !model.lock.editor
@@ -116,6 +117,13 @@ pub fn key_line(model: &Model, theme: &Theme, frame: &mut Frame, area: Rect) {
             KeyLabel::Text(text) => text,
             KeyLabel::UpDown => theme.up_down(),
         };
+        // Whole hints only: a key cut in half tells nothing, and the help
+        // lists every key.
+        let width = key.chars().count() + 1 + what.chars().count();
+        if used + width > usize::from(area.width) {
+            break;
+        }
+        used += width + gap.len();
         spans.push(Span::styled(key, theme.key()));
         spans.push(Span::raw(format!(" {what}{gap}")));
     }
