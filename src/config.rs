@@ -23,7 +23,7 @@ pub const SAVED_DEFAULT: &str = "@saved";
 pub const CMDLINE_PREFIX: &str = "vhdboot.";
 
 /// Every key, in the order the documentation lists them.
-pub const KEYS: [&str; 18] = [
+pub const KEYS: [&str; 19] = [
     "default",
     "timeout",
     "search",
@@ -39,6 +39,7 @@ pub const KEYS: [&str; 18] = [
     "load_memory",
     "immutable",
     "immutable_ram",
+    "trial_size",
     "editor",
     "password",
     "keymap",
@@ -112,11 +113,14 @@ pub struct Config {
     /// The most bytes an immutable boot's RAM layer may hold; None lets
     /// stage 2 take a quarter of the machine's RAM.
     pub immutable_ram: Option<u64>,
+    /// The size of the `<image>.trial` store a trial boot creates; None
+    /// takes 1 GiB (`trial::DEFAULT_TRIAL_SIZE`).
+    pub trial_size: Option<u64>,
     /// The command-line editor may be opened (`editor = no` turns it off,
     /// as in systemd-boot's loader.conf).
     pub editor: bool,
-    /// The password that the editor, the shell and the repair actions ask
-    /// for, if any.
+    /// The password that the editor, the shell, the repair actions and the
+    /// trial's keep and discard ask for, if any.
     pub password: Option<Password>,
     /// The console keyboard layout stage 1 loads before the menu (a name
     /// from `/usr/share/vhdboot/keymaps`), or None for the kernel's US one.
@@ -157,6 +161,7 @@ impl Default for Config {
             },
             immutable: Vec::new(),
             immutable_ram: None,
+            trial_size: None,
             editor: true,
             password: None,
             keymap: None,
@@ -311,6 +316,7 @@ impl Config {
             "load_memory" => parse_mib(text).map(|m| self.load.memory_mib = m),
             "immutable" => parse_image_list(text).map(|l| self.immutable = l),
             "immutable_ram" => parse_ram_limit(text).map(|r| self.immutable_ram = r),
+            "trial_size" => parse_ram_limit(text).map(|r| self.trial_size = r),
             "keymap" => parse_keymap(text).map(|k| self.keymap = k),
             _ => Ok(()),
         };

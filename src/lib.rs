@@ -17,4 +17,5 @@ pub mod password;
 pub mod report;
 pub mod sys;
 pub mod terminal_text;
+pub mod trial;
 pub mod tui;

@@ -272,6 +272,8 @@ impl Discovery {
             immutable: ImmutablePolicy {
                 images: self.config.immutable.clone(),
                 ram_limit: self.config.immutable_ram,
+                trial: Vec::new(),
+                trial_size: self.config.trial_size,
             },
         }
     }

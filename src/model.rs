@@ -35,11 +35,38 @@ pub struct ImmutablePolicy {
     /// The most bytes the RAM layer may hold; None lets stage 2 take a
     /// share of the machine's RAM.
     pub ram_limit: Option<u64>,
+    /// Images switched to a trial boot with a key in this menu session
+    /// (issue 15 item 2): their changes go to `<image>.trial` on the host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trial: Vec<String>,
+    /// The trial store's size from vhdboot.conf (`trial_size`); None
+    /// takes `trial::DEFAULT_TRIAL_SIZE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial_size: Option<u64>,
 }
 
 impl ImmutablePolicy {
     pub fn is_empty(&self) -> bool {
-        self.images.is_empty() && self.ram_limit.is_none()
+        self.images.is_empty()
+            && self.ram_limit.is_none()
+            && self.trial.is_empty()
+            && self.trial_size.is_none()
+    }
+
+    /// Whether the image at `path` boots as a trial.
+    pub fn trial_covers(&self, path: &str) -> bool {
+        self.trial.iter().any(|i| i.eq_ignore_ascii_case(path))
+    }
+
+    /// Switches the image at `path` between a trial and a normal boot; a
+    /// trial boot is never immutable as well.
+    pub fn toggle_trial(&mut self, path: &str) {
+        if self.trial_covers(path) {
+            self.trial.retain(|i| !i.eq_ignore_ascii_case(path));
+        } else {
+            self.images.retain(|i| !i.eq_ignore_ascii_case(path));
+            self.trial.push(path.to_string());
+        }
     }
 
     /// Whether the image at `path` boots immutable.
@@ -52,6 +79,7 @@ impl ImmutablePolicy {
         if self.covers(path) {
             self.images.retain(|i| !i.eq_ignore_ascii_case(path));
         } else {
+            self.trial.retain(|i| !i.eq_ignore_ascii_case(path));
             self.images.push(path.to_string());
         }
     }
@@ -207,6 +235,10 @@ pub struct Image {
     pub kind: ImageKind,
     pub entries: Vec<BootEntry>,
     pub problems: Vec<Problem>,
+    /// A trial boot's changes waiting beside the image (`<image>.trial`),
+    /// as discovery saw them without writing anything (issue 15 item 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trial: Option<crate::trial::PendingTrial>,
 }
 
 impl Image {

@@ -102,6 +102,7 @@ fn skipped(root: &Path, path: &str, why: &str) -> Image {
         .map(|m| m.len())
         .unwrap_or(0);
     Image {
+        trial: None,
         path: path.to_string(),
         file_size,
         kind: ImageKind::Unreadable,

@@ -165,6 +165,7 @@ mod tests {
                 },
                 badges: vec![VolumeBadge::Dirty],
                 images: vec![Image {
+                    trial: None,
                     path: "/vhd/broken\u{1b}[2J.vhd".into(),
                     file_size: 1 << 20,
                     kind: ImageKind::DynamicVhd,

@@ -29,6 +29,7 @@ pub mod carry;
 pub mod immutable;
 pub mod record;
 pub mod shutdown;
+pub mod trial;
 
 /// How long stage 2 waits for the host device to appear.
 const HOST_WAIT: Duration = Duration::from_secs(30);
@@ -100,6 +101,11 @@ pub enum AttachError {
          reaches it; boot it normally from the vhdboot menu (i switches immutable off)"
     )]
     Immutable(#[from] immutable::ImmutableError),
+    #[error(
+        "trial boot: {0}; the image itself was not changed; boot it normally or discard the \
+         trial from the vhdboot menu"
+    )]
+    Trial(#[from] trial::TrialError),
 }
 
 fn say(line: &str) {
@@ -181,17 +187,18 @@ pub fn run() -> ! {
 /// distro's emergency shell must not find the user's volume mounted
 /// read-write.
 fn attach(h: &Handoff) -> Result<String, AttachError> {
-    let ram_limit = h.overlay.map(|Overlay::Ram { limit }| {
-        limit.unwrap_or_else(|| {
+    let ram_limit = match h.overlay {
+        Some(Overlay::Ram { limit }) => Some(limit.unwrap_or_else(|| {
             immutable::auto_limit(&std::fs::read_to_string("/proc/meminfo").unwrap_or_default())
-        })
-    });
+        })),
+        _ => None,
+    };
     if let Some(limit) = ram_limit {
         say(&immutable::limit_notice(limit));
     }
     load_carried_modules();
     let mut modules = vec!["loop", h.fstype.driver()];
-    if ram_limit.is_some() {
+    if h.overlay.is_some() {
         modules.extend_from_slice(&Overlay::MODULES);
     }
     load_modules(&modules);
@@ -325,10 +332,29 @@ fn attach_on_mounted_host(
         })?
         .len();
     check_size(&h.image, len, h.size)?;
+    // Snapshot stacks need the same hand-over of the host mount as a
+    // plain boot: under initramfs-tools the host sits on the initramfs
+    // root until init-bottom moves it into /run, and run-init refuses to
+    // switch root while anything is still mounted there.
     if let Some(limit) = ram_limit {
         let stack = immutable::attach(&file, h.size, limit)?;
         timeline::mark("immutable stack attached");
-        return Ok(format!("{}: {stack}", h.image));
+        return Ok(format!(
+            "{}: {stack}, {}",
+            h.image,
+            detach_words(generator, &device)
+        ));
+    }
+    if let Some(Overlay::Trial { size: store_size }) = h.overlay {
+        // The host is mounted read-write: the trial store is written, the
+        // image file is only read (see `trial`'s module comment).
+        let stack = trial::attach(&file, h.size, store_size)?;
+        timeline::mark("trial stack attached");
+        return Ok(format!(
+            "{}: {stack}, {}",
+            h.image,
+            detach_words(generator, &device)
+        ));
     }
     let cfg = loopdev::LoopConfig {
         direct_io: true,
@@ -364,10 +390,7 @@ fn attach_on_mounted_host(
     };
     let parts = loopdev::wait_for_partitions(&lo, Duration::from_secs(5));
     timeline::mark("loop attached");
-    let detach = match prepare_detach(generator, &device) {
-        Ok(how) => how,
-        Err(e) => format!("no clean detach at shutdown: {e}"),
-    };
+    let detach = detach_words(generator, &device);
     Ok(format!(
         "{} on {}, {dio}, {} partition(s), host {} at {}, {recorded}, {detach}",
         h.image,
@@ -376,6 +399,14 @@ fn attach_on_mounted_host(
         device.display(),
         host_mount.display()
     ))
+}
+
+/// `prepare_detach`'s outcome in the words of stage 2's log line.
+fn detach_words(generator: carry::Generator, device: &Path) -> String {
+    match prepare_detach(generator, device) {
+        Ok(how) => how,
+        Err(e) => format!("no clean detach at shutdown: {e}"),
+    }
 }
 
 /// Arranges the clean detach at shutdown for the init that follows (see

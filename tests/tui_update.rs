@@ -723,6 +723,30 @@ fn i_switches_the_selected_image_to_immutable_and_back_for_the_boot() {
     assert_eq!(plan(&m.snapshot, entry, None).unwrap().overlay, None);
 }
 
+#[test]
+fn t_switches_the_selected_image_to_a_trial_boot_and_i_back_to_immutable() {
+    use vhdboot::boot::handoff::{Handoff, Overlay};
+    use vhdboot::boot::plan::plan;
+    use vhdboot::trial::DEFAULT_TRIAL_SIZE;
+    let mut m = menu();
+    let entry = selected_entry(&m).unwrap();
+    assert!(press(&mut m, Key::Char('t')).is_empty(), "no preload");
+    let trial = Some(Overlay::Trial {
+        size: DEFAULT_TRIAL_SIZE,
+    });
+    let p = plan(&m.snapshot, entry, None).unwrap();
+    assert_eq!(p.overlay, trial);
+    assert_eq!(Handoff::parse(&p.cmdline).unwrap().overlay, trial);
+    // i then makes it immutable instead, never both.
+    press(&mut m, Key::Char('i'));
+    assert_eq!(
+        plan(&m.snapshot, entry, None).unwrap().overlay,
+        Some(Overlay::Ram { limit: None })
+    );
+    press_all(&mut m, &[Key::Char('t'), Key::Char('t')]);
+    assert_eq!(plan(&m.snapshot, entry, None).unwrap().overlay, None);
+}
+
 fn locked_menu() -> Model {
     let hash = vhdboot::password::hash("pw", &[7; 12]).unwrap_or_default();
     let config = Config {

@@ -303,6 +303,75 @@ fn immutable_boot_of_the_selected_image_shows_on_the_status_line() {
     assert!(!draw(&mut m, 100, 24).contains("Immutable"));
 }
 
+#[test]
+fn trial_boot_and_pending_trial_changes_are_drawn() {
+    let mut m = model(false);
+    m.snapshot.immutable.trial_size = Some(256 << 20);
+    keys(&mut m, &[Key::Char('t')]);
+    let screen = draw(&mut m, 100, 24);
+    assert!(
+        screen.contains(".trial (up to 256 MiB); t: normal boot"),
+        "{screen}"
+    );
+    keys(&mut m, &[Key::Char('t')]);
+    assert!(!draw(&mut m, 100, 24).contains("Trial:"));
+    for v in &mut m.snapshot.volumes {
+        for i in &mut v.images {
+            i.trial = Some(vhdboot::trial::PendingTrial {
+                size: 300 << 20,
+                merging: false,
+            });
+        }
+    }
+    let screen = draw(&mut m, 100, 24);
+    assert!(screen.contains("trial changes (300 MiB)"), "{screen}");
+    insta::assert_snapshot!("pending_trial_100x24", screen);
+}
+
+#[test]
+fn the_trial_questions_say_what_is_written_and_a_merge_shows_its_progress() {
+    let mut m = model(false);
+    for v in &mut m.snapshot.volumes {
+        for i in &mut v.images {
+            i.trial = Some(vhdboot::trial::PendingTrial {
+                size: 300 << 20,
+                merging: false,
+            });
+        }
+    }
+    keys(&mut m, &[Key::Char('m')]);
+    let screen = draw(&mut m, 100, 24);
+    assert!(
+        screen.contains("Keep the trial changes: merge them into arch.vhd?"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("mounted read-write while the merge runs"),
+        "{screen}"
+    );
+    keys(&mut m, &[Key::Char('n'), Key::Char('x')]);
+    let screen = draw(&mut m, 100, 24);
+    assert!(
+        screen.contains("Discard the trial changes of arch.vhd?"),
+        "{screen}"
+    );
+    assert!(screen.contains("arch.vhd itself is not"), "{screen}");
+    keys(&mut m, &[Key::Char('n'), Key::Char('m'), Key::Char('y')]);
+    vhdboot::tui::update(
+        &mut m,
+        vhdboot::tui::Msg::MergeProgress(Ok(vhdboot::trial::MergeStatus {
+            allocated: 2112,
+            total: 65536,
+            metadata: 16,
+        })),
+    );
+    let screen = draw(&mut m, 100, 24);
+    assert!(
+        screen.contains("Merging the trial changes into arch.vhd: 0% (1 MiB left)"),
+        "{screen}"
+    );
+}
+
 /// Locks `m` with the password "pw".
 fn lock_with_password(m: &mut Model) {
     let hash = vhdboot::password::hash("pw", &[7; 12]).unwrap_or_default();

@@ -58,6 +58,11 @@ pub enum Overlay {
     /// layer holds at most `limit` bytes; None lets stage 2 take a share
     /// of the target machine's RAM.
     Ram { limit: Option<u64> },
+    /// Trial boot: the image is attached read-only and every write goes
+    /// to `<image>.trial` on the host, a persistent dm-snapshot store of
+    /// `size` bytes that stage 2 creates when it is absent (a later start
+    /// of the menu keeps or discards it).
+    Trial { size: u64 },
 }
 
 impl Overlay {
@@ -72,6 +77,7 @@ impl Overlay {
         match self {
             Overlay::Ram { limit: Some(bytes) } => format!("ram:{bytes}"),
             Overlay::Ram { limit: None } => "ram:auto".to_string(),
+            Overlay::Trial { size } => format!("trial:{size}"),
         }
     }
 
@@ -79,8 +85,17 @@ impl Overlay {
         let bad = || HandoffError::Bad {
             param: OVERLAY,
             value: text.to_string(),
-            expected: "ram:auto or ram:<bytes> with a positive whole number of bytes",
+            expected: "ram:auto, ram:<bytes> or trial:<bytes> with a positive whole number \
+                       of bytes",
         };
+        if let Some(n) = text.strip_prefix("trial:") {
+            return n
+                .parse::<u64>()
+                .ok()
+                .filter(|&b| b > 0)
+                .map(|size| Overlay::Trial { size })
+                .ok_or_else(bad);
+        }
         match text.strip_prefix("ram:").ok_or_else(bad)? {
             "auto" => Ok(Overlay::Ram { limit: None }),
             n => n
@@ -611,6 +626,10 @@ mod tests {
         for (overlay, text) in [
             (Overlay::Ram { limit: None }, "vhdboot.overlay=ram:auto "),
             (
+                Overlay::Trial { size: 1 << 30 },
+                "vhdboot.overlay=trial:1073741824 ",
+            ),
+            (
                 Overlay::Ram {
                     limit: Some(1 << 30),
                 },
@@ -633,7 +652,7 @@ mod tests {
     #[test]
     fn bad_overlay_is_named_with_the_accepted_forms() {
         let good = applied(&sample(), "");
-        for value in ["disk", "ram:", "ram:0", "ram:1G"] {
+        for value in ["disk", "ram:", "ram:0", "ram:1G", "trial:", "trial:0"] {
             let err = Handoff::parse(&format!("{good} {OVERLAY}={value}")).unwrap_err();
             assert!(
                 matches!(err, HandoffError::Bad { param: OVERLAY, .. }),

@@ -12,3 +12,4 @@ pub mod in_use;
 pub mod loader_interface;
 pub mod plan;
 pub mod repair;
+pub mod trial;

@@ -677,12 +677,7 @@ pub fn plan(
         image: image.path.clone(),
         size: data_size,
         next: DEFAULT_NEXT.to_string(),
-        overlay: snapshot
-            .immutable
-            .covers(&image.path)
-            .then_some(Overlay::Ram {
-                limit: snapshot.immutable.ram_limit,
-            }),
+        overlay: overlay_for(&snapshot.immutable, &image.path),
     };
     handoff
         .apply(&mut line)
@@ -713,6 +708,21 @@ pub fn plan(
         version: boot_entry.version.clone(),
         cmdline,
         overlay: handoff.overlay,
+    })
+}
+
+/// The layer stage 2 puts in front of the image at `path`: a trial store
+/// on the host, a RAM layer, or none.
+fn overlay_for(policy: &crate::model::ImmutablePolicy, path: &str) -> Option<Overlay> {
+    if policy.trial_covers(path) {
+        return Some(Overlay::Trial {
+            size: policy
+                .trial_size
+                .unwrap_or(crate::trial::DEFAULT_TRIAL_SIZE),
+        });
+    }
+    policy.covers(path).then_some(Overlay::Ram {
+        limit: policy.ram_limit,
     })
 }
 
@@ -1102,6 +1112,31 @@ mod tests {
                 partuuid: s.volumes[0].partuuid.clone(),
                 size: Some(s.volumes[0].size),
             }
+        );
+    }
+
+    #[test]
+    fn trial_image_hands_over_the_store_size_and_wins_over_immutable() {
+        let mut p = crate::model::ImmutablePolicy::default();
+        assert_eq!(overlay_for(&p, "/a.vhd"), None);
+        p.toggle("/a.vhd");
+        p.toggle_trial("/A.VHD");
+        assert!(!p.covers("/a.vhd"), "a trial boot is not immutable too");
+        assert_eq!(
+            overlay_for(&p, "/a.vhd"),
+            Some(Overlay::Trial {
+                size: crate::trial::DEFAULT_TRIAL_SIZE
+            })
+        );
+        p.trial_size = Some(256 << 20);
+        assert_eq!(
+            overlay_for(&p, "/a.vhd"),
+            Some(Overlay::Trial { size: 256 << 20 })
+        );
+        p.toggle("/a.vhd");
+        assert_eq!(
+            overlay_for(&p, "/a.vhd"),
+            Some(Overlay::Ram { limit: None })
         );
     }
 

@@ -296,6 +296,7 @@ mod tests {
                 },
                 badges,
                 images: vec![Image {
+                    trial: None,
                     path: "/vhd/My Linux.vhd".into(),
                     file_size: 64 << 20,
                     kind,

@@ -19,6 +19,7 @@ use vhdboot::image::window::{CountingReader, ReadCounter};
 use vhdboot::image::{bzimage, carry};
 use vhdboot::model::{EntrySource, Image, ImageKind, Problem};
 use vhdboot::sys::bounded;
+use vhdboot::trial::PendingTrial;
 
 #[derive(Args)]
 pub struct InspectArgs {
@@ -63,6 +64,9 @@ struct Report<'a> {
     footer: Option<&'a VhdFooter>,
     bootable: bool,
     initramfs: Vec<EntryInitramfs>,
+    /// A trial boot's changes beside the image (`<image>.trial`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trial: Option<PendingTrial>,
     #[serde(flatten)]
     inspection: &'a Inspection,
 }
@@ -162,6 +166,7 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
         footer: footer.as_ref(),
         bootable,
         initramfs,
+        trial: vhdboot::trial::look(path),
         inspection: &inspection,
     };
     if a.json {
@@ -189,6 +194,7 @@ pub fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
 /// it: `inspect` reads a file, not a host volume.
 fn verdict(path: &Path, file_len: u64, inspection: &Inspection) -> Result<u64, PlanError> {
     let image = Image {
+        trial: None,
         path: path.display().to_string(),
         file_size: file_len,
         kind: inspection.kind.clone(),
@@ -360,6 +366,9 @@ fn print_text(report: &Report<'_>, path: &Path) {
         human_size(report.file_size)
     );
     say!("Kind:   {}", kind_text(&i.kind));
+    if let Some(t) = report.trial {
+        say!("Trial:  {}", vhdboot::trial::badge(t));
+    }
     if let Some(f) = report.footer {
         say!(
             "Footer: created {} by \"{}\", disk UUID {}",

@@ -295,6 +295,7 @@ pub(crate) mod fixtures {
     pub fn fixed_image(path: &str, entries: Vec<BootEntry>) -> Image {
         let data_size = 20u64 << 30;
         Image {
+            trial: None,
             path: path.into(),
             file_size: data_size + 512,
             kind: ImageKind::FixedVhd { data_size },

@@ -107,6 +107,7 @@ pub fn describe_image_with(
         kind: ImageKind::Unreadable,
         entries: Vec::new(),
         problems: vec![Problem::blocking(what, hint)],
+        trial: None,
     };
     let mut file = match File::open(&full) {
         Ok(f) => f,
@@ -129,12 +130,27 @@ pub fn describe_image_with(
     // Discovery's reads are small and scattered; read-ahead turns ~1,300
     // syscalls per image into a few dozen.
     let found = inspect::inspect_with(&mut ReadAhead::new(&mut file), file_size, raw, mounted);
+    let trial = crate::trial::look(&full);
+    let mut problems = found.problems;
+    // A merge cut short left the image with part of the trial's changes:
+    // no boot may see it so (nor stack a new trial on it) until the merge
+    // is finished.
+    if trial.is_some_and(|t| t.merging) {
+        problems.insert(
+            0,
+            Problem::blocking(
+                "the merge of its trial changes was cut short, so it holds part of them",
+                "select it and press m to finish the merge",
+            ),
+        );
+    }
     Image {
         path: path.to_string(),
         file_size,
         kind: found.kind,
         entries: found.entries,
-        problems: found.problems,
+        problems,
+        trial,
     }
 }
 

@@ -27,6 +27,8 @@ pub struct RealHost {
     pub preloads: Preloads,
     /// The Boot Loader Interface variables, written just before kexec.
     pub loader: LoaderVars,
+    /// The merge of trial changes that runs, if any (src/stage1/trial.rs).
+    pub merge: Option<super::trial::Merge>,
 }
 
 /// No preload is wanted.
@@ -327,6 +329,81 @@ impl Host for RealHost {
                 "check that busybox is in the initramfs",
             )
         })
+    }
+
+    fn discard_trial(&mut self, plan: &vhdboot::boot::trial::TrialPlan) -> Result<String, Failure> {
+        let result = super::trial::discard(plan);
+        self.discovery.note(format!(
+            "discard of {}'s trial: {}",
+            plan.image_name,
+            match &result {
+                Ok(note) => note.clone(),
+                Err(f) => f.to_string(),
+            }
+        ));
+        result
+    }
+
+    fn start_merge(
+        &mut self,
+        plan: &vhdboot::boot::trial::TrialPlan,
+    ) -> Result<vhdboot::trial::MergeStatus, Failure> {
+        if self.merge.is_some() {
+            return Err(Failure::new(
+                format!("merging the trial changes into {}", plan.image_name),
+                "another merge runs",
+                "wait for it to end",
+            ));
+        }
+        match super::trial::start(plan) {
+            Ok((merge, status)) => {
+                self.discovery.note(format!(
+                    "merge of {}'s trial started{}: {}/{} {} sectors (allocated/total                      metadata)",
+                    plan.image_name,
+                    if plan.resuming { " (resumed)" } else { "" },
+                    status.allocated,
+                    status.total,
+                    status.metadata
+                ));
+                self.merge = Some(merge);
+                Ok(status)
+            }
+            Err(f) => {
+                self.discovery.note(f.to_string());
+                Err(f)
+            }
+        }
+    }
+
+    fn merge_status(&mut self) -> Result<vhdboot::trial::MergeStatus, Failure> {
+        let Some(merge) = self.merge.take() else {
+            return Err(Failure::new(
+                "reading the merge's progress",
+                "no merge runs",
+                "press r to rescan",
+            ));
+        };
+        let (merge, status) = merge.status().inspect_err(|f| {
+            self.discovery.note(f.to_string());
+        })?;
+        self.merge = Some(merge);
+        Ok(status)
+    }
+
+    fn finish_merge(&mut self) -> Result<String, Failure> {
+        let Some(merge) = self.merge.take() else {
+            return Err(Failure::new(
+                "finishing the merge",
+                "no merge runs",
+                "press r to rescan",
+            ));
+        };
+        let result = merge.finish();
+        self.discovery.note(match &result {
+            Ok(note) => note.clone(),
+            Err(f) => f.to_string(),
+        });
+        result
     }
 
     fn repair(&mut self, plan: &RepairPlan) -> Result<Vec<String>, Failure> {

@@ -166,6 +166,7 @@ mod tests {
                 mount: MountState::NotMounted,
                 badges: vec![],
                 images: vec![Image {
+                    trial: None,
                     path: "/debian.vhd".into(),
                     file_size: 1024,
                     kind: ImageKind::FixedVhd { data_size: 512 },

@@ -10,6 +10,7 @@ mod keymap;
 mod loader_vars;
 mod locked_shell;
 mod repair;
+mod trial;
 
 use std::path::Path;
 use std::sync::mpsc;
@@ -161,6 +162,7 @@ pub fn run() -> ! {
         discovery,
         preloads: host::Preloads::new(mpsc::channel().0),
         loader,
+        merge: None,
     };
     // Nothing to choose from: say why, then go straight to the shell
     // (ZFSBootMenu does the same when it finds no pool). The menu follows

@@ -133,7 +133,7 @@ pub fn open_and_shell(plan: &RepairPlan) -> Result<Vec<String>, Failure> {
 /// remount fails with EBUSY.
 const HOST_FREE_WAIT: Duration = Duration::from_secs(5);
 
-fn remount_read_only_when_free(host: &Path) -> Result<(), mount::MountError> {
+pub(super) fn remount_read_only_when_free(host: &Path) -> Result<(), mount::MountError> {
     let deadline = std::time::Instant::now() + HOST_FREE_WAIT;
     loop {
         match mount::remount(host, MountMode::ReadOnly) {
@@ -151,7 +151,7 @@ fn remount_read_only_when_free(host: &Path) -> Result<(), mount::MountError> {
 /// Loads the kernel module of filesystem driver `driver` if it is a module
 /// and not loaded yet (stage 1 loads only the host drivers at boot). A
 /// failure is left to the mount, whose error then names the driver.
-fn load_driver(driver: &str) {
+pub(super) fn load_driver(driver: &str) {
     let Ok(release) = vhdboot::sys::modules::kernel_release() else {
         return;
     };

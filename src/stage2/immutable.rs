@@ -31,7 +31,7 @@ const COW_MOUNT: &str = "/run/vhdboot/cow";
 /// The sparse file on it that backs the copy-on-write loop device.
 const COW_FILE: &str = "changes";
 /// The device-mapper device's name.
-const DM_NAME: &str = "vhdboot-immutable";
+pub(super) const DM_NAME: &str = "vhdboot-immutable";
 /// The kernel's words when the layer is full, so that the user can match
 /// our warning to the kernel log (dm-snap.c, __invalidate_snapshot).
 pub const FULL_KERNEL_LINE: &str = "Invalidating snapshot: Unable to allocate exception.";
@@ -136,7 +136,7 @@ pub fn attach(file: &Path, size: u64, limit: u64) -> Result<String, ImmutableErr
     ))
 }
 
-fn dio_state(lo: &LoopDevice) -> &'static str {
+pub(super) fn dio_state(lo: &LoopDevice) -> &'static str {
     match lo.direct_io_enabled() {
         Ok(true) => "direct I/O on",
         Ok(false) => "direct I/O off",
@@ -170,7 +170,7 @@ fn cow_file(limit: u64) -> Result<PathBuf, ImmutableError> {
     Ok(path)
 }
 
-fn wait_for_node(path: &Path, waited: Duration) -> Result<(), ImmutableError> {
+pub(super) fn wait_for_node(path: &Path, waited: Duration) -> Result<(), ImmutableError> {
     let deadline = Instant::now() + waited;
     while !path.exists() {
         if Instant::now() >= deadline {

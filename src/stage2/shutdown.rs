@@ -256,8 +256,13 @@ fn attached_loops() -> Vec<(loopdev::LoopDevice, PathBuf)> {
 /// Detaches each loop device and waits briefly for the kernel to drop it
 /// (the detach completes on the last close). Returns true when all are
 /// gone.
-fn detach_loops(attached: Vec<(loopdev::LoopDevice, PathBuf)>) -> bool {
-    let mut all_gone = true;
+fn detach_loops(mut attached: Vec<(loopdev::LoopDevice, PathBuf)>) -> bool {
+    // An immutable or trial boot stacks a partition loop device on a
+    // snapshot device that holds the image's (and the store's) loop
+    // devices: detach from the top down (the newest has the highest
+    // number), then remove the snapshot, which lets the lower ones go.
+    attached.sort_by_key(|(dev, _)| std::cmp::Reverse(loop_number(&dev.path)));
+    let mut asked = Vec::new();
     for (dev, backing) in attached {
         if fs::metadata(&backing).is_err() {
             say(&format!(
@@ -266,7 +271,17 @@ fn detach_loops(attached: Vec<(loopdev::LoopDevice, PathBuf)>) -> bool {
             ));
             continue;
         }
-        match dev.detach() {
+        let result = dev.detach();
+        asked.push((dev, backing, result));
+    }
+    // The snapshot goes once the top loop device has let go of it.
+    if let Some((_, top, Ok(()))) = asked.first() {
+        wait_gone(top, Duration::from_secs(3));
+    }
+    remove_snapshots();
+    let mut all_gone = true;
+    for (dev, backing, result) in asked {
+        match result {
             Ok(()) => {
                 let deadline = Instant::now() + Duration::from_secs(3);
                 while fs::metadata(&backing).is_ok() && Instant::now() < deadline {
@@ -293,6 +308,39 @@ fn detach_loops(attached: Vec<(loopdev::LoopDevice, PathBuf)>) -> bool {
         }
     }
     all_gone
+}
+
+/// The number of `/dev/loopN`, for ordering.
+fn loop_number(path: &Path) -> u32 {
+    path.to_string_lossy()
+        .trim_start_matches("/dev/loop")
+        .parse()
+        .unwrap_or(0)
+}
+
+fn wait_gone(backing: &Path, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while fs::metadata(backing).is_ok() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Removes stage 2's snapshot devices, if any (immutable, trial), once the
+/// loop device over them is gone. A persistent (trial) snapshot has
+/// written its exceptions to the store as it went; removing it only ends
+/// the mapping. Nothing to remove is the plain boot's case.
+fn remove_snapshots() {
+    for name in [super::immutable::DM_NAME, super::trial::DM_NAME] {
+        match vhdboot::sys::devmapper::remove(name) {
+            Ok(()) => say(&format!("shutdown: removed device-mapper device {name}")),
+            Err(vhdboot::sys::devmapper::DmError::Ioctl {
+                source: nix::errno::Errno::ENXIO,
+                ..
+            })
+            | Err(vhdboot::sys::devmapper::DmError::OpenControl { .. }) => {}
+            Err(e) => say(&format!("shutdown: {e}")),
+        }
+    }
 }
 
 /// Removes the in-use record from each host volume, which says that

@@ -37,6 +37,9 @@ const DM_DEV_CREATE_CMD: u8 = 3;
 const DM_DEV_REMOVE_CMD: u8 = 4;
 const DM_DEV_SUSPEND_CMD: u8 = 6;
 const DM_TABLE_LOAD_CMD: u8 = 9;
+const DM_TABLE_STATUS_CMD: u8 = 12;
+/// The kernel sets this when the status did not fit the buffer.
+const DM_BUFFER_FULL_FLAG: u32 = 1 << 8;
 
 /// The table and the device are writable; a snapshot must be, or the
 /// target could not write its changes into the RAM layer.
@@ -107,6 +110,11 @@ nix::ioctl_readwrite_bad!(
     DmBuffer
 );
 nix::ioctl_readwrite_bad!(
+    dm_table_status,
+    nix::request_code_readwrite!(DM_IOCTL, DM_TABLE_STATUS_CMD, DM_IOCTL_SIZE),
+    DmBuffer
+);
+nix::ioctl_readwrite_bad!(
     dm_table_load,
     nix::request_code_readwrite!(DM_IOCTL, DM_TABLE_LOAD_CMD, DM_IOCTL_SIZE),
     DmBuffer
@@ -138,6 +146,39 @@ impl Target {
             target: "snapshot",
             params: format!(
                 "{} {} N {SNAPSHOT_CHUNK_SECTORS}",
+                origin.display(),
+                cow.display()
+            ),
+        }
+    }
+
+    /// A persistent (`P`) `snapshot` of `origin` whose exception store is
+    /// `cow`, a loop device over `<image>.trial` on the host (trial boot,
+    /// issue 15 item 2). The kernel writes its own on-disk format there
+    /// (a header chunk, then metadata and data chunks), so the same table
+    /// finds the changes again after a reboot.
+    pub fn persistent_snapshot(origin: &Path, cow: &Path, length_sectors: u64) -> Target {
+        Target {
+            length_sectors,
+            target: "snapshot",
+            params: format!(
+                "{} {} P {SNAPSHOT_CHUNK_SECTORS}",
+                origin.display(),
+                cow.display()
+            ),
+        }
+    }
+
+    /// A `snapshot-merge` of the persistent store `cow` into `origin`
+    /// (keep): the kernel copies every exception back to the origin and
+    /// commits its progress into the store as it goes, so a merge cut by a
+    /// power loss resumes when the same table is loaded again.
+    pub fn snapshot_merge(origin: &Path, cow: &Path, length_sectors: u64) -> Target {
+        Target {
+            length_sectors,
+            target: "snapshot-merge",
+            params: format!(
+                "{} {} P {SNAPSHOT_CHUNK_SECTORS}",
                 origin.display(),
                 cow.display()
             ),
@@ -267,6 +308,43 @@ fn load_and_resume(control: &File, name: &str, target: &Target) -> Result<(), Dm
     Ok(())
 }
 
+/// The status text of device `name`'s first target (DM_TABLE_STATUS
+/// without DM_STATUS_TABLE_FLAG, as `dmsetup status` prints after the
+/// start, length and target name). For a `snapshot-merge` it is
+/// `<sectors_allocated>/<total_sectors> <metadata_sectors>`, which
+/// `vhdboot::trial::parse_merge_status` reads.
+pub fn status(name: &str) -> Result<String, DmError> {
+    let control = open_control()?;
+    let mut buf = request(name)?;
+    // SAFETY: as in `create`; the kernel writes at most `data_size` bytes
+    // (the header and the payload) and flags a status that did not fit.
+    unsafe { dm_table_status(control.as_raw_fd(), &mut buf) }.map_err(|source| DmError::Ioctl {
+        step: "DM_TABLE_STATUS",
+        name: name.to_string(),
+        source,
+    })?;
+    let bad = || DmError::Ioctl {
+        step: "DM_TABLE_STATUS (reading the answer)",
+        name: name.to_string(),
+        source: Errno::EPROTO,
+    };
+    if buf.header.flags & DM_BUFFER_FULL_FLAG != 0 || buf.header.target_count == 0 {
+        return Err(bad());
+    }
+    status_text(&buf.payload, buf.header.data_start as usize).ok_or_else(bad)
+}
+
+/// Reads the first target's status from the bytes after the header: a
+/// dm_target_spec at `data_start` (counted from the header's start), then
+/// the NUL-terminated text. Every offset is checked against the buffer.
+fn status_text(payload: &[u8], data_start: usize) -> Option<String> {
+    let spec = data_start.checked_sub(DM_IOCTL_SIZE)?;
+    let text_start = spec.checked_add(std::mem::size_of::<DmTargetSpec>())?;
+    let rest = payload.get(text_start..)?;
+    let end = rest.iter().position(|&b| b == 0)?;
+    Some(String::from_utf8_lossy(&rest[..end]).into_owned())
+}
+
 /// Removes device `name` (DM_DEV_REMOVE). Fails with EBUSY while it is open.
 pub fn remove(name: &str) -> Result<(), DmError> {
     remove_with(&open_control()?, name)
@@ -360,6 +438,19 @@ mod tests {
     }
 
     #[test]
+    fn trial_tables_are_persistent_snapshot_and_merge_over_the_same_store() {
+        let (o, c) = (Path::new("/dev/loop0"), Path::new("/dev/loop1"));
+        assert_eq!(
+            Target::persistent_snapshot(o, c, 2048).line(),
+            "0 2048 snapshot /dev/loop0 /dev/loop1 P 8"
+        );
+        assert_eq!(
+            Target::snapshot_merge(o, c, 2048).line(),
+            "0 2048 snapshot-merge /dev/loop0 /dev/loop1 P 8"
+        );
+    }
+
+    #[test]
     fn table_payload_is_one_spec_then_params_padded_to_8() {
         let t = Target::snapshot(Path::new("/dev/loop0"), Path::new("/dev/loop1"), 2048);
         let p = table_payload(&t).unwrap();
@@ -389,6 +480,21 @@ mod tests {
             params: String::new(),
         };
         assert_eq!(table_payload(&t), None);
+    }
+
+    #[test]
+    fn status_text_is_read_after_the_spec_within_the_buffer() {
+        let mut payload = vec![0u8; 128];
+        payload[40..55].copy_from_slice(b"4208/2097152 16");
+        assert_eq!(
+            status_text(&payload, 312).as_deref(),
+            Some("4208/2097152 16")
+        );
+        // A data_start before the payload, past it, or text without its
+        // NUL is no status.
+        assert_eq!(status_text(&payload, 0), None);
+        assert_eq!(status_text(&payload, 312 + 4096), None);
+        assert_eq!(status_text(&[b'1'; 64], 312), None);
     }
 
     #[test]

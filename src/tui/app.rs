@@ -333,6 +333,25 @@ impl Host for SuspendingHost<'_> {
         self.host.rescan()
     }
 
+    fn discard_trial(&mut self, plan: &crate::boot::trial::TrialPlan) -> Result<String, Failure> {
+        self.host.discard_trial(plan)
+    }
+
+    fn start_merge(
+        &mut self,
+        plan: &crate::boot::trial::TrialPlan,
+    ) -> Result<crate::trial::MergeStatus, Failure> {
+        self.host.start_merge(plan)
+    }
+
+    fn merge_status(&mut self) -> Result<crate::trial::MergeStatus, Failure> {
+        self.host.merge_status()
+    }
+
+    fn finish_merge(&mut self) -> Result<String, Failure> {
+        self.host.finish_merge()
+    }
+
     fn reboot(&mut self) -> Failure {
         self.away(|h| h.reboot(), terminal_lost)
     }

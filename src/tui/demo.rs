@@ -30,6 +30,7 @@ fn uki(title: &str, version: &str, path: &str, cmdline: &str) -> BootEntry {
 
 fn fixed(path: &str, size: u64, entries: Vec<BootEntry>, problems: Vec<Problem>) -> Image {
     Image {
+        trial: None,
         path: path.into(),
         file_size: size + 512,
         kind: ImageKind::FixedVhd { data_size: size },
@@ -98,6 +99,7 @@ pub fn fixture_snapshot() -> Snapshot {
         )],
     );
     let dynamic = Image {
+        trial: None,
         path: "/vhd/scratch-dynamic.vhd".into(),
         file_size: 3 * GIB,
         kind: ImageKind::DynamicVhd,

@@ -3,6 +3,7 @@
 //! to the menu before anything irreversible happens.
 
 use crate::boot::plan::{BootPlan, PlanError, plan};
+use crate::boot::trial::TrialAction;
 use crate::model::{EntryRef, Snapshot};
 use crate::tui::host::{Effect, Failure, Host};
 use crate::tui::msg::Msg;
@@ -80,6 +81,28 @@ pub fn execute_with(
         Effect::SaveReport { target, text } => {
             vec![Msg::ReportSaved(host.save_report(&target, &text))]
         }
+        Effect::Trial {
+            volume,
+            image,
+            action,
+        } => {
+            let plan = match crate::boot::trial::trial_plan(snapshot, volume, image, action) {
+                Ok(p) => p,
+                Err(e) => {
+                    return vec![Msg::TrialDone(Err(Failure::new(
+                        "Cannot change the trial",
+                        e.cause(),
+                        e.hint(),
+                    )))];
+                }
+            };
+            match action {
+                TrialAction::Keep => vec![Msg::MergeProgress(host.start_merge(&plan))],
+                TrialAction::Discard => vec![Msg::TrialDone(host.discard_trial(&plan))],
+            }
+        }
+        Effect::PollMerge => vec![Msg::MergeProgress(host.merge_status())],
+        Effect::FinishMerge => vec![Msg::TrialDone(host.finish_merge())],
         Effect::Reboot => vec![Msg::PowerFailed(host.reboot())],
         Effect::PowerOff => vec![Msg::PowerFailed(host.power_off())],
         // Quitting is the app loop's business: only it can leave.

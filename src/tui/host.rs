@@ -49,6 +49,19 @@ pub enum Effect {
         target: SaveTarget,
         text: String,
     },
+    /// Keep or discard the trial changes of image `image` of volume
+    /// `volume` (the user said yes). Keep starts the merge and answers
+    /// with its first status; discard answers when the store is gone.
+    Trial {
+        volume: usize,
+        image: usize,
+        action: crate::boot::trial::TrialAction,
+    },
+    /// Read the running merge's progress.
+    PollMerge,
+    /// The merge is done: remove its device, delete the store and the
+    /// marker, put the host back read-only.
+    FinishMerge,
     /// Scan the disks again.
     Rescan,
     Reboot,
@@ -128,6 +141,46 @@ pub trait Host {
             format!("saving the report to {}", target.describe()),
             "this menu cannot write to disks",
             "use the boot menu of vhdboot itself",
+        ))
+    }
+    /// Deletes the trial store `plan` names, with the host read-write for
+    /// that only. Ok holds the note to show.
+    fn discard_trial(&mut self, plan: &crate::boot::trial::TrialPlan) -> Result<String, Failure> {
+        Err(Failure::new(
+            format!("discarding the trial changes of {}", plan.image_name),
+            "this menu cannot write to disks",
+            "use the boot menu of vhdboot itself",
+        ))
+    }
+    /// Starts (or resumes) merging the trial store `plan` names into its
+    /// image and returns the merge's first status.
+    fn start_merge(
+        &mut self,
+        plan: &crate::boot::trial::TrialPlan,
+    ) -> Result<crate::trial::MergeStatus, Failure> {
+        Err(Failure::new(
+            format!("merging the trial changes into {}", plan.image_name),
+            "this menu cannot write to disks",
+            "use the boot menu of vhdboot itself",
+        ))
+    }
+    /// The running merge's status. On an error the host has undone the
+    /// merge's devices and mounts, leaving the store and the marker for a
+    /// resume.
+    fn merge_status(&mut self) -> Result<crate::trial::MergeStatus, Failure> {
+        Err(Failure::new(
+            "reading the merge's progress",
+            "no merge runs",
+            "press r to rescan",
+        ))
+    }
+    /// Ends a completed merge: removes its device, deletes the store and
+    /// the marker and remounts the host read-only. Ok holds the note.
+    fn finish_merge(&mut self) -> Result<String, Failure> {
+        Err(Failure::new(
+            "finishing the merge",
+            "no merge runs",
+            "press r to rescan",
         ))
     }
     /// Returns only on failure.

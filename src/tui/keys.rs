@@ -22,6 +22,8 @@ pub enum Action {
     Boot,
     /// Switches the selected image between an immutable and a normal boot.
     Immutable,
+    /// Switches the selected image between a trial and a normal boot.
+    Trial,
     Edit,
     Shell,
     Rescan,
@@ -35,6 +37,10 @@ pub enum Action {
     RepairWrite,
     /// Gather and show the support report.
     Report,
+    /// Keep the selected image's trial changes (merge), after a question.
+    TrialKeep,
+    /// Discard them (delete the .trial file), after a question.
+    TrialDiscard,
     /// Only where the menu may quit (`vhdboot menu --demo`).
     Quit,
     /// Works on every screen.
@@ -189,6 +195,30 @@ pub const MENU: KeyTable = KeyTable {
             &[K::Char('i')],
             None,
             Some(("i", "immutable on/off: changes kept in RAM, lost at reboot")),
+        ),
+        bind(
+            A::Trial,
+            &[K::Char('t')],
+            None,
+            Some(("t", "trial on/off: changes kept in a .trial file beside it")),
+        ),
+        bind(
+            A::TrialKeep,
+            &[K::Char('m')],
+            None,
+            Some((
+                "m",
+                "keep the trial changes: merge them into the image (asks)",
+            )),
+        ),
+        bind(
+            A::TrialDiscard,
+            &[K::Char('x')],
+            None,
+            Some((
+                "x",
+                "discard the trial changes: delete the .trial file (asks)",
+            )),
         ),
         bind(
             A::Edit,

@@ -47,12 +47,18 @@ pub struct Lock {
     pub retry_in: u32,
 }
 
-/// The actions behind the password: the editor, the shell and the two
-/// repair actions (each opens a root shell on the image).
+/// The actions behind the password: the editor, the shell, the two
+/// repair actions (each opens a root shell on the image), and keeping or
+/// discarding trial changes (each writes to the host volume).
 pub fn needs_password(action: Action) -> bool {
     matches!(
         action,
-        Action::Edit | Action::Shell | Action::Repair | Action::RepairWrite
+        Action::Edit
+            | Action::Shell
+            | Action::Repair
+            | Action::RepairWrite
+            | Action::TrialKeep
+            | Action::TrialDiscard
     )
 }
 

@@ -16,6 +16,7 @@ pub mod lock;
 pub mod model;
 pub mod msg;
 pub mod repair;
+pub mod trial;
 pub mod update;
 pub mod view;
 

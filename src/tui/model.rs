@@ -90,6 +90,13 @@ pub enum Screen {
         volume: usize,
         image: usize,
     },
+    /// The question before keeping or discarding the trial changes of
+    /// image `image` of volume `volume` (src/tui/trial.rs).
+    ConfirmTrial {
+        volume: usize,
+        image: usize,
+        action: crate::boot::trial::TrialAction,
+    },
     /// The support report, `model.report`, scrolled.
     Report {
         scroll: usize,
@@ -146,6 +153,21 @@ pub enum Busy {
     Report,
     Rescanning,
     PowerAction(PowerAction),
+    /// Keeping or discarding trial changes, in the words to show.
+    Trial(String),
+}
+
+/// A merge of trial changes that runs (src/tui/trial.rs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergeWatch {
+    /// The image's file name, for the status line.
+    pub image: String,
+    /// Data sectors left to merge at the first status; percentages count
+    /// from there.
+    pub start_remaining: Option<u64>,
+    pub percent: u8,
+    /// The merge is done and the host is removing the store.
+    pub finishing: bool,
 }
 
 /// A boot prepared in the background: which entry with which line, and how
@@ -197,6 +219,8 @@ pub struct Model {
     pub repaint: bool,
     /// The boot being prepared in the background, if any.
     pub preload: Option<Preload>,
+    /// The merge of trial changes that runs, if any: keys wait for it.
+    pub merge: Option<MergeWatch>,
     /// The id the next preload gets.
     pub next_preload_id: u64,
     /// A boot was asked for while its preload still ran; it reboots when
@@ -252,6 +276,7 @@ impl Model {
             size: (80, 24),
             repaint: false,
             preload: None,
+            merge: None,
             next_preload_id: 1,
             boot_waits: false,
             moved_since_tick: false,
@@ -263,6 +288,21 @@ impl Model {
             .and_then(|d| model.row_of_entry(d))
             .or_else(|| model.first_selectable())
             .unwrap_or(0);
+        // A merge cut by a power loss is offered at once: the image does
+        // not boot until it is finished.
+        model.notice = model
+            .snapshot
+            .volumes
+            .iter()
+            .flat_map(|v| &v.images)
+            .find(|i| i.trial.is_some_and(|t| t.merging))
+            .map(|i| {
+                format!(
+                    "The merge of {}'s trial changes was cut short: select it and press m to \
+                     finish it.",
+                    i.name()
+                )
+            });
         model
     }
 

@@ -56,6 +56,11 @@ pub enum Msg {
     },
     /// The report was written (where), or why not.
     ReportSaved(Result<String, Failure>),
+    /// The running merge's status, or why it stopped.
+    MergeProgress(Result<crate::trial::MergeStatus, Failure>),
+    /// Keeping or discarding trial changes ended: the note to show, or why
+    /// it failed.
+    TrialDone(Result<String, Failure>),
     /// Reboot or power off returned, which means it failed.
     PowerFailed(Failure),
     /// A kernel log line, for the log view.

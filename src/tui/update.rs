@@ -13,6 +13,7 @@ use crate::tui::model::{
 };
 use crate::tui::msg::{Key, Msg};
 use crate::tui::repair;
+use crate::tui::trial;
 
 pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
     match msg {
@@ -61,7 +62,11 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
             match result {
                 Ok(snapshot) => {
                     replace_snapshot(model, snapshot);
-                    model.notice = Some("Rescanned the disks.".into());
+                    // A rescan that follows an action (keeping trial
+                    // changes) keeps that action's note; r clears it.
+                    if model.notice.is_none() {
+                        model.notice = Some("Rescanned the disks.".into());
+                    }
                 }
                 Err(f) => show_failure(model, f),
             }
@@ -70,6 +75,8 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Effect> {
         Msg::RepairEnded { mode, result } => repair::on_repair_ended(model, mode, result),
         Msg::ReportGathered { facts, fat } => repair::on_report_gathered(model, &facts, &fat),
         Msg::ReportSaved(result) => repair::on_report_saved(model, result),
+        Msg::MergeProgress(result) => trial::on_merge_progress(model, result),
+        Msg::TrialDone(result) => trial::done(model, result),
         Msg::PowerFailed(f) => {
             model.busy = None;
             show_failure(model, f);
@@ -93,6 +100,10 @@ fn show_failure(model: &mut Model, f: Failure) {
 
 fn on_tick(model: &mut Model) -> Vec<Effect> {
     model.lock.tick();
+    // A running merge owns the machine: no countdown, no preload.
+    if let Some(effects) = trial::on_tick(model) {
+        return effects;
+    }
     if let Some(left) = model.countdown {
         let left = left.saturating_sub(1);
         if left == 0 {
@@ -214,6 +225,14 @@ fn on_key(model: &mut Model, key: Key) -> Vec<Effect> {
         }
         return Vec::new();
     }
+    // A merge writes the image until it ends: no boot, shell or repair may
+    // touch it meanwhile, so keys wait (the status line says so).
+    if model.merge.is_some() {
+        if keys::MENU.action(key) == Some(Action::Redraw) {
+            model.repaint = true;
+        }
+        return Vec::new();
+    }
     // Any key stops the countdown and is used for nothing else, so that a
     // user who presses Down to look does not boot something by accident.
     if model.countdown.take().is_some() {
@@ -265,6 +284,21 @@ fn on_key(model: &mut Model, key: Key) -> Vec<Effect> {
         }
         Screen::ConfirmRepair { volume, image } => {
             repair::on_confirm_repair_key(model, key, volume, image)
+        }
+        Screen::ConfirmTrial {
+            volume,
+            image,
+            action,
+        } => {
+            let mut effects = trial::on_confirm_key(model, key, volume, image, action);
+            // The image is about to change: a kernel loaded from it is
+            // stale.
+            if !effects.is_empty() {
+                let mut all = cancel_preload(model);
+                all.append(&mut effects);
+                return all;
+            }
+            effects
         }
         Screen::Report { scroll } => {
             let lines = model.report.as_ref().map_or(0, |r| r.lines.len());
@@ -334,6 +368,9 @@ fn on_menu_key(model: &mut Model, key: Key) -> Vec<Effect> {
     if let Some(effects) = repair_action(model, action) {
         return effects;
     }
+    if let Some(effects) = trial::on_menu_action(model, action) {
+        return effects;
+    }
     match action {
         Action::Up => move_selection(model, -1),
         Action::Down => move_selection(model, 1),
@@ -347,6 +384,7 @@ fn on_menu_key(model: &mut Model, key: Key) -> Vec<Effect> {
         }
         Action::Boot => return boot_selected(model),
         Action::Immutable => return toggle_immutable(model),
+        Action::Trial => return toggle_overlay(model, |p, path| p.toggle_trial(path)),
         Action::Edit | Action::Shell => return through_lock(model, action),
         Action::Rescan => {
             model.busy = Some(Busy::Rescanning);
@@ -400,6 +438,9 @@ fn repair_action(model: &mut Model, action: Action) -> Option<Vec<Effect>> {
 fn run_locked_action(model: &mut Model, action: Action) -> Vec<Effect> {
     match action {
         Action::Repair | Action::RepairWrite => repair_action(model, action).unwrap_or_default(),
+        Action::TrialKeep | Action::TrialDiscard => {
+            trial::on_menu_action(model, action).unwrap_or_default()
+        }
         Action::Edit => {
             match selected_entry(model) {
                 Ok(entry) => {
@@ -433,6 +474,15 @@ fn run_locked_action(model: &mut Model, action: Action) -> Vec<Effect> {
 /// for this menu session. A preload of it carried the other mode's
 /// command line, so it starts again.
 fn toggle_immutable(model: &mut Model) -> Vec<Effect> {
+    toggle_overlay(model, |p, path| p.toggle(path))
+}
+
+/// Switches the selected image's overlay with `toggle` (immutable or
+/// trial, issue 15), then restarts a preload as `toggle_immutable` says.
+fn toggle_overlay(
+    model: &mut Model,
+    toggle: fn(&mut crate::model::ImmutablePolicy, &str),
+) -> Vec<Effect> {
     let Some(row) = model.selected_row() else {
         return Vec::new();
     };
@@ -443,7 +493,7 @@ fn toggle_immutable(model: &mut Model) -> Vec<Effect> {
         return Vec::new();
     };
     let path = image.path.clone();
-    model.snapshot.immutable.toggle(&path);
+    toggle(&mut model.snapshot.immutable, &path);
     match row {
         Row::Entry {
             entry,

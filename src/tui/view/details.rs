@@ -67,6 +67,20 @@ fn lines<'a>(model: &'a Model, theme: &Theme) -> Vec<Line<'a>> {
             ImageKind::Unreadable => "unreadable".into(),
         },
     ));
+    if let Some(t) = image.trial {
+        out.push(field(
+            theme,
+            "Trial",
+            if t.merging {
+                format!("{}; m finishes the merge", crate::trial::badge(t))
+            } else {
+                format!(
+                    "{}; t boots it again, m keeps it, x discards it",
+                    crate::trial::badge(t)
+                )
+            },
+        ));
+    }
     let mut host = format!(
         "{} ({}, {})",
         volume.display_name(),

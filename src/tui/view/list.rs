@@ -168,6 +168,12 @@ fn image_line<'a>(i: &'a Image, blocker: Option<&PlanError>, theme: &Theme) -> L
         Span::raw(i.name()),
         Span::styled(format!(" {}", image_size(i)), theme.dim()),
     ];
+    if let Some(t) = i.trial {
+        spans.push(Span::styled(
+            format!(" {}", crate::trial::badge(t)),
+            theme.warn(),
+        ));
+    }
     if let Some(why) = blocker {
         spans.push(Span::raw(" "));
         spans.push(blocker_status(why, theme));
@@ -198,6 +204,12 @@ fn single_entry_line<'a>(
         None => {
             spans.push(Span::raw(e.title.as_str()));
             spans.push(Span::styled(format!(" {}", i.name()), theme.dim()));
+            if let Some(t) = i.trial {
+                spans.push(Span::styled(
+                    format!(" {}", crate::trial::badge(t)),
+                    theme.warn(),
+                ));
+            }
         }
         Some(why) => {
             spans.push(Span::raw(i.name()));

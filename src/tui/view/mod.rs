@@ -66,6 +66,11 @@ pub fn view(model: &Model, frame: &mut Frame) {
         Screen::ConfirmRepair { volume, image } => {
             report::render_confirm_repair(model, volume, image, &theme, frame, area)
         }
+        Screen::ConfirmTrial {
+            volume,
+            image,
+            action,
+        } => report::render_confirm_trial(model, volume, image, action, &theme, frame, area),
         Screen::ReportSave { choice, confirming } => {
             if let Some(r) = &model.report {
                 report::render_save(r, choice, confirming, &theme, frame, area);

@@ -98,6 +98,34 @@ pub fn render_save(
 }
 
 /// The question before opening an image read-write.
+/// The question before keeping or discarding trial changes: what will be
+/// written, then y/n.
+pub fn render_confirm_trial(
+    model: &Model,
+    volume: usize,
+    image: usize,
+    action: crate::boot::trial::TrialAction,
+    theme: &Theme,
+    frame: &mut Frame,
+    area: Rect,
+) {
+    let [title, body] = crate::tui::trial::question(model, volume, image, action);
+    let lines = vec![
+        Line::styled(title, theme.header()),
+        Line::raw(body),
+        Line::raw(""),
+        yes_no(theme),
+    ];
+    let rect = centered(area, 60, 9);
+    frame.render_widget(Clear, rect);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(theme.block(" Confirm ").border_style(theme.warn()))
+            .wrap(Wrap { trim: false }),
+        rect,
+    );
+}
+
 pub fn render_confirm_repair(
     model: &Model,
     volume: usize,

@@ -38,6 +38,7 @@ pub fn status_line(model: &Model, theme: &Theme, frame: &mut Frame, area: Rect) 
                 Busy::Repair => " Opening the image for repair...".into(),
                 Busy::Report => " Gathering the report...".into(),
                 Busy::Rescanning => " Scanning the disks...".into(),
+                Busy::Trial(text) => format!(" {text}"),
                 Busy::PowerAction(PowerAction::Reboot) => " Rebooting...".into(),
                 Busy::PowerAction(PowerAction::PowerOff) => " Powering off...".into(),
             },
@@ -67,6 +68,18 @@ pub fn status_line(model: &Model, theme: &Theme, frame: &mut Frame, area: Rect) 
 fn immutable_line(model: &Model) -> Option<String> {
     let (v, i) = model.selected_row()?.image()?;
     let image = model.snapshot.volumes.get(v)?.images.get(i)?;
+    if model.snapshot.immutable.trial_covers(&image.path) {
+        let size = model
+            .snapshot
+            .immutable
+            .trial_size
+            .unwrap_or(crate::trial::DEFAULT_TRIAL_SIZE);
+        return Some(format!(
+            " Trial: changes kept in {}.trial (up to {} MiB); t: normal boot",
+            image.name(),
+            size >> 20
+        ));
+    }
     model.snapshot.immutable.covers(&image.path).then(|| {
         let limit = model
             .snapshot
@@ -81,7 +94,10 @@ fn immutable_line(model: &Model) -> Option<String> {
 
 pub fn key_line(model: &Model, theme: &Theme, frame: &mut Frame, area: Rect) {
     let table = match model.screen {
-        Screen::Menu | Screen::Confirm(_) | Screen::ConfirmRepair { .. } => &keys::MENU,
+        Screen::Menu
+        | Screen::Confirm(_)
+        | Screen::ConfirmRepair { .. }
+        | Screen::ConfirmTrial { .. } => &keys::MENU,
         Screen::Report { .. } => &keys::REPORT,
         Screen::ReportSave { .. } => &keys::SAVE,
         Screen::Editor { .. } => &keys::EDITOR,
