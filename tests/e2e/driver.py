@@ -3435,17 +3435,17 @@ SCENARIOS = {
     "debian-carry": scenario_debian_carry,
     "debian-grow": scenario_debian_grow,
 }
-# The scenarios run when none is named.
-DEFAULT_SCENARIOS = ["direct", "default", "pick", "edit", "readonly", "silent", "shutdown",
-                     "faults", "empty", "panic", "late", "4kn", "shell-keys", "kexec-refused",
-                     "confirm-cancel", "exec-fails", "default-broken", "hostile", "ovmf",
-                     "ovmf-vga", "preload-default", "preload-pick", "boot-dir", "btrfs-root",
-                     "xfs-root", "repair",
-                     "repair-write", "host-safety", "hibernation", "carry", "crash",
-                     "ovmf-efivars", "immutable", "trial", "trial-keep", "trial-discard",
-                     "lock", "debian-itools", "debian-bootdir",
-                     "debian-bls", "debian-carry", "keymap-de", "panic-locked",
-                     "ovmf-debian", "debian-grow"]
+# The scenarios run when none is named, the longest first: they run two
+# (one per CPU) at a time, and a long one started last would run alone.
+DEFAULT_SCENARIOS = ["debian-carry", "ovmf-efivars", "debian-grow", "ovmf-debian",
+                     "debian-trial-keep", "debian-immutable", "debian-itools", "debian-bls",
+                     "debian-bootdir", "direct", "default", "pick", "edit", "readonly", "silent",
+                     "shutdown", "faults", "empty", "panic", "late", "4kn", "shell-keys",
+                     "kexec-refused", "confirm-cancel", "exec-fails", "default-broken", "hostile",
+                     "ovmf", "ovmf-vga", "preload-default", "preload-pick", "boot-dir",
+                     "btrfs-root", "xfs-root", "repair", "repair-write", "host-safety",
+                     "hibernation", "carry", "crash", "immutable", "trial", "trial-keep",
+                     "trial-discard", "lock", "keymap-de", "panic-locked"]
 
 
 def main() -> int:
