@@ -108,17 +108,7 @@ pub fn attach(file: &Path, size: u64, limit: u64) -> Result<String, ImmutableErr
         .map_err(ImmutableError::Snapshot)?;
     let dm_path = dm.path();
     wait_for_node(&dm_path, Duration::from_secs(5))?;
-    let top = loopdev::attach(
-        &dm_path,
-        &LoopConfig {
-            direct_io: true,
-            partscan: true,
-            block_size: vhd::SECTOR_SIZE,
-            ..LoopConfig::default()
-        },
-    )
-    .map_err(ImmutableError::Top)?;
-    let parts = loopdev::wait_for_partitions(&top, Duration::from_secs(5));
+    let (top, parts) = partitions_over(&dm_path).map_err(ImmutableError::Top)?;
     Ok(format!(
         "immutable: {} read-only on {} ({}), RAM layer on {} ({}), snapshot {} ({}:{}), \
          partitions on {} ({}), {} partition(s)",
@@ -168,6 +158,24 @@ fn cow_file(limit: u64) -> Result<PathBuf, ImmutableError> {
             source,
         })?;
     Ok(path)
+}
+
+/// The top of both snapshot stacks: a partition-scanning loop device over
+/// the device-mapper node, so the target finds its partitions as on a plain
+/// boot; direct I/O where the stack allows it. Returns the device and the
+/// partitions that appeared within 5 s.
+pub(super) fn partitions_over(dm_path: &Path) -> Result<(LoopDevice, Vec<PathBuf>), LoopError> {
+    let top = loopdev::attach(
+        dm_path,
+        &LoopConfig {
+            direct_io: true,
+            partscan: true,
+            block_size: vhd::SECTOR_SIZE,
+            ..LoopConfig::default()
+        },
+    )?;
+    let parts = loopdev::wait_for_partitions(&top, Duration::from_secs(5));
+    Ok((top, parts))
 }
 
 pub(super) fn wait_for_node(path: &Path, waited: Duration) -> Result<(), ImmutableError> {

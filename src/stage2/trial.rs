@@ -30,7 +30,7 @@ use vhdboot::sys::fileinfo;
 use vhdboot::sys::loopdev::{self, LoopConfig, LoopError};
 use vhdboot::trial::{self as plan, TrialSizeError};
 
-use super::immutable::{ImmutableError, dio_state, wait_for_node};
+use super::immutable::{ImmutableError, dio_state, partitions_over, wait_for_node};
 
 /// The device-mapper device's name.
 pub(super) const DM_NAME: &str = "vhdboot-trial";
@@ -106,17 +106,7 @@ pub fn attach(file: &Path, size: u64, store_size: u64) -> Result<String, TrialEr
     .map_err(TrialError::Snapshot)?;
     let dm_path = dm.path();
     wait_for_node(&dm_path, Duration::from_secs(5))?;
-    let top = loopdev::attach(
-        &dm_path,
-        &LoopConfig {
-            direct_io: true,
-            partscan: true,
-            block_size: vhd::SECTOR_SIZE,
-            ..LoopConfig::default()
-        },
-    )
-    .map_err(TrialError::Top)?;
-    let parts = loopdev::wait_for_partitions(&top, Duration::from_secs(5));
+    let (top, parts) = partitions_over(&dm_path).map_err(TrialError::Top)?;
     Ok(format!(
         "trial: {} read-only on {} ({}), store {} ({}, {} MiB) on {} ({}), snapshot {} \
          ({}:{}), partitions on {} ({}), {} partition(s)",
