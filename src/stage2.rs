@@ -301,6 +301,19 @@ fn stage2_refusal(badge: &VolumeBadge, fstype: &FsType) -> Option<(String, &'sta
     })
 }
 
+/// Writes the in-use record on the host before anything runs from it, and
+/// says how that went: a crash after the attach must leave the record.
+fn in_use_record(host_mount: &Path, image: &str) -> String {
+    match record::write(host_mount, image) {
+        Ok(path) => format!("in-use record {} written", path.display()),
+        Err(e) => format!(
+            "the in-use record {} could not be written ({e}); a crash of this boot will go \
+             unnoticed by the next vhdboot start",
+            record::path_on(host_mount).display()
+        ),
+    }
+}
+
 /// The steps after the host is mounted (read-write, or read-only for an
 /// immutable boot).
 fn attach_on_mounted_host(
@@ -347,11 +360,21 @@ fn attach_on_mounted_host(
     }
     if let Some(Overlay::Trial { size: store_size }) = h.overlay {
         // The host is mounted read-write: the trial store is written, the
-        // image file is only read (see `trial`'s module comment).
-        let stack = trial::attach(&file, h.size, store_size)?;
+        // image file is only read (see `trial`'s module comment). The
+        // store is the user's data too, so the in-use record goes first,
+        // as for a plain boot: a crash must leave it for the next start.
+        let recorded = in_use_record(host_mount, &h.image);
+        let stack = match trial::attach(&file, h.size, store_size) {
+            Ok(stack) => stack,
+            Err(e) => {
+                // Nothing ran from the host: the record would only block it.
+                let _ = record::remove(host_mount);
+                return Err(e.into());
+            }
+        };
         timeline::mark("trial stack attached");
         return Ok(format!(
-            "{}: {stack}, {}",
+            "{}: {stack}, {recorded}, {}",
             h.image,
             detach_words(generator, &device)
         ));
@@ -367,14 +390,7 @@ fn attach_on_mounted_host(
         ..loopdev::LoopConfig::default()
     };
     // The record goes first: a crash right after the attach must leave it.
-    let recorded = match record::write(host_mount, &h.image) {
-        Ok(path) => format!("in-use record {} written", path.display()),
-        Err(e) => format!(
-            "the in-use record {} could not be written ({e}); a crash of this boot will go \
-             unnoticed by the next vhdboot start",
-            record::path_on(host_mount).display()
-        ),
-    };
+    let recorded = in_use_record(host_mount, &h.image);
     let lo = match loopdev::attach(&file, &cfg) {
         Ok(lo) => lo,
         Err(e) => {

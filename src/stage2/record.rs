@@ -39,12 +39,16 @@ pub fn write(host_root: &Path, image: &str) -> io::Result<PathBuf> {
     Ok(path)
 }
 
-/// Removes the record; a record that is not there is no error.
-pub fn remove(host_root: &Path) -> io::Result<PathBuf> {
+/// Removes the record: Some(its path) when one was there, None when there
+/// was none. A read-only host (an immutable boot mounts it so, and writes
+/// no record) refuses any unlink, even of a missing file, so a missing
+/// record is looked for before the error counts.
+pub fn remove(host_root: &Path) -> io::Result<Option<PathBuf>> {
     let path = path_on(host_root);
     match fs::remove_file(&path) {
-        Ok(()) => Ok(path),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(path),
+        Ok(()) => Ok(Some(path)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(_) if fs::symlink_metadata(&path).is_err() => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -60,9 +64,9 @@ mod tests {
         let back = InUseRecord::parse(&fs::read_to_string(&path).unwrap()).unwrap();
         assert_eq!(back.image, "/Images/a.vhd");
         assert!(back.started_unix > 0);
-        remove(dir.path()).unwrap();
+        assert_eq!(remove(dir.path()).unwrap(), Some(path.clone()));
         assert!(!path.exists());
-        // A second removal (no record) is fine.
-        remove(dir.path()).unwrap();
+        // A second removal finds none, which is no error.
+        assert_eq!(remove(dir.path()).unwrap(), None);
     }
 }

@@ -21,7 +21,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use vhdboot::sys::mount::{MountEntry, parse_mountinfo};
+use vhdboot::sys::mount::{self, MountEntry, parse_mountinfo};
 use vhdboot::sys::{kmsg, loopdev, pid1, teardown};
 
 /// systemd's directory for the shutdown initramfs.
@@ -204,6 +204,25 @@ fn unmount_target(host: Option<(u64, u64)>) -> Vec<MountEntry> {
                         m.fstype
                     ));
                 }
+                // A snapshot boot's top loop device has the device-mapper
+                // node as its backing file, opened under the old root's
+                // /dev, so that devtmpfs stays busy until the loop device
+                // is detached, and it keeps the old root busy in turn. A
+                // devtmpfs holds no data: it is detached lazily, which lets
+                // the old root unmount; the loop device and the snapshot
+                // follow, and the devtmpfs goes with its last user.
+                Err(e) if m.fstype == "devtmpfs" => match mount::umount_fs(&m.mount_point) {
+                    Ok(_) => {
+                        progress = true;
+                        say(&format!(
+                            "shutdown: detached {} ({}) lazily: {e} (a loop device's backing \
+                             node is open there; it holds no data)",
+                            m.mount_point.display(),
+                            m.fstype
+                        ));
+                    }
+                    Err(_) => failed.push((m, e)),
+                },
                 Err(e) => failed.push((m, e)),
             }
         }
@@ -351,9 +370,13 @@ fn remove_records(host: Option<(u64, u64)>) {
         .filter(|m| role(m, host) == Role::Host)
     {
         match super::record::remove(&m.mount_point) {
-            Ok(path) => say(&format!(
+            Ok(Some(path)) => say(&format!(
                 "shutdown: in-use record {} removed from {}",
                 path.display(),
+                m.source
+            )),
+            Ok(None) => say(&format!(
+                "shutdown: no in-use record on {} (this boot wrote none)",
                 m.source
             )),
             Err(e) => say(&format!(

@@ -2502,7 +2502,7 @@ DETACH_STEPS = [r"vhdboot: shutdown: unmounted /oldroot \(/dev/loop\d+p\d, ext4\
 SYSTEMD_LOOP_LEFT = "Not all loop devices detached"
 
 
-def check_detach(name: str, text: str, verb: str):
+def check_detach(name: str, text: str, verb: str, steps=None):
     """Judges one target shutdown's console output (from its marker to its
     end): vhdboot's detach steps in order, each after the one before, the
     last naming `verb` (poweroff or reboot); and all of them after
@@ -2511,7 +2511,8 @@ def check_detach(name: str, text: str, verb: str):
     reboot."""
     at = 0
     first = None
-    for step in DETACH_STEPS:
+    steps = steps or DETACH_STEPS
+    for step in steps:
         found = re.compile(step.format(verb=verb)).search(text, at)
         check(found is not None,
               f"the target's shutdown did not log {step.format(verb=verb)!r} after the step before it")
@@ -2519,7 +2520,7 @@ def check_detach(name: str, text: str, verb: str):
         at = found.end()
     left = text.rfind(SYSTEMD_LOOP_LEFT)
     check(left < first, f"systemd-shutdown's {SYSTEMD_LOOP_LEFT!r} comes after vhdboot's detach")
-    print(f"e2e:   {name}: detach before {verb}: {len(DETACH_STEPS)} steps in order; systemd's "
+    print(f"e2e:   {name}: detach before {verb}: {len(steps)} steps in order; systemd's "
           f"{SYSTEMD_LOOP_LEFT!r} {'before them' if left >= 0 else 'not on the console'}", flush=True)
 
 
@@ -2634,7 +2635,9 @@ def trial_write_boot(args, timings, name: str, settings: str):
         vm.wait_for(rf"Trial: changes kept in \S+\.trial \(up to {TRIAL_MIB} MiB\)", 20,
                     "the status line naming the trial boot", on_screen=True)
         t_enter = vm.elapsed()
-        m = boot_edited(vm, args, "e2e.immutable=write")
+        # The host is read-write and carries the in-use record: the target
+        # shuts down through stage 2's hook, as a distro's shutdown does.
+        m = boot_edited(vm, args, "e2e.immutable=write e2e.shutdown=hook")
         timings["enter to marker"] = vm.elapsed() - t_enter
         check(re.fullmatch(r"/dev/loop\d+p2", m["root"]) is not None,
               f"root {m['root']!r} is not partition 2 of a loop device")
@@ -2898,6 +2901,12 @@ def debian_trial_boot(vm: Vm, args, timings, name: str, token: str, immutable=Fa
     else:
         vm.wait_for(re.escape(DEBIAN_ITOOLS_TITLE), 120, "the menu's Debian rows", on_screen=True)
     timings["marker to menu again"] = vm.elapsed() - timings["start to trial marker"]
+    # The snapshot stack comes apart in order too: the old root, the
+    # device-mapper device, every loop device, then the host. An immutable
+    # boot mounts the host read-only and writes no in-use record.
+    steps = DETACH_STEPS if not immutable else [
+        s.replace("in-use record \\S+ removed from", "no in-use record on") for s in DETACH_STEPS]
+    check_detach(name, vm.text()[after:], "reboot", steps)
     vm.settle()
 
 
