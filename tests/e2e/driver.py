@@ -3447,7 +3447,8 @@ SCENARIOS = {
 # The scenarios run when none is named, the longest first: they run two
 # (one per CPU) at a time, and a long one started last would run alone.
 DEFAULT_SCENARIOS = ["debian-carry", "ovmf-efivars", "debian-grow", "ovmf-debian",
-                     "debian-trial-keep", "debian-immutable", "debian-itools", "debian-bls",
+                     "debian-trial-keep", "debian-trial-cut",
+                     "debian-immutable", "debian-trial-discard", "debian-itools", "debian-bls",
                      "debian-bootdir", "direct", "default", "pick", "edit", "readonly", "silent",
                      "shutdown", "faults", "empty", "panic", "late", "4kn", "shell-keys",
                      "kexec-refused", "confirm-cancel", "exec-fails", "default-broken", "hostile",
