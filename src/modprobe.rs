@@ -171,39 +171,70 @@ pub struct ColdplugReport {
 /// devices appear (at most a few passes), since a bus driver exposes the
 /// devices behind it. Symlinks are not followed (sysfs has loops).
 pub fn coldplug(sys_root: &Path, index: &ModuleIndex) -> ColdplugReport {
-    let mut report = ColdplugReport::default();
-    let mut seen: HashSet<String> = HashSet::new();
-    let mut tried: HashSet<String> = HashSet::new();
-    for _ in 0..COLDPLUG_PASSES {
-        let mut fresh = BTreeSet::new();
-        collect_modaliases(&sys_root.join("devices"), &mut fresh);
-        fresh.retain(|m| !seen.contains(m));
-        if fresh.is_empty() {
-            break;
+    Coldplug::new(sys_root, index.clone()).run()
+}
+
+/// Coldplug that can be run again: it remembers the modaliases it has
+/// handled and the modules it has tried, so a later run handles only the
+/// devices that appeared since. Devices behind a bus show up after their
+/// bus driver loads, and not always at once: a USB stick enumerates some
+/// hundreds of milliseconds after its host controller's driver, which one
+/// pass cannot wait for, and a stick can be plugged in while the menu runs.
+/// Stage 1 runs it again while it waits for disks and at each rescan. What
+/// it remembers grows with the machine's devices only.
+#[derive(Debug, Clone)]
+pub struct Coldplug {
+    sys_root: PathBuf,
+    index: ModuleIndex,
+    seen: HashSet<String>,
+    tried: HashSet<String>,
+}
+
+impl Coldplug {
+    pub fn new(sys_root: &Path, index: ModuleIndex) -> Coldplug {
+        Coldplug {
+            sys_root: sys_root.to_path_buf(),
+            index,
+            seen: HashSet::new(),
+            tried: HashSet::new(),
         }
-        report.passes += 1;
-        for modalias in fresh {
-            let modules = index.lookup_alias(&modalias);
-            if modules.is_empty() {
-                report.unmatched += 1;
-            }
-            for module in modules {
-                if !tried.insert(module.clone()) {
-                    continue;
-                }
-                match index.load_module(&module) {
-                    Ok(r) => {
-                        report.inserted.extend(r.inserted);
-                        report.present.extend(r.present);
-                    }
-                    Err(e) => report.failed.push((module, e)),
-                }
-            }
-            seen.insert(modalias);
-        }
-        report.devices = seen.len();
     }
-    report
+
+    /// Loads the modules of the devices not seen before, in passes while
+    /// new ones appear. `devices` counts every modalias seen so far.
+    pub fn run(&mut self) -> ColdplugReport {
+        let mut report = ColdplugReport::default();
+        for _ in 0..COLDPLUG_PASSES {
+            let mut fresh = BTreeSet::new();
+            collect_modaliases(&self.sys_root.join("devices"), &mut fresh);
+            fresh.retain(|m| !self.seen.contains(m));
+            if fresh.is_empty() {
+                break;
+            }
+            report.passes += 1;
+            for modalias in fresh {
+                let modules = self.index.lookup_alias(&modalias);
+                if modules.is_empty() {
+                    report.unmatched += 1;
+                }
+                for module in modules {
+                    if !self.tried.insert(module.clone()) {
+                        continue;
+                    }
+                    match self.index.load_module(&module) {
+                        Ok(r) => {
+                            report.inserted.extend(r.inserted);
+                            report.present.extend(r.present);
+                        }
+                        Err(e) => report.failed.push((module, e)),
+                    }
+                }
+                self.seen.insert(modalias);
+            }
+        }
+        report.devices = self.seen.len();
+        report
+    }
 }
 
 fn collect_modaliases(dir: &Path, out: &mut BTreeSet<String>) {
@@ -239,6 +270,8 @@ pub struct BootModules {
     pub coldplug: Option<ColdplugReport>,
     /// The named modules that failed to load, with why.
     pub failed: Vec<(String, ModuleError)>,
+    /// The coldplug, to run again for devices that appear later.
+    pub hotplug: Option<Coldplug>,
 }
 
 /// Coldplugs the hardware, then loads `names` with their dependencies, all
@@ -252,6 +285,7 @@ pub fn load_boot_modules(names: &[&str]) -> BootModules {
                 unavailable: Some(format!("uname failed: {e}; not loading modules")),
                 coldplug: None,
                 failed: Vec::new(),
+                hotplug: None,
             };
         }
     };
@@ -266,18 +300,27 @@ pub fn load_boot_modules(names: &[&str]) -> BootModules {
                 )),
                 coldplug: None,
                 failed: Vec::new(),
+                hotplug: None,
             };
         }
     };
-    let coldplug = coldplug(Path::new("/sys"), &index);
+    let mut hotplug = Coldplug::new(Path::new("/sys"), index);
+    let coldplug = hotplug.run();
     let failed = names
         .iter()
-        .filter_map(|m| index.load_module(m).err().map(|e| (m.to_string(), e)))
+        .filter_map(|m| {
+            hotplug
+                .index
+                .load_module(m)
+                .err()
+                .map(|e| (m.to_string(), e))
+        })
         .collect();
     BootModules {
         unavailable: None,
         coldplug: Some(coldplug),
         failed,
+        hotplug: Some(hotplug),
     }
 }
 
@@ -458,6 +501,50 @@ alias pci:v0000[89]086d*sv*sd*bc*sc*i* fake_intel
         assert_eq!(report.present, ["virtio", "virtio_ring", "virtio_blk"]);
         assert!(report.failed.is_empty(), "{:?}", report.failed);
         assert_eq!(report.passes, 1);
+    }
+
+    #[test]
+    fn coldplug_run_again_handles_only_devices_that_appeared_since() {
+        let sys = tempfile::tempdir().unwrap();
+        let pci = sys.path().join("devices/pci0000:00/0000:00:04.0");
+        fs::create_dir_all(&pci).unwrap();
+        fs::write(
+            pci.join("modalias"),
+            "pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00\n",
+        )
+        .unwrap();
+        for m in [
+            "virtio",
+            "virtio_ring",
+            "virtio_blk",
+            "usbcore",
+            "usb_common",
+        ] {
+            fs::create_dir_all(sys.path().join("module").join(m)).unwrap();
+        }
+        let mut plug = Coldplug::new(sys.path(), index().with_sys_root(sys.path()));
+        let first = plug.run();
+        assert_eq!(first.present, ["virtio", "virtio_ring", "virtio_blk"]);
+        // Nothing new: nothing is matched or loaded again.
+        let idle = plug.run();
+        assert_eq!((idle.passes, idle.devices), (0, 1));
+        assert!(idle.present.is_empty() && idle.inserted.is_empty());
+        // A USB stick enumerates later, behind its host controller.
+        let stick = sys
+            .path()
+            .join("devices/pci0000:00/0000:00:05.0/usb2/2-1/2-1:1.0");
+        fs::create_dir_all(&stick).unwrap();
+        fs::write(
+            stick.join("modalias"),
+            "usb:v46F4p0001d0000dc00dsc00dp00ic08isc06ip50in00\n",
+        )
+        .unwrap();
+        fs::create_dir_all(sys.path().join("module/usb_storage")).unwrap();
+        let late = plug.run();
+        assert_eq!(late.passes, 1);
+        assert_eq!(late.devices, 2);
+        assert_eq!(late.present, ["usb_common", "usbcore", "usb_storage"]);
+        assert!(late.failed.is_empty(), "{:?}", late.failed);
     }
 
     #[test]

@@ -201,8 +201,8 @@ fn attach(h: &Handoff) -> Result<String, AttachError> {
     if h.overlay.is_some() {
         modules.extend_from_slice(&Overlay::MODULES);
     }
-    load_modules(&modules);
-    let (device, size) = wait_for_host(h)?;
+    let mut hotplug = load_modules(&modules);
+    let (device, size) = wait_for_host(h, &mut hotplug)?;
     let generator = carry::Generator::detect(Path::new("/"));
     if generator == carry::Generator::KeepsRun
         && let Err(e) = carry::mount_run(Path::new("/"))
@@ -542,7 +542,8 @@ fn load_carried_modules() {
     timeline::mark("carried modules loaded");
 }
 
-fn load_modules(modules: &[&str]) {
+/// Returns the coldplug, to run again while the host is awaited.
+fn load_modules(modules: &[&str]) -> Option<modprobe::Coldplug> {
     // What the carried modules gave is loaded already; asking the target's
     // own index for it again would only report it missing there.
     let wanted: Vec<&str> = modules
@@ -557,15 +558,37 @@ fn load_modules(modules: &[&str]) {
     for (m, e) in loaded.failed {
         say(&format!("loading {m}: {e}"));
     }
+    loaded.hotplug
 }
 
 /// Waits for the one device that matches everything stage 1 handed over.
 /// Two matching devices end the wait at once; a device that shares the id
 /// but differs in another fact is reported when the wait runs out.
-/// Returns the device and its size.
-fn wait_for_host(h: &Handoff) -> Result<(PathBuf, u64), AttachError> {
+/// Returns the device and its size. Meanwhile the coldplug runs again
+/// every half second: a host on a USB disk enumerates some time after its
+/// controller's driver loaded, and then needs usb-storage and sd_mod.
+fn wait_for_host(
+    h: &Handoff,
+    hotplug: &mut Option<modprobe::Coldplug>,
+) -> Result<(PathBuf, u64), AttachError> {
     let deadline = Instant::now() + HOST_WAIT;
+    let mut next_coldplug = Instant::now() + Duration::from_millis(500);
     loop {
+        if let Some(plug) = hotplug.as_mut()
+            && Instant::now() >= next_coldplug
+        {
+            next_coldplug = Instant::now() + Duration::from_millis(500);
+            let report = plug.run();
+            if !report.inserted.is_empty() {
+                say(&format!(
+                    "coldplug: new device(s): inserted [{}]",
+                    report.inserted.join(", ")
+                ));
+            }
+            for (name, e) in &report.failed {
+                say(&format!("coldplug: loading {name} failed: {e}"));
+            }
+        }
         let candidates: Vec<Candidate> = blkid::probe_block_devices(Path::new("/sys"))
             .into_iter()
             .map(|d| Candidate {

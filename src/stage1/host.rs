@@ -29,6 +29,9 @@ pub struct RealHost {
     pub loader: LoaderVars,
     /// The merge of trial changes that runs, if any (src/stage1/trial.rs).
     pub merge: Option<super::trial::Merge>,
+    /// The coldplug, run again at each rescan: a disk plugged in while
+    /// the menu runs may need a driver (none when there is no module index).
+    pub hotplug: Option<vhdboot::modprobe::Coldplug>,
 }
 
 /// No preload is wanted.
@@ -458,6 +461,11 @@ impl Host for RealHost {
 
     fn rescan(&mut self) -> Result<Snapshot, Failure> {
         self.take_preload_notes();
+        if let Some(plug) = self.hotplug.as_mut() {
+            for line in super::coldplug_again(plug) {
+                self.discovery.note(line);
+            }
+        }
         Ok(self.discovery.remount_and_rescan())
     }
 

@@ -137,16 +137,26 @@ pub fn run() -> ! {
     for line in early {
         discovery.note(line);
     }
-    load_modules(&mut discovery);
+    let mut hotplug = load_modules(&mut discovery);
     match pid1::mount_efivarfs() {
         Some(Err(e)) => discovery.note(format!("EFI variables: {e}")),
         Some(Ok(())) => discovery.reread_secure_boot(),
         None => {}
     }
     timeline::mark("modules loaded");
+    // Devices behind a bus that appear while we wait (a USB stick
+    // enumerates after its controller's driver loaded) get their drivers
+    // here, so their disks can still show up before the deadline.
+    let mut late = Vec::new();
     let snapshot = discovery.settle(|| {
         pid1::reap_zombies();
+        if let Some(plug) = hotplug.as_mut() {
+            late.extend(coldplug_again(plug));
+        }
     });
+    for line in late {
+        discovery.note(line);
+    }
     timeline::mark("disks settled");
     if let Some(point) = config.failpoint {
         point.arm();
@@ -163,6 +173,7 @@ pub fn run() -> ! {
         preloads: host::Preloads::new(mpsc::channel().0),
         loader,
         merge: None,
+        hotplug,
     };
     // Nothing to choose from: say why, then go straight to the shell
     // (ZFSBootMenu does the same when it finds no pool). The menu follows
@@ -277,7 +288,8 @@ pub fn run() -> ! {
 
 /// Coldplugs the hardware, then loads the filesystem drivers. A missing
 /// module is logged; the menu still comes up and says what it found.
-fn load_modules(discovery: &mut Discovery) {
+/// Returns the coldplug, to be run again for devices that appear later.
+fn load_modules(discovery: &mut Discovery) -> Option<modprobe::Coldplug> {
     let mut modules = FS_MODULES.to_vec();
     // efivarfs is a module in Debian's kernels; it only loads (and is only
     // wanted) where the firmware is EFI.
@@ -303,6 +315,24 @@ fn load_modules(discovery: &mut Discovery) {
     for (m, e) in loaded.failed {
         discovery.note(format!("loading {m}: {e}"));
     }
+    loaded.hotplug
+}
+
+/// Runs the coldplug again for the devices that appeared since the last
+/// run; the scan-log lines for what it loaded or failed to load.
+pub(crate) fn coldplug_again(plug: &mut modprobe::Coldplug) -> Vec<String> {
+    let report = plug.run();
+    let mut lines = Vec::new();
+    if !report.inserted.is_empty() {
+        lines.push(format!(
+            "coldplug: new device(s): inserted [{}]",
+            report.inserted.join(", ")
+        ));
+    }
+    for (name, e) in &report.failed {
+        lines.push(format!("coldplug: loading {name} failed: {e}"));
+    }
+    lines
 }
 
 /// Feeds new kernel log lines to the menu's log view.
