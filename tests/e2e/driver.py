@@ -267,7 +267,8 @@ class Vm:
 
     def __init__(self, args, name, kernel, initrd, append, disk=None, answer_dsr=True,
                  monitor=False, overlay=True, sector_size=512, extra_disks=(),
-                 firmware=None, vga=False, overlay_of=None, allow_reboot=False):
+                 firmware=None, vga=False, overlay_of=None, allow_reboot=False,
+                 usb_removable=False):
         self.name = name
         self.monitor_path = os.path.join(args.workdir, f"{name}.monitor") if monitor else None
         self.answer_dsr = answer_dsr
@@ -308,7 +309,13 @@ class Vm:
                      "-b", os.path.abspath(disk), overlay],
                     check=True,
                 )
-            if sector_size == 512:
+            if usb_removable:
+                # A USB stick: usb-storage on an xHCI controller, whose
+                # disk the guest's sysfs marks removable (issue 13).
+                cmd += ["-device", "qemu-xhci,id=xhci",
+                        "-drive", f"file={overlay},if=none,id=host,format=qcow2",
+                        "-device", "usb-storage,bus=xhci.0,drive=host,removable=on"]
+            elif sector_size == 512:
                 cmd += ["-drive", f"file={overlay},if=virtio,format=qcow2"]
             else:
                 # A 4Kn disk: the guest sees 4096-byte logical sectors.
@@ -2490,11 +2497,16 @@ def token_in_vhd(args, name: str, image_path: str, root_part: int):
 # order it must happen: the old root unmounted, its loop detached, the
 # in-use record removed, the host volume unmounted, and only then the
 # final poweroff or reboot.
-DETACH_STEPS = [r"vhdboot: shutdown: unmounted /oldroot \(/dev/loop\d+p\d, ext4\)",
-                r"vhdboot: shutdown: detached /dev/loop\d+",
-                r"vhdboot: shutdown: in-use record \S+ removed from /dev/vda1",
-                r"vhdboot: shutdown: host volume /dev/vda1 \(ntfs3\) unmounted cleanly",
-                r"vhdboot: shutdown: everything detached cleanly; {verb} now"]
+def detach_steps(host: str = "/dev/vda1") -> list:
+    """DETACH_STEPS for a host volume on `host`."""
+    return [r"vhdboot: shutdown: unmounted /oldroot \(/dev/loop\d+p\d, ext4\)",
+            r"vhdboot: shutdown: detached /dev/loop\d+",
+            rf"vhdboot: shutdown: in-use record \S+ removed from {re.escape(host)}",
+            rf"vhdboot: shutdown: host volume {re.escape(host)} \(ntfs3\) unmounted cleanly",
+            r"vhdboot: shutdown: everything detached cleanly; {verb} now"]
+
+
+DETACH_STEPS = detach_steps()
 # systemd-shutdown's line while / is on the loop (tests/e2e/README.md
 # says why it cannot go); an info line, so below the console's level with
 # `quiet loglevel=3`; E2E_DEBIAN_WORDS="loglevel=7 systemd.log_level=info"
@@ -2524,12 +2536,13 @@ def check_detach(name: str, text: str, verb: str, steps=None):
           f"{SYSTEMD_LOOP_LEFT!r} {'before them' if left >= 0 else 'not on the console'}", flush=True)
 
 
-def debian_vm(args, name: str, settings: str, allow_reboot=False) -> Vm:
+def debian_vm(args, name: str, settings: str, allow_reboot=False, **disks) -> Vm:
+    """The Debian disk's VM; `disks` go to Vm (extra_disks, usb_removable)."""
     check(args.debian_disk is not None and os.path.exists(args.debian_disk),
           f"the Debian disk {args.debian_disk!r} is missing: run tests/e2e/build")
     append = f"{BASE_CMDLINE} {settings}"
     return Vm(args, name, args.kernel, args.initrd, append, disk=args.debian_disk,
-              allow_reboot=allow_reboot)
+              allow_reboot=allow_reboot, **disks)
 
 
 def debian_pick(vm: Vm, args, timings, title: str, words: str):
@@ -2778,24 +2791,30 @@ def scenario_trial_discard(args, timings):
 
 
 def debian_scenario(args, timings, name: str, title: str, entry: str, path=DEBIAN_PATH,
-                    root_part=2, then="poweroff", extra_words="", then_boot=None):
+                    root_part=2, then="poweroff", extra_words="", then_boot=None,
+                    host="/dev/vda1", before_boot=None, **disks):
     """Boots one Debian entry through the menu with a fresh token added in
     the editor, checks the marker, waits for the power-off (or, with
     then="reboot", for the menu to come back, then powers off from it, or
     boots `then_boot`, a (title, entry) of debian.vhd, which powers off),
-    judges vhdboot's detach at each target shutdown, and finds the last
-    token in the VHD afterwards."""
+    judges vhdboot's detach at each target shutdown (the host volume on
+    `host`), and finds the last token in the VHD afterwards. `disks` go to
+    Vm; `before_boot(vm)` runs once the menu shows the Debian rows, before
+    any key."""
     extra_words = f"{extra_words} {os.environ.get('E2E_DEBIAN_WORDS', '')}".strip()
     token = f"{name}-{os.getpid()}-{int(time.time())}"
     limit = args.timeout
     args.timeout = max(limit, DEBIAN_TIMEOUT)
     try:
         vm = debian_vm(args, name, "vhdboot.default=/Images/debian.vhd vhdboot.timeout=-1",
-                       allow_reboot=(then == "reboot"))
+                       allow_reboot=(then == "reboot"), **disks)
     finally:
         args.timeout = limit
     menu_again = None
     try:
+        if before_boot is not None:
+            wait_menu(vm, args, timings, [DEBIAN_ITOOLS_TITLE, title])
+            before_boot(vm)
         debian_pick(vm, args, timings, title, f"{extra_words} e2e.token={token} e2e.then={then}".strip())
         m = vm.wait_for(DEBIAN_MARKER, DEBIAN_TIMEOUT, "the Debian target's VHDBOOT-DEBIAN-OK marker")
         debian_timings(vm, m, vm.elapsed(), timings)
@@ -2829,9 +2848,9 @@ def debian_scenario(args, timings, name: str, title: str, entry: str, path=DEBIA
             check_debian_marker(m, path, entry, token, root_part)
         vm.wait_exit(180, "the target (or the menu) to power off")
         timings["to power off"] = vm.elapsed()
-        check_detach(name, vm.text()[first.end():menu_again], then)
+        check_detach(name, vm.text()[first.end():menu_again], then, detach_steps(host))
         if then_boot is not None:
-            check_detach(name, vm.text()[m.end():], "poweroff")
+            check_detach(name, vm.text()[m.end():], "poweroff", detach_steps(host))
     finally:
         vm.close()
     found, fsck = token_in_vhd(args, name, path, root_part)
@@ -3111,6 +3130,36 @@ def scenario_debian_carry(args, timings):
     text = vm.text()
     check(any("carried" in line and "loop" in line for line in text.split("\n")),
           "the console names no carried modules (a line with 'carried' and 'loop')")
+    return vm
+
+
+def scenario_debian_removable(args, timings):
+    """Issue 13, item 1: Windows is hibernated on an internal disk (the
+    hibernation fixture, a virtio disk), and the Debian host disk is a USB
+    stick (usb-storage, removable). The stick's volume is badged
+    [removable] and is not held by the internal disk's hibernation: its
+    initramfs-tools UKI boots, the target's shutdown detaches from
+    /dev/sda1, and the token persists; the hibernated disk is unchanged."""
+    hiber = os.path.abspath(args.hiber_disk)
+
+    def badges(vm):
+        vm.wait_for(r"E2E-HIBER .*\[hibernated\]", 30, "E2E-HIBER's [hibernated] badge", on_screen=True)
+        vm.wait_for(r"E2E-DEBIAN .*\[removable\]", 30, "the USB stick's [removable] badge",
+                    on_screen=True)
+        rows = [line for line in vm.screen().split("\n") if "E2E-DEBIAN" in line]
+        check(all("hibernated" not in line for line in rows),
+              f"the removable E2E-DEBIAN is badged hibernated: {rows!r}")
+        print(f"e2e:   debian-removable: {' '.join(rows[0].split()) if rows else 'no E2E-DEBIAN row'}",
+              flush=True)
+
+    vm = debian_scenario(args, timings, "debian-removable", DEBIAN_ITOOLS_TITLE, "debian-itools",
+                         host="/dev/sda1", before_boot=badges, extra_disks=[hiber],
+                         usb_removable=True)
+    hraw = extra_overlay_to_raw(args, "debian-removable", 0)
+    try:
+        compare_hashes("debian-removable", hiber, hraw)
+    finally:
+        os.unlink(hraw)
     return vm
 
 
@@ -3441,6 +3490,7 @@ SCENARIOS = {
     "debian-dracut": scenario_debian_dracut,
     "debian-bootdir": scenario_debian_bootdir,
     "debian-bls": scenario_debian_bls,
+    "debian-removable": scenario_debian_removable,
     "debian-carry": scenario_debian_carry,
     "debian-grow": scenario_debian_grow,
 }
@@ -3449,7 +3499,8 @@ SCENARIOS = {
 DEFAULT_SCENARIOS = ["debian-carry", "ovmf-efivars", "debian-grow", "ovmf-debian",
                      "debian-trial-keep", "debian-trial-cut",
                      "debian-immutable", "debian-trial-discard", "debian-itools", "debian-bls",
-                     "debian-bootdir", "direct", "default", "pick", "edit", "readonly", "silent",
+                     "debian-removable", "debian-bootdir", "direct", "default", "pick", "edit",
+                     "readonly", "silent",
                      "shutdown", "faults", "empty", "panic", "late", "4kn", "shell-keys",
                      "kexec-refused", "confirm-cancel", "exec-fails", "default-broken", "hostile",
                      "ovmf", "ovmf-vga", "preload-default", "preload-pick", "boot-dir",
