@@ -476,8 +476,9 @@ alias pci:v0000[89]086d*sv*sd*bc*sc*i* fake_intel
         assert!(err.to_string().contains("MODULE_DECOMPRESS"), "{err}");
     }
 
-    #[test]
-    fn coldplug_walks_a_sysfs_tree_without_following_symlinks() {
+    /// A sysfs tree with one virtio block device; returns it and the
+    /// device's directory.
+    fn sysfs_with_virtio_disk() -> (tempfile::TempDir, PathBuf) {
         let sys = tempfile::tempdir().unwrap();
         let pci = sys.path().join("devices/pci0000:00/0000:00:04.0");
         fs::create_dir_all(&pci).unwrap();
@@ -486,6 +487,12 @@ alias pci:v0000[89]086d*sv*sd*bc*sc*i* fake_intel
             "pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00\n",
         )
         .unwrap();
+        (sys, pci)
+    }
+
+    #[test]
+    fn coldplug_walks_a_sysfs_tree_without_following_symlinks() {
+        let (sys, pci) = sysfs_with_virtio_disk();
         let acpi = sys.path().join("devices/LNXSYSTM:00");
         fs::create_dir_all(&acpi).unwrap();
         fs::write(acpi.join("modalias"), "acpi:LNXSYSTM:\n").unwrap();
@@ -505,14 +512,7 @@ alias pci:v0000[89]086d*sv*sd*bc*sc*i* fake_intel
 
     #[test]
     fn coldplug_run_again_handles_only_devices_that_appeared_since() {
-        let sys = tempfile::tempdir().unwrap();
-        let pci = sys.path().join("devices/pci0000:00/0000:00:04.0");
-        fs::create_dir_all(&pci).unwrap();
-        fs::write(
-            pci.join("modalias"),
-            "pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00\n",
-        )
-        .unwrap();
+        let (sys, _) = sysfs_with_virtio_disk();
         for m in [
             "virtio",
             "virtio_ring",
