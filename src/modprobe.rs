@@ -174,6 +174,24 @@ pub fn coldplug(sys_root: &Path, index: &ModuleIndex) -> ColdplugReport {
     Coldplug::new(sys_root, index.clone()).run()
 }
 
+impl ColdplugReport {
+    /// The log lines for a later run: what it loaded or failed to load
+    /// (nothing when no new device needed a driver).
+    pub fn late_lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        if !self.inserted.is_empty() {
+            lines.push(format!(
+                "coldplug: new device(s): inserted [{}]",
+                self.inserted.join(", ")
+            ));
+        }
+        for (name, e) in &self.failed {
+            lines.push(format!("coldplug: loading {name} failed: {e}"));
+        }
+        lines
+    }
+}
+
 /// Coldplug that can be run again: it remembers the modaliases it has
 /// handled and the modules it has tried, so a later run handles only the
 /// devices that appeared since. Devices behind a bus show up after their

@@ -578,15 +578,8 @@ fn wait_for_host(
             && Instant::now() >= next_coldplug
         {
             next_coldplug = Instant::now() + Duration::from_millis(500);
-            let report = plug.run();
-            if !report.inserted.is_empty() {
-                say(&format!(
-                    "coldplug: new device(s): inserted [{}]",
-                    report.inserted.join(", ")
-                ));
-            }
-            for (name, e) in &report.failed {
-                say(&format!("coldplug: loading {name} failed: {e}"));
+            for line in plug.run().late_lines() {
+                say(&line);
             }
         }
         let candidates: Vec<Candidate> = blkid::probe_block_devices(Path::new("/sys"))

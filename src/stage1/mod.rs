@@ -321,18 +321,7 @@ fn load_modules(discovery: &mut Discovery) -> Option<modprobe::Coldplug> {
 /// Runs the coldplug again for the devices that appeared since the last
 /// run; the scan-log lines for what it loaded or failed to load.
 pub(crate) fn coldplug_again(plug: &mut modprobe::Coldplug) -> Vec<String> {
-    let report = plug.run();
-    let mut lines = Vec::new();
-    if !report.inserted.is_empty() {
-        lines.push(format!(
-            "coldplug: new device(s): inserted [{}]",
-            report.inserted.join(", ")
-        ));
-    }
-    for (name, e) in &report.failed {
-        lines.push(format!("coldplug: loading {name} failed: {e}"));
-    }
-    lines
+    plug.run().late_lines()
 }
 
 /// Feeds new kernel log lines to the menu's log view.
